@@ -1,0 +1,138 @@
+"""Scenario file schema (TOML), validated on load.
+
+Every section rejects unknown keys; numbers carry their allowed range. See docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PROFILE_STEP_S = 900
+PROFILE_ROWS = 35136  # quarter hours of the SimBench profile year 2016
+PROFILE_START = datetime(2016, 1, 1)
+KINDS = ("wind", "pv", "other_res", "load", "storage")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GridCfg(Strict):
+    source: Literal["simbench", "tiny"] = "simbench"
+    code: str = "1-HVMV-mixed-all-2-sw"
+
+
+class RunCfg(Strict):
+    start: datetime = datetime(2016, 1, 1)
+    steps: int = Field(96, ge=1, le=PROFILE_ROWS)
+    step_s: int = Field(900, ge=PROFILE_STEP_S, le=86400, multiple_of=PROFILE_STEP_S)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _within_year(self) -> RunCfg:
+        offset = (self.start - PROFILE_START).total_seconds()
+        if offset < 0 or offset % PROFILE_STEP_S:
+            raise ValueError("start must be a quarter hour within the profile year 2016")
+        last = offset / PROFILE_STEP_S + (self.steps - 1) * self.step_s / PROFILE_STEP_S
+        if last >= PROFILE_ROWS:
+            raise ValueError(
+                f"start + steps * step_s runs past the end of the profile year 2016 "
+                f"(last profile row {int(last)} >= {PROFILE_ROWS})")
+        return self
+
+    @property
+    def first_row(self) -> int:
+        return int((self.start - PROFILE_START).total_seconds() // PROFILE_STEP_S)
+
+    @property
+    def stride(self) -> int:
+        return self.step_s // PROFILE_STEP_S
+
+
+class ErrorCfg(Strict):
+    """Forecast error of one asset kind: AR(1), std as a fraction of the asset's rating."""
+
+    sigma: float = Field(ge=0.0, le=1.0)
+    rho: float = Field(0.9, ge=0.0, lt=1.0)
+    common: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class ForecastCfg(Strict):
+    wind: ErrorCfg = ErrorCfg(sigma=0.05, rho=0.95, common=0.6)
+    pv: ErrorCfg = ErrorCfg(sigma=0.04, rho=0.9, common=0.7)
+    other_res: ErrorCfg = ErrorCfg(sigma=0.01, rho=0.9, common=0.2)
+    load: ErrorCfg = ErrorCfg(sigma=0.03, rho=0.9, common=0.5)
+    storage: ErrorCfg = ErrorCfg(sigma=0.0, rho=0.0, common=0.0)
+
+
+class OfferCfg(Strict):
+    """Flexibility of one asset kind: the share of its capability offered, and its prices."""
+
+    share: float = Field(ge=0.0, le=1.0)
+    price_up: float = Field(ge=0.0, le=1e5)  # EUR/MWh the buyer pays for upward activation
+    price_down: float = Field(ge=0.0, le=1e5)  # EUR/MWh for downward activation
+
+
+class LadderCfg(Strict):
+    """The TSO's balancing offer ladder at the EHV link (the rest of the system)."""
+
+    blocks: int = Field(4, ge=0, le=50)
+    block_mw: float = Field(50.0, ge=0.0, le=1e5)
+    price_up: float = Field(90.0, ge=0.0, le=1e5)  # first upward block
+    price_down: float = Field(40.0, ge=0.0, le=1e5)  # first downward block
+    price_step: float = Field(20.0, ge=0.0, le=1e5)  # added per further block
+
+
+class FlexibilityCfg(Strict):
+    wind: OfferCfg = OfferCfg(share=0.5, price_up=0.0, price_down=35.0)
+    pv: OfferCfg = OfferCfg(share=0.5, price_up=0.0, price_down=45.0)
+    other_res: OfferCfg = OfferCfg(share=0.2, price_up=0.0, price_down=60.0)
+    load: OfferCfg = OfferCfg(share=0.1, price_up=120.0, price_down=25.0)
+    storage: OfferCfg = OfferCfg(share=0.8, price_up=70.0, price_down=15.0)
+    balancing: LadderCfg = LadderCfg()
+
+    def offer(self, kind: str) -> OfferCfg:
+        return getattr(self, kind)
+
+
+class LevelLimits(Strict):
+    vm_min_pu: float = Field(0.9, gt=0.5, lt=1.0)
+    vm_max_pu: float = Field(1.1, gt=1.0, lt=1.5)
+    loading_max_percent: float = Field(100.0, gt=0.0, le=500.0)
+
+
+class LimitsCfg(Strict):
+    T: LevelLimits = LevelLimits(vm_min_pu=0.9, vm_max_pu=1.1, loading_max_percent=100.0)
+    D: LevelLimits = LevelLimits(vm_min_pu=0.94, vm_max_pu=1.06, loading_max_percent=100.0)
+
+
+class PenaltiesCfg(Strict):
+    imbalance_eur_per_mwh: float = Field(1000.0, ge=0.0, le=1e6)
+    overload_eur_per_mwh: float = Field(2000.0, ge=0.0, le=1e6)  # per MWh above a branch rating
+    voltage_eur_per_bus_h: float = Field(500.0, ge=0.0, le=1e6)  # per bus-hour outside the band
+
+
+class CouplingCfg(Strict):
+    tolerance_mw: float = Field(1e-3, gt=0.0, le=10.0)
+    max_iterations: int = Field(30, ge=1, le=1000)
+
+
+class MarketCfg(Strict):
+    pricing: Literal["pay_as_bid", "pay_as_clear"] = "pay_as_bid"
+    prequalification: bool = False
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    grid: GridCfg = GridCfg()
+    run: RunCfg = RunCfg()
+    forecast: ForecastCfg = ForecastCfg()
+    flexibility: FlexibilityCfg = FlexibilityCfg()
+    limits: LimitsCfg = LimitsCfg()
+    penalties: PenaltiesCfg = PenaltiesCfg()
+    coupling: CouplingCfg = CouplingCfg()
+    market: MarketCfg = MarketCfg()

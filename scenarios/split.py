@@ -1,0 +1,92 @@
+"""Split a coupled T+D pandapower net at its TSO-DSO interfaces (the HV/MV transformers).
+
+The result is one transmission net (the TSO's grid: HV plus the EHV stub with the external
+grids) and one net per distribution grid (one DSO each). In the transmission net every
+interface transformer is replaced by a load at its HV bus (the interface exchange, positive
+from T into D); in a distribution net the HV bus of each interface transformer becomes the
+slack, whose voltage the transmission grid returns. At the fixed point of that exchange the
+split power flows equal the power flow of the coupled net.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandapower as pp
+from pandapower.toolbox import select_subnet
+from pandapower.auxiliary import pandapowerNet
+
+T_GRID_PREFIXES = ("EHV", "HV")
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One TSO-DSO interface: an HV/MV transformer of the coupled net."""
+
+    name: str  # transformer name
+    grid: str  # the D grid it feeds
+    trafo: int  # transformer index (same in the coupled and the D net)
+    hv_bus: int  # pandapower bus index of its HV side (in both the T and the D net)
+    t_load: int  # index of the load that stands for it in the T net
+
+
+@dataclass
+class SplitNet:
+    """The coupled net cut into one T net and one net per D grid."""
+
+    t_name: str
+    t_net: pandapowerNet
+    d_nets: dict[str, pandapowerNet]
+    interfaces: list[Interface]
+
+
+def grid_of_subnet(subnet: str) -> str:
+    """Name of the grid a SimBench subnet belongs to: the part before the first '_'.
+
+    'HV1_MV1.101' (the HV side of a substation) belongs to 'HV1'; 'MV1.101_LV1.101' to 'MV1.101'.
+    """
+    return str(subnet).split("_")[0]
+
+
+def bus_grids(net: pandapowerNet) -> tuple[str, dict[int, str]]:
+    """Map every bus to its grid name; all EHV/HV buses form the one T grid."""
+    grids = {int(b): grid_of_subnet(s) for b, s in net.bus.subnet.items()}
+    t_names = sorted({g for g in grids.values() if g.startswith(T_GRID_PREFIXES)})
+    hv = [g for g in t_names if g.startswith("HV")]
+    t_name = hv[0] if hv else t_names[0]
+    return t_name, {b: (t_name if g.startswith(T_GRID_PREFIXES) else g) for b, g in grids.items()}
+
+
+def split_net(net: pandapowerNet) -> SplitNet:
+    """Cut `net` at the HV/MV transformers; the input net is not modified."""
+    t_name, grid_of = bus_grids(net)
+    t_buses = {b for b, g in grid_of.items() if g == t_name}
+    ifaces = net.trafo[
+        net.trafo.hv_bus.map(grid_of).eq(t_name) & net.trafo.lv_bus.map(grid_of).ne(t_name)
+        & net.trafo.in_service
+    ]
+    if ifaces.empty:
+        raise ValueError("the net has no HV/MV transformer between the T grid and a D grid")
+
+    t_net = select_subnet(net, t_buses, include_results=False)
+    d_nets: dict[str, pandapowerNet] = {}
+    interfaces: list[Interface] = []
+    for grid in sorted({grid_of[int(b)] for b in ifaces.lv_bus}):
+        mine = ifaces[ifaces.lv_bus.map(grid_of) == grid]
+        hv = sorted({int(b) for b in mine.hv_bus})
+        buses = {b for b, g in grid_of.items() if g == grid} | set(hv)
+        d = select_subnet(net, buses, include_results=False)
+        # the HV side buses belong to the TSO: their own loads and generators stay in the T net
+        for table in ("load", "sgen", "storage", "gen", "shunt", "ext_grid", "ward", "xward"):
+            df = d[table]
+            if len(df):
+                d[table] = df[~df.bus.isin(hv)]
+        for b in hv:
+            pp.create_ext_grid(d, b, vm_pu=1.0, va_degree=0.0, name=f"interface {b}")
+        d_nets[grid] = d
+        for idx, row in mine.iterrows():
+            load = pp.create_load(t_net, int(row.hv_bus), p_mw=0.0, q_mvar=0.0,
+                                  name=f"interface {row['name']}")
+            interfaces.append(Interface(name=str(row["name"]), grid=grid, trafo=int(idx),
+                                        hv_bus=int(row.hv_bus), t_load=int(load)))
+    return SplitNet(t_name=t_name, t_net=t_net, d_nets=d_nets, interfaces=interfaces)

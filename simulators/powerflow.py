@@ -1,0 +1,211 @@
+"""AC power flow of one grid on pandapower's own admittance matrices, built once per run.
+
+`pandapower.runpp` spends most of its 20-100 ms per call in Python bookkeeping; the Newton-Raphson
+itself on a cached Ybus takes about a millisecond. `GridModel` runs `runpp` once to let pandapower
+build the internal case (bus fusion by switches, transformer models, shunts, line charging), keeps
+its Ybus/Yf/Yt and the element-to-bus incidence, and then solves each step with a Newton-Raphson
+that uses pandapower's own Jacobian (`dSbus_dV`). Results (bus voltages, branch loadings, branch
+flows) follow pandapower's definitions; `tests/test_powerflow.py` checks them against `runpp`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandapower as pp
+import scipy.sparse as sp
+from pandapower.auxiliary import pandapowerNet
+from pandapower.pypower.dSbus_dV import dSbus_dV
+from scipy.sparse.linalg import splu
+
+SQRT3 = np.sqrt(3.0)
+
+
+class PowerFlowNotConverged(RuntimeError):
+    """The Newton-Raphson did not reach the tolerance within its iteration limit."""
+
+
+@dataclass
+class FlowResult:
+    """One solved power flow, in pandapower's element order."""
+
+    vm_pu: np.ndarray  # (buses,) NaN for isolated buses
+    va_degree: np.ndarray  # (buses,)
+    loading_percent: np.ndarray  # (lines + trafos,)
+    p_from_mw: np.ndarray  # (lines + trafos,) active power entering at the from/hv side
+    q_from_mvar: np.ndarray  # (lines + trafos,)
+    slack_s_mva: np.ndarray  # (ref buses,) complex power injected by each slack bus
+    iterations: int
+
+
+class GridModel:
+    """A pandapower net prepared for fast repeated AC power flows.
+
+    Injections are given per element table (load, sgen, storage) as MW/Mvar arrays in the
+    order of the net's element tables, with pandapower's sign conventions (loads and charging
+    storage consume). Slack voltages can be changed per solve (the D grids' interface).
+    """
+
+    def __init__(self, net: pandapowerNet, tol_mva: float = 1e-6, max_iter: int = 20):
+        self.net = net
+        self.tol = tol_mva
+        self.max_iter = max_iter
+        pp.runpp(net, numba=False)
+        internal = net._ppc["internal"]
+        self.base_mva = float(internal["baseMVA"])
+        self.ybus = sp.csr_matrix(internal["Ybus"])
+        self.yf = sp.csr_matrix(internal["Yf"])
+        self.yt = sp.csr_matrix(internal["Yt"])
+        self.ref = np.asarray(internal["ref"], dtype=np.int64)
+        self.pv = np.asarray(internal["pv"], dtype=np.int64)
+        self.pq = np.asarray(internal["pq"], dtype=np.int64)
+        if len(self.pv):
+            raise ValueError("voltage-controlled generators (PV buses) are not supported")
+        self.n_bus_int = self.ybus.shape[0]
+        self.pvpq = np.r_[self.pv, self.pq]
+        # pandapower bus -> internal bus (isolated buses map outside the internal range)
+        lookup = net._pd2ppc_lookups["bus"]
+        self.bus_index = net.bus.index.to_numpy()
+        self.bus_int = np.asarray(lookup[self.bus_index], dtype=np.int64)
+        self.bus_ok = (self.bus_int >= 0) & (self.bus_int < self.n_bus_int)
+        self._inc = {t: self._incidence(t) for t in ("load", "sgen", "storage")}
+        # constant part of Sbus that is not one of the three element tables (e.g. wards)
+        self.v = np.asarray(internal["V"], dtype=complex).copy()
+        self.s_const = np.zeros(self.n_bus_int, dtype=complex)
+        s_elem = self._element_s(*self.base_injections())
+        self.s_const = np.asarray(internal["Sbus"], dtype=complex) - s_elem
+        self.s_const[self.ref] = 0.0
+        self._branches(net)
+        self.v_ref = self.v[self.ref].copy()
+
+    # --- set-up -----------------------------------------------------------------------
+    def _incidence(self, table: str) -> sp.csr_matrix:
+        df = self.net[table]
+        n = len(df)
+        if n == 0:
+            return sp.csr_matrix((self.n_bus_int, 0))
+        rows = np.asarray(self.net._pd2ppc_lookups["bus"][df.bus.to_numpy()], dtype=np.int64)
+        scale = (df.scaling.to_numpy() * df.in_service.to_numpy()).astype(float)
+        ok = (rows >= 0) & (rows < self.n_bus_int)
+        return sp.csr_matrix((scale[ok], (rows[ok], np.arange(n)[ok])), shape=(self.n_bus_int, n))
+
+    def _branches(self, net: pandapowerNet) -> None:
+        lookups = net._pd2ppc_lookups["branch"]
+        internal = net._ppc["internal"]
+        branch = internal["branch"]
+        f_bus = branch[:, 0].real.astype(np.int64)
+        t_bus = branch[:, 1].real.astype(np.int64)
+        base_kv = internal["bus"][:, 9].real
+        rows, limit_kw, kind = [], [], []
+        if "line" in lookups:
+            f, t = lookups["line"]
+            rows.append(np.arange(f, t))
+            line = net.line
+            imax = (line.max_i_ka * line.df * line.parallel).to_numpy()
+            limit_kw.append(np.c_[imax, imax])
+            kind.append(np.zeros(t - f))
+        if "trafo" in lookups:
+            f, t = lookups["trafo"]
+            rows.append(np.arange(f, t))
+            tr = net.trafo
+            # pandapower's 'current' loading: i * vn * sqrt3 / sn_mva / parallel / df
+            scale = (tr.sn_mva * tr.parallel * tr.df).to_numpy() / SQRT3
+            limit_kw.append(np.c_[scale / tr.vn_hv_kv.to_numpy(), scale / tr.vn_lv_kv.to_numpy()])
+            kind.append(np.ones(t - f))
+        self.branch_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        self.branch_limit_ka = np.vstack(limit_kw) if limit_kw else np.zeros((0, 2))
+        self.branch_kv = np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows]
+        self.branch_is_trafo = np.concatenate(kind).astype(bool) if kind else np.zeros(0, bool)
+        self.yf_b = self.yf[self.branch_rows]
+        self.yt_b = self.yt[self.branch_rows]
+        self.f_int = f_bus[self.branch_rows]
+        self.t_int = t_bus[self.branch_rows]
+
+    def base_injections(self) -> tuple[np.ndarray, ...]:
+        """The net's own element set-points: (p_load, q_load, p_sgen, q_sgen, p_sto, q_sto)."""
+        n = self.net
+        return (n.load.p_mw.to_numpy(float), n.load.q_mvar.to_numpy(float),
+                n.sgen.p_mw.to_numpy(float), n.sgen.q_mvar.to_numpy(float),
+                n.storage.p_mw.to_numpy(float), n.storage.q_mvar.to_numpy(float))
+
+    def _element_s(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto) -> np.ndarray:
+        s = -(self._inc["load"] @ (p_load + 1j * q_load))
+        s += self._inc["sgen"] @ (p_sgen + 1j * q_sgen)
+        s -= self._inc["storage"] @ (p_sto + 1j * q_sto)
+        return s / self.base_mva
+
+    # --- solving ----------------------------------------------------------------------
+    def solve(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto,
+              v_ref: np.ndarray | None = None) -> FlowResult:
+        """Solve the AC power flow; `v_ref` sets the complex slack voltages (pu) if given."""
+        sbus = self._element_s(p_load, q_load, p_sgen, q_sgen, p_sto, q_sto) + self.s_const
+        v = self.v.copy()
+        if v_ref is not None:
+            self.v_ref = np.asarray(v_ref, dtype=complex)
+        v[self.ref] = self.v_ref
+        if not np.all(np.isfinite(v)) or np.any(np.abs(v) < 0.5):
+            v = np.ones_like(v)
+            v[self.ref] = self.v_ref
+        v, it = self._newton(v, sbus)
+        self.v = v
+        return self._result(v, it)
+
+    def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
+        pvpq, pq = self.pvpq, self.pq
+        npvpq = len(pvpq)
+        tol = self.tol / self.base_mva
+        vm, va = np.abs(v), np.angle(v)
+        for it in range(self.max_iter + 1):
+            mis = v * np.conj(self.ybus @ v) - sbus
+            f = np.r_[mis[pvpq].real, mis[pq].imag]
+            if np.max(np.abs(f), initial=0.0) < tol:
+                return v, it
+            if it == self.max_iter:
+                break
+            ds_dvm, ds_dva = dSbus_dV(self.ybus, v)
+            j11 = ds_dva[pvpq][:, pvpq].real
+            j12 = ds_dvm[pvpq][:, pq].real
+            j21 = ds_dva[pq][:, pvpq].imag
+            j22 = ds_dvm[pq][:, pq].imag
+            jac = sp.bmat([[j11, j12], [j21, j22]], format="csc")
+            dx = -splu(jac).solve(f)
+            if not np.all(np.isfinite(dx)):
+                break
+            va[pvpq] += dx[:npvpq]
+            vm[pq] += dx[npvpq:]
+            v = vm * np.exp(1j * va)
+        raise PowerFlowNotConverged(
+            f"AC power flow did not converge in {self.max_iter} iterations "
+            f"(largest mismatch {np.max(np.abs(f)) * self.base_mva:.3g} MVA)")
+
+    def _result(self, v: np.ndarray, it: int) -> FlowResult:
+        vm = np.full(len(self.bus_index), np.nan)
+        va = np.full(len(self.bus_index), np.nan)
+        vm[self.bus_ok] = np.abs(v[self.bus_int[self.bus_ok]])
+        va[self.bus_ok] = np.degrees(np.angle(v[self.bus_int[self.bus_ok]]))
+        s_f = v[self.f_int] * np.conj(self.yf_b @ v) * self.base_mva
+        s_t = v[self.t_int] * np.conj(self.yt_b @ v) * self.base_mva
+        vmf = np.abs(v[self.f_int]) * self.branch_kv[:, 0]
+        vmt = np.abs(v[self.t_int]) * self.branch_kv[:, 1]
+        i_f = np.abs(s_f) / vmf / SQRT3
+        i_t = np.abs(s_t) / vmt / SQRT3
+        loading = np.maximum(i_f / self.branch_limit_ka[:, 0], i_t / self.branch_limit_ka[:, 1])
+        s_ref = v[self.ref] * np.conj(self.ybus[self.ref] @ v) * self.base_mva
+        return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading * 100.0,
+                          p_from_mw=s_f.real, q_from_mvar=s_f.imag, slack_s_mva=s_ref,
+                          iterations=it)
+
+    def bus_voltage(self, buses: np.ndarray) -> np.ndarray:
+        """Complex voltage (pu) of pandapower buses from the last solve."""
+        return self.v[np.asarray(self.net._pd2ppc_lookups["bus"][buses], dtype=np.int64)]
+
+    def slack_buses(self) -> np.ndarray:
+        """One pandapower bus per slack (ext_grid buses fused by switches share a slack)."""
+        eg = self.net.ext_grid.bus.to_numpy()
+        internal = np.asarray(self.net._pd2ppc_lookups["bus"][eg], dtype=np.int64)
+        return np.array([eg[np.flatnonzero(internal == r)[0]] for r in self.ref])
+
+    @property
+    def branch_names(self) -> list[str]:
+        return [str(n) for n in self.net.line.name] + [str(n) for n in self.net.trafo.name]
