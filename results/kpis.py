@@ -1,0 +1,121 @@
+"""Key performance indicators of a run, computed from its results file.
+
+Everything is read in slabs of rows, so a year of quarter-hours never has to fit in memory.
+Works on complete and on interrupted files (only the steps written count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import h5py
+import numpy as np
+
+from results.read import steps_written
+
+#: KPI name -> units, in the order they are written to /kpis.
+KPI_UNITS: dict[str, str] = {
+    "total_cost_eur": "EUR",
+    "tso_cost_eur": "EUR",
+    "dso_cost_eur": "EUR",
+    "brp_cost_eur": "EUR",
+    "imbalance_cost_eur": "EUR",
+    "violation_cost_eur": "EUR",
+    "activated_mwh": "MWh",
+    "cross_level_mwh": "MWh",
+    "conflicts": "1",
+    "conflict_mwh": "MWh",
+    "unresolved_imbalance_mwh": "MWh",
+    "voltage_violation_bus_steps": "1",
+    "overload_branch_steps": "1",
+    "curtailment_mwh": "MWh",
+}
+#: KPIs that are counts (stored as integers).
+COUNT_KPIS = frozenset({"conflicts", "voltage_violation_bus_steps", "overload_branch_steps"})
+#: Asset kinds whose downward activation is renewable curtailment.
+CURTAILABLE_KINDS = (b"wind", b"pv", b"other_res")
+
+_SLAB_ROWS = 8192
+_TABLE_SLAB_ROWS = 65536
+
+
+def _slabs(ds: h5py.Dataset, n: int, rows: int = _SLAB_ROWS) -> Iterator[np.ndarray]:
+    """Rows [0, n) of a dataset, a slab at a time."""
+    for i in range(0, n, rows):
+        yield ds[i : min(i + rows, n)]
+
+
+def compute_kpis(f: h5py.File) -> dict[str, float]:
+    """All KPIs of the steps written in ``f`` (counts as ``int``, the rest as ``float``).
+
+    Energies are |MW| * step_h summed over steps (activation and conflict volumes as
+    magnitudes). Voltage and loading limits are the per-grid attributes; NaN values (not
+    computed) never count as violations.
+    """
+    n = steps_written(f)
+    step_h = int(f.attrs["step_s"]) / 3600.0
+    k: dict[str, float] = {}
+
+    costs = f["costs"]
+    k["total_cost_eur"] = sum(float(np.sum(a)) for a in _slabs(costs["total"], n))
+    for key in ("tso", "dso", "brp", "imbalance", "violation"):
+        k[f"{key}_cost_eur"] = sum(float(np.sum(a)) for a in _slabs(costs[key], n))
+
+    ds = f["needs/unresolved_imbalance_mw"]
+    k["unresolved_imbalance_mwh"] = sum(float(np.sum(np.abs(a))) for a in _slabs(ds, n)) * step_h
+
+    volt = over = 0
+    for grid in f["grids"].values():
+        vmin, vmax = float(grid.attrs["vm_min_pu"]), float(grid.attrs["vm_max_pu"])
+        lmax = float(grid.attrs["loading_max_percent"])
+        for a in _slabs(grid["vm_pu"], n):
+            volt += int(np.count_nonzero((a < vmin) | (a > vmax)))
+        for a in _slabs(grid["branch_loading_percent"], n):
+            over += int(np.count_nonzero(a > lmax))
+    k["voltage_violation_bus_steps"] = volt
+    k["overload_branch_steps"] = over
+
+    activated = cross = curtailed = 0.0
+    act = f["activations"]
+    for r0, r1, keep in _table_rows(act, n):
+        mwh = np.abs(act["mw"][r0:r1][keep]) * step_h
+        level = act["level"][r0:r1][keep]
+        buyer = act["buyer"][r0:r1][keep]
+        kind = act["kind"][r0:r1][keep]
+        direction = act["direction"][r0:r1][keep]
+        is_cross = ((buyer == b"TSO") & (level == b"D")) | (
+            np.char.startswith(buyer, b"DSO:") & (level == b"T")
+        )
+        is_curtail = np.isin(kind, CURTAILABLE_KINDS) & (direction == -1)
+        activated += float(np.sum(mwh))
+        cross += float(np.sum(mwh[is_cross]))
+        curtailed += float(np.sum(mwh[is_curtail]))
+    k["activated_mwh"] = activated
+    k["cross_level_mwh"] = cross
+    k["curtailment_mwh"] = curtailed
+
+    count, volume = 0, 0.0
+    con = f["conflicts"]
+    for r0, r1, keep in _table_rows(con, n):
+        count += int(np.count_nonzero(keep))
+        volume += float(np.sum(np.abs(con["mw"][r0:r1][keep]))) * step_h
+    k["conflicts"] = count
+    k["conflict_mwh"] = volume
+
+    return {name: k[name] for name in KPI_UNITS}
+
+
+def _table_rows(group: h5py.Group, n: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Row slabs (r0, r1, mask of rows whose step < n) of a table group."""
+    columns = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs["columns"]]
+    rows = min(group[c].shape[0] for c in columns)
+    for r0 in range(0, rows, _TABLE_SLAB_ROWS):
+        r1 = min(r0 + _TABLE_SLAB_ROWS, rows)
+        yield r0, r1, group["step"][r0:r1] < n
+
+
+def write_kpis(f: h5py.File, kpis: dict[str, float]) -> None:
+    """Store KPIs as attributes of /kpis (counts as int64, the rest as float64)."""
+    group = f.require_group("kpis")
+    for name, value in kpis.items():
+        group.attrs[name] = np.int64(value) if name in COUNT_KPIS else np.float64(value)

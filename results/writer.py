@@ -1,0 +1,544 @@
+"""Block-wise HDF5 writer for one simulation run (format "tsodso-results", version 1).
+
+The file is written while the run goes: every group, dataset and attribute is created up
+front, then the file switches to HDF5 SWMR (single writer, multiple readers) mode and each
+block of steps is appended to resizable, chunked, compressed datasets and flushed. A run
+that is interrupted (exception, Ctrl-C, SIGKILL) therefore leaves a readable file holding
+every flushed step, with the root attribute ``complete`` still False. The layout is
+documented in ``docs/results-format.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+from results.kpis import compute_kpis, write_kpis
+
+FORMAT_NAME = "tsodso-results"
+FORMAT_VERSION = 1
+
+#: Cost components a StepRecord carries; ``total`` is their sum, computed here.
+COST_KEYS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation")
+
+#: Fixed byte widths (UTF-8) of the string columns of the event tables. Variable-length
+#: strings cannot be appended safely in SWMR mode (their global heap is not SWMR-safe: a
+#: killed writer can leave rows pointing past the end of the file), so these columns are
+#: fixed-length, null-padded UTF-8. A longer value is rejected by ``append``.
+TABLE_STR_BYTES: dict[str, int] = {
+    "resource": 128,
+    "kind": 32,
+    "grid": 64,
+    "level": 8,
+    "buyer": 96,
+}
+
+#: Table name -> ordered (column, numpy dtype or string width, units, description).
+TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "activations": (
+        ("step", "int64", "1", "step index (row of /time) of the activation"),
+        ("resource", "str", "1", "activated resource"),
+        ("kind", "str", "1", "asset kind of the resource"),
+        ("grid", "str", "1", "grid the resource is connected to"),
+        ("level", "str", "1", "level of that grid: T or D"),
+        ("buyer", "str", "1", "who bought it: TSO, DSO:<grid> or BRP:<id>"),
+        ("direction", "int8", "1", "+1 up (more injection / less consumption), -1 down"),
+        ("mw", "float64", "MW", "activated power (magnitude, >= 0)"),
+        ("price", "float64", "EUR/MWh", "price paid for the activation"),
+        ("cost", "float64", "EUR", "cost of the activation over the step"),
+    ),
+    "conflicts": (
+        ("step", "int64", "1", "step index (row of /time) of the conflict"),
+        ("kind", "str", "1", "conflict kind"),
+        ("grid", "str", "1", "grid (D grid / interface) where the conflict occurred"),
+        ("mw", "float64", "MW", "conflict volume"),
+    ),
+}
+
+_TABLE_CHUNK_ROWS = 4096
+_MAX_COL_CHUNK = 256
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+_NAME_DTYPE = h5py.string_dtype("utf-8")
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Names of the buses and branches of one grid, in the column order of its arrays."""
+
+    name: str  # e.g. "HV1" or "MV1.101"
+    level: str  # "T" or "D"
+    bus: list[str]  # bus names
+    branch: list[str]  # branch names (lines then transformers)
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """Run description stored as root attributes (and per-grid limit attributes)."""
+
+    scheme: str
+    scenario: str
+    seed: int
+    start: datetime
+    step_s: int
+    n_steps: int
+    software_version: str
+    scenario_toml: str
+    limits: dict[str, tuple[float, float, float]]  # level -> (vm_min_pu, vm_max_pu, loading_max_%)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activated flexibility product in one step."""
+
+    resource: str
+    kind: str
+    grid: str
+    level: str
+    buyer: str
+    direction: int
+    mw: float
+    price: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One TSO-DSO conflict recorded in one step."""
+
+    kind: str
+    grid: str
+    mw: float
+
+
+@dataclass
+class StepRecord:
+    """Everything recorded for one step."""
+
+    step: int
+    vm_pu: dict[str, np.ndarray]  # grid -> (buses,)
+    loading_percent: dict[str, np.ndarray]  # grid -> (branches,)
+    interface_p_mw: np.ndarray  # (interfaces,) positive from T into D
+    interface_q_mvar: np.ndarray
+    tso_imbalance_mw: float  # realised - forecast net injection before activations; + = long
+    unresolved_imbalance_mw: float  # what the market left unserved (signed)
+    activations: list[Activation]
+    conflicts: list[Conflict]
+    costs: dict[str, float]  # keys COST_KEYS; total is computed by the writer
+    dso_cost_by_grid: np.ndarray  # (n DSO grids,)
+
+
+class _Series:
+    """One time-axis dataset and its in-memory block buffer."""
+
+    def __init__(self, ds: h5py.Dataset, block: int) -> None:
+        self.ds = ds
+        self.buf = np.empty((block, *ds.shape[1:]), dtype=ds.dtype)
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"invalid {what} name {name!r} (non-empty, no '/')")
+
+
+class ResultsWriter:
+    """Write one run's results to an HDF5 file, block by block, crash-safe (SWMR).
+
+    ``append`` buffers a step and writes a block every ``block_steps`` steps; ``flush``
+    writes the buffered steps now; ``close`` finishes the file (KPIs, ``complete``,
+    timing). Used as a context manager, an exception inside the ``with`` block closes the
+    file with ``complete=False``; a normal exit closes it with ``complete=True`` unless
+    ``close`` was already called.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        meta: RunMeta,
+        grids: list[GridLayout],
+        interfaces: list[tuple[str, str]],
+        dso_grids: list[str],
+        block_steps: int = 96,
+    ) -> None:
+        if block_steps < 1:
+            raise ValueError("block_steps must be >= 1")
+        if meta.step_s <= 0:
+            raise ValueError("meta.step_s must be > 0")
+        names = [g.name for g in grids]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate grid names: {names}")
+        for g in grids:
+            _check_name(g.name, "grid")
+            if g.level not in meta.limits:
+                raise ValueError(f"no limits for level {g.level!r} of grid {g.name!r}")
+        self.path = Path(path)
+        self.meta = meta
+        self.block_steps = block_steps
+        self._grids = list(grids)
+        self._n_if = len(interfaces)
+        self._n_dso = len(dso_grids)
+        self._n = 0  # steps committed to the file
+        self._buffered = 0  # steps in the buffers
+        self._rows = dict.fromkeys(TABLE_COLUMNS, 0)  # table rows committed to the file
+        self._table_buf: dict[str, list[tuple]] = {t: [] for t in TABLE_COLUMNS}
+        self._closed = False
+        self._kpis: dict[str, float] = {}
+        self._valid_str: dict[str, set[str]] = {}
+
+        f = h5py.File(self.path, "w", libver="latest")
+        try:
+            self._create_layout(f, interfaces, dso_grids)
+            f.flush()
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            raise
+        self._f = f
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _create_layout(
+        self, f: h5py.File, interfaces: list[tuple[str, str]], dso_grids: list[str]
+    ) -> None:
+        """Create every group, dataset and attribute (SWMR forbids creating them later)."""
+        m = self.meta
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["scheme"] = m.scheme
+        f.attrs["scenario"] = m.scenario
+        f.attrs["seed"] = np.int64(m.seed)
+        f.attrs["start"] = m.start.isoformat()
+        f.attrs["step_s"] = np.int64(m.step_s)
+        f.attrs["n_steps"] = np.int64(m.n_steps)
+        f.attrs["complete"] = np.bool_(False)
+        f.attrs["software_version"] = m.software_version
+        f.attrs["scenario_toml"] = m.scenario_toml
+
+        b = self.block_steps
+        time = self._resizable(f, "time", (), "int64", "s",
+                               "seconds since the root attribute start")
+        time.make_scale("time")
+        self._time = time
+        self._series: dict[str, _Series] = {}
+
+        def series(group: h5py.Group, name: str, scale: h5py.Dataset | None, units: str,
+                   desc: str) -> None:
+            cols = () if scale is None else (scale.shape[0],)
+            ds = self._resizable(group, name, cols, "float64", units, desc)
+            ds.dims[0].attach_scale(time)
+            if scale is not None:
+                ds.dims[1].attach_scale(scale)
+            self._series[ds.name] = _Series(ds, b)
+
+        grp = f.create_group("grids")
+        for g in self._grids:
+            gg = grp.create_group(g.name)
+            vmin, vmax, lmax = (float(x) for x in m.limits[g.level])
+            gg.attrs["level"] = g.level
+            gg.attrs["vm_min_pu"] = vmin
+            gg.attrs["vm_max_pu"] = vmax
+            gg.attrs["loading_max_percent"] = lmax
+            bus = self._names(gg, "bus", g.bus, "bus names (columns of vm_pu)")
+            branch = self._names(gg, "branch", g.branch,
+                                 "branch names, lines then transformers")
+            series(gg, "vm_pu", bus, "pu", "bus voltage magnitude (AC power flow)")
+            series(gg, "branch_loading_percent", branch, "percent",
+                   "branch loading relative to its rating")
+
+        gi = f.create_group("interfaces")
+        iname = self._names(gi, "name", [i[0] for i in interfaces], "TSO-DSO interface names")
+        igrid = self._names(gi, "grid", [i[1] for i in interfaces],
+                            "D grid behind each interface", scale=False)
+        igrid.dims[0].attach_scale(iname)
+        series(gi, "p_mw", iname, "MW", "active power exchange, positive from T into D")
+        series(gi, "q_mvar", iname, "Mvar", "reactive power exchange, positive from T into D")
+
+        gn = f.create_group("needs")
+        series(gn, "tso_imbalance_mw", None, "MW",
+               "system imbalance before activations (realised - forecast net injection;"
+               " + = long)")
+        series(gn, "unresolved_imbalance_mw", None, "MW",
+               "imbalance the market left unserved (same sign convention)")
+
+        gc = f.create_group("costs")
+        for key in (*COST_KEYS, "total"):
+            desc = "sum of the other components" if key == "total" else f"{key} cost"
+            series(gc, key, None, "EUR", f"{desc} in the step (+ = paid, - = earned)")
+        dso = self._names(gc, "dso_grid", list(dso_grids), "DSO grids (columns of dso_by_grid)")
+        series(gc, "dso_by_grid", dso, "EUR", "DSO cost per DSO grid in the step")
+
+        self._table_ds: dict[str, dict[str, h5py.Dataset]] = {}
+        for table, cols in TABLE_COLUMNS.items():
+            gt = f.create_group(table)
+            gt.attrs["columns"] = [c[0] for c in cols]
+            row = self._table_column(gt, "row", "int64", "1", "row index (table dimension)")
+            row.make_scale("row")
+            dss = {"row": row}
+            for col, kind, units, desc in cols:
+                dtype = h5py.string_dtype("utf-8", TABLE_STR_BYTES[col]) if kind == "str" else kind
+                ds = self._table_column(gt, col, dtype, units, desc)
+                if kind == "str":
+                    ds.attrs["_Encoding"] = "utf-8"
+                ds.dims[0].attach_scale(row)
+                dss[col] = ds
+            self._table_ds[table] = dss
+
+        f.create_group("kpis")
+        f.create_group("timing")
+
+    def _resizable(self, group: h5py.Group, name: str, cols: tuple[int, ...], dtype: str,
+                   units: str, desc: str) -> h5py.Dataset:
+        """A (0, *cols) dataset growing along axis 0, chunked (block, <=256)."""
+        chunks = (self.block_steps, *(max(1, min(c, _MAX_COL_CHUNK)) for c in cols))
+        maxshape = (None, *(c if c > 0 else None for c in cols))
+        fill = np.nan if dtype == "float64" else 0
+        ds = group.create_dataset(name, shape=(0, *cols), maxshape=maxshape, chunks=chunks,
+                                  dtype=dtype, fillvalue=fill, **_COMPRESSION)
+        ds.attrs["units"] = units
+        ds.attrs["description"] = desc
+        return ds
+
+    @staticmethod
+    def _table_column(group: h5py.Group, name: str, dtype: str | np.dtype, units: str,
+                      desc: str) -> h5py.Dataset:
+        ds = group.create_dataset(name, shape=(0,), maxshape=(None,),
+                                  chunks=(_TABLE_CHUNK_ROWS,), dtype=dtype, **_COMPRESSION)
+        ds.attrs["units"] = units
+        ds.attrs["description"] = desc
+        return ds
+
+    @staticmethod
+    def _names(group: h5py.Group, name: str, values: Sequence[str], desc: str,
+               scale: bool = True) -> h5py.Dataset:
+        """A fixed 1-D variable-length UTF-8 name dataset, by default a dimension scale."""
+        vals = list(values)
+        if scale and len(set(vals)) != len(vals):
+            raise ValueError(f"duplicate names in {group.name}/{name}")
+        ds = group.create_dataset(name, data=np.array(vals, dtype=object).reshape(len(vals)),
+                                  dtype=_NAME_DTYPE)
+        ds.attrs["units"] = "1"
+        ds.attrs["description"] = desc
+        if scale:
+            ds.make_scale(name)
+        return ds
+
+    # -- writing --------------------------------------------------------------------------
+
+    @property
+    def steps_written(self) -> int:
+        """Steps committed to the file (excluding the buffered ones)."""
+        return self._n
+
+    @property
+    def steps_appended(self) -> int:
+        """Steps appended so far (written + buffered)."""
+        return self._n + self._buffered
+
+    def append(self, rec: StepRecord) -> None:
+        """Buffer one step; writes and flushes a block every ``block_steps`` steps.
+
+        Steps must be appended in order, 0, 1, 2, ...: ``rec.step`` is the row of /time.
+        The record is validated completely before anything is buffered.
+        """
+        if self._closed:
+            raise RuntimeError("ResultsWriter is closed")
+        expected = self._n + self._buffered
+        if rec.step != expected:
+            raise ValueError(f"expected step {expected}, got {rec.step}")
+        values, act_rows, con_rows = self._validate(rec)
+        i = self._buffered
+        for name, value in values.items():
+            self._series[name].buf[i] = value
+        self._table_buf["activations"].extend(act_rows)
+        self._table_buf["conflicts"].extend(con_rows)
+        self._buffered += 1
+        if self._buffered >= self.block_steps:
+            self.flush()
+
+    def _validate(
+        self, rec: StepRecord
+    ) -> tuple[dict[str, np.ndarray | float], list[tuple], list[tuple]]:
+        """Check and convert a record: (dataset path -> row, activation rows, conflict rows).
+
+        Everything that can fail happens here, so a rejected record leaves no trace.
+        """
+        out: dict[str, np.ndarray | float] = {}
+        grid_names = {g.name for g in self._grids}
+        for label, d in (("vm_pu", rec.vm_pu), ("loading_percent", rec.loading_percent)):
+            if set(d) != grid_names:
+                raise ValueError(f"{label} grids {sorted(d)} != {sorted(grid_names)}")
+
+        def arr(x: object, n: int, what: str) -> np.ndarray:
+            a = np.asarray(x, dtype=np.float64)
+            if a.shape != (n,):
+                raise ValueError(f"{what}: shape {a.shape}, expected ({n},)")
+            return a
+
+        for g in self._grids:
+            out[f"/grids/{g.name}/vm_pu"] = arr(rec.vm_pu[g.name], len(g.bus),
+                                                f"vm_pu[{g.name}]")
+            out[f"/grids/{g.name}/branch_loading_percent"] = arr(
+                rec.loading_percent[g.name], len(g.branch), f"loading_percent[{g.name}]")
+        out["/interfaces/p_mw"] = arr(rec.interface_p_mw, self._n_if, "interface_p_mw")
+        out["/interfaces/q_mvar"] = arr(rec.interface_q_mvar, self._n_if, "interface_q_mvar")
+        out["/needs/tso_imbalance_mw"] = float(rec.tso_imbalance_mw)
+        out["/needs/unresolved_imbalance_mw"] = float(rec.unresolved_imbalance_mw)
+        if set(rec.costs) != set(COST_KEYS):
+            raise ValueError(f"costs keys {sorted(rec.costs)} != {sorted(COST_KEYS)}")
+        total = 0.0
+        for key in COST_KEYS:
+            value = float(rec.costs[key])
+            out[f"/costs/{key}"] = value
+            total += value
+        out["/costs/total"] = total
+        out["/costs/dso_by_grid"] = arr(rec.dso_cost_by_grid, self._n_dso, "dso_cost_by_grid")
+
+        act_rows = []
+        for a in rec.activations:
+            if a.direction not in (-1, 1):
+                raise ValueError(f"activation direction must be +1 or -1: {a}")
+            for col in ("resource", "kind", "grid", "level", "buyer"):
+                self._check_str(col, getattr(a, col))
+            act_rows.append((rec.step, a.resource, a.kind, a.grid, a.level, a.buyer,
+                             int(a.direction), float(a.mw), float(a.price), float(a.cost)))
+        con_rows = []
+        for c in rec.conflicts:
+            self._check_str("kind", c.kind)
+            self._check_str("grid", c.grid)
+            con_rows.append((rec.step, c.kind, c.grid, float(c.mw)))
+        return out, act_rows, con_rows
+
+    def _check_str(self, col: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise ValueError(f"{col} must be a str, got {value!r}")
+        known = self._valid_str.setdefault(col, set())
+        if value in known:  # names repeat every step: check each one once
+            return
+        raw = value.encode("utf-8")
+        if len(raw) > TABLE_STR_BYTES[col] or b"\x00" in raw:
+            raise ValueError(
+                f"{col} {value!r}: {len(raw)} UTF-8 bytes, the format allows"
+                f" {TABLE_STR_BYTES[col]} (and no NUL characters)"
+            )
+        known.add(value)
+
+    def flush(self) -> None:
+        """Write the buffered steps and table rows now and flush the file.
+
+        Idempotent if interrupted: nothing is marked as written until the whole block is,
+        so calling it again rewrites the same rows. /time is extended last, so a reader
+        that finds n rows in /time finds at least n rows everywhere else.
+        """
+        if self._closed:
+            raise RuntimeError("ResultsWriter is closed")
+        self._write_block()
+
+    def _write_block(self) -> None:
+        """Write the buffers to the open SWMR file, flush it, then mark them written."""
+        m = self._buffered
+        n0, n1 = self._n, self._n + m
+        if m:
+            for s in self._series.values():
+                s.ds.resize(n1, axis=0)
+                s.ds[n0:n1] = s.buf[:m]
+        new_rows: dict[str, int] = {}
+        for table, rows in self._table_buf.items():
+            k = len(rows)
+            new_rows[table] = k
+            if not k:
+                continue
+            r0, r1 = self._rows[table], self._rows[table] + k
+            dss = self._table_ds[table]
+            dss["row"].resize(r1, axis=0)
+            dss["row"][r0:r1] = np.arange(r0, r1, dtype=np.int64)
+            for j, (col, kind, _, _) in enumerate(TABLE_COLUMNS[table]):
+                values = [r[j] for r in rows]
+                if kind == "str":
+                    # the dataset's dtype carries h5py's UTF-8 marker (plain "S" is ASCII)
+                    data = np.array([v.encode("utf-8") for v in values], dtype=dss[col].dtype)
+                else:
+                    data = np.asarray(values, dtype=kind)
+                dss[col].resize(r1, axis=0)
+                dss[col][r0:r1] = data
+        if m:
+            self._time.resize(n1, axis=0)
+            self._time[n0:n1] = np.arange(n0, n1, dtype=np.int64) * self.meta.step_s
+        self._f.flush()
+        # commit
+        self._n = n1
+        self._buffered = 0
+        for table, k in new_rows.items():
+            self._rows[table] += k
+            self._table_buf[table].clear()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self, complete: bool, timing: dict[str, float] | None = None) -> dict[str, float]:
+        """Flush, compute KPIs from the file, write /kpis, ``complete`` and /timing.
+
+        The SWMR handle is closed and the file reopened in normal mode to write the
+        attributes. If the final flush fails, the file is still finished (trimmed to the
+        steps written before, ``complete`` False) and the error is raised afterwards.
+        Calling it again returns the KPIs of the first call.
+        """
+        if self._closed:
+            return dict(self._kpis)
+        self._closed = True
+        error: BaseException | None = None
+        try:
+            self._write_block()
+        except BaseException as exc:  # re-raised below, after finishing the file
+            error = exc
+        finally:
+            self._f.close()
+
+        with h5py.File(self.path, "r+") as f:
+            self._trim(f)
+            kpis = compute_kpis(f)
+            write_kpis(f, kpis)
+            f.attrs["complete"] = np.bool_(bool(complete) and error is None)
+            if timing:
+                for key, value in timing.items():
+                    f["timing"].attrs[key] = float(value)
+        self._kpis = kpis
+        if error is not None:
+            raise error
+        return dict(kpis)
+
+    def _trim(self, f: h5py.File) -> None:
+        """Cut every growing dataset back to what was committed (undo a partial block)."""
+        n = self._n
+        f["time"].resize(n, axis=0)
+        for name in self._series:
+            f[name].resize(n, axis=0)
+        for table, dss in self._table_ds.items():
+            for col in dss:
+                f[f"{table}/{col}"].resize(self._rows[table], axis=0)
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            if not self._closed:
+                self.close(complete=True)
+            return
+        if self._closed:
+            return
+        try:
+            self.close(complete=False)
+        except Exception as close_exc:  # keep the original exception as the one raised
+            warnings.warn(f"closing {self.path} after {exc_type.__name__} failed: {close_exc!r}",
+                          RuntimeWarning, stacklevel=2)
+
