@@ -117,6 +117,12 @@ class GridModel:
         self.branch_limit_ka = np.vstack(limit_kw) if limit_kw else np.zeros((0, 2))
         self.branch_kv = np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows]
         self.branch_is_trafo = np.concatenate(kind).astype(bool) if kind else np.zeros(0, bool)
+        # rated apparent power per branch (MVA), the base of the loading percentages
+        self.rating_mva = SQRT3 * self.branch_limit_ka[:, 0] * np.where(
+            self.branch_is_trafo, 0.0, self.branch_kv[:, 0])
+        if len(self.branch_rows) and "trafo" in lookups:
+            tr = net.trafo
+            self.rating_mva[self.branch_is_trafo] = (tr.sn_mva * tr.parallel * tr.df).to_numpy()
         self.yf_b = self.yf[self.branch_rows]
         self.yt_b = self.yt[self.branch_rows]
         self.f_int = f_bus[self.branch_rows]

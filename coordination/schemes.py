@@ -1,0 +1,80 @@
+"""Coordination schemes: who buys which flexibility, in which market, under which constraints.
+
+Each scheme turns the step's bid book and needs into an `Outcome`: MW activated per bid slot,
+the buyer of each slot and the price paid, and the balancing need left unserved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coordination.bid import BidBook
+from coordination.centralized import CentralizedMarket, Penalties
+from coordination.need import Needs
+
+SCHEMES = ("none", "centralized")
+
+
+@dataclass
+class Outcome:
+    activated: np.ndarray  # MW per slot
+    buyer: np.ndarray  # str per slot
+    price: np.ndarray  # EUR/MWh paid per slot
+    unserved_mw: float  # signed balancing need left unserved
+    conflicts: list = field(default_factory=list)
+
+
+@dataclass
+class TransmissionModel:
+    """What the TSO's market knows of its grid: PTDFs and branch limits in PTDF row order."""
+
+    ptdf: np.ndarray  # (rows, PTDF columns)
+    rows_of_report: np.ndarray  # PTDF row -> position in the T grid's branch results
+    limit_mw: np.ndarray  # per PTDF row
+
+
+class NoCoordination:
+    """No market: nothing is activated; imbalance and violations stay (the counterfactual)."""
+
+    name = "none"
+
+    def __init__(self, book: BidBook, **_: object):
+        self.n = len(book)
+
+    def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
+        return Outcome(np.zeros(self.n), np.full(self.n, "", dtype=object), np.zeros(self.n),
+                       needs.tso_need_mw)
+
+
+class Centralized:
+    """The TSO buys from T and D resources in one market with T constraints (PTDF); D grids
+    are ignored."""
+
+    name = "centralized"
+
+    def __init__(self, book: BidBook, tmodel: TransmissionModel, penalties: Penalties,
+                 step_h: float, pricing: str):
+        self.tmodel = tmodel
+        self.pricing = pricing
+        self.market = CentralizedMarket(book, tmodel.ptdf, penalties, step_h)
+
+    def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
+        flow0 = t_flow_mw[self.tmodel.rows_of_report]
+        res = self.market.clear(book.mw, book.price, needs.tso_need_mw, flow0,
+                                self.tmodel.limit_mw)
+        price = book.price.copy()
+        if self.pricing == "pay_as_clear":  # uniform price, never below a slot's own bid
+            price = np.maximum(book.direction * res.marginal_price, price)
+        return Outcome(res.activated, np.full(len(book), "TSO", dtype=object), price,
+                       res.unserved_mw)
+
+
+def make_scheme(name: str, book: BidBook, tmodel: TransmissionModel, penalties: Penalties,
+                step_h: float, pricing: str):
+    if name == "none":
+        return NoCoordination(book)
+    if name == "centralized":
+        return Centralized(book, tmodel, penalties, step_h, pricing)
+    raise ValueError(f"unknown scheme '{name}' (known: {', '.join(SCHEMES)})")

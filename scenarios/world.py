@@ -1,0 +1,289 @@
+"""From a scenario to a running mosaik world.
+
+`prepare` loads the grid and its profiles, draws the forecast errors, splits the net at the
+TSO-DSO interfaces and builds everything the simulators share (grid models, realised time
+series, flexible resources, the transmission model of the market, the scheme). `build_world`
+starts the simulators and connects them; `run` does both and streams the results to HDF5.
+
+Data flows one way: scenario -> world -> simulators (providers, grids) -> coordinator ->
+recorder -> results file.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coordination.centralized import Penalties
+from coordination.need import GridLimits
+from coordination.ptdf import transmission_ptdf
+from coordination.schemes import TransmissionModel, make_scheme
+from scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
+from scenarios.load import ScenarioError, to_toml
+from scenarios.schema import Scenario
+from scenarios.split import Interface, split_net
+from simulators.flexibility import GridAssets, Portfolio
+from simulators.grid import GridRuntime
+from simulators.powerflow import GridModel, PowerFlowNotConverged
+
+
+@dataclass
+class RunContext:
+    """Everything the simulators of one run share (read-only after `prepare`)."""
+
+    scenario: Scenario
+    scheme_name: str
+    step_s: int
+    n_steps: int
+    t_name: str
+    dso_grids: list[str]
+    grid_order: list[str]
+    interfaces: list[Interface]
+    runtimes: dict[str, GridRuntime]
+    limits: dict[str, GridLimits]
+    portfolio: Portfolio
+    tmodel: TransmissionModel
+    scheme: object = None
+    level: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, float] = field(
+        default_factory=lambda: {"powerflow_s": 0.0, "clearing_s": 0.0})
+
+    @property
+    def until(self) -> int:
+        return self.n_steps * self.step_s
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' chatter (numba hints, deprecation notes, mosaik banners)."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pandapower").setLevel(logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # mosaik leaves waits pending at exit
+    try:
+        from loguru import logger
+
+        logger.disable("mosaik")
+        logger.disable("mosaik_api_v3")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def load_grid(scenario: Scenario):
+    """The coupled net and its year of quarter-hour profiles."""
+    if scenario.grid.source == "tiny":
+        from scenarios.tiny import build_tiny
+
+        return build_tiny()
+    import simbench as sb
+
+    try:
+        net = sb.get_simbench_net(scenario.grid.code)
+    except Exception as exc:  # simbench raises assorted errors for unknown codes
+        raise ScenarioError(f"unknown SimBench grid code '{scenario.grid.code}': {exc}") from None
+    profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    return net, profiles
+
+
+def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
+            fallback: np.ndarray) -> np.ndarray:
+    """Profile values of `rows` for the elements `index` (static value where no profile)."""
+    df = profiles.get((table, col))
+    if df is None or df.shape[1] == 0:
+        return np.tile(fallback, (len(rows), 1))
+    df = df.reindex(columns=index)
+    out = df.to_numpy(dtype=float)[rows]
+    missing = np.isnan(out)
+    if missing.any():
+        out = np.where(missing, fallback[None, :], out)
+    return out
+
+
+def prepare(scenario: Scenario, scheme: str) -> RunContext:
+    """Load, split and model the grid; draw the forecasts; build resources and the scheme."""
+    quiet_libraries()
+    run = scenario.run
+    net, profiles = load_grid(scenario)
+    rows = run.first_row + np.arange(run.steps) * run.stride
+    n = run.steps
+
+    # forecasts (= profiles) and realised values (+ seeded forecast errors) of the coupled net
+    fc = {
+        "load_p": _window(profiles, "load", "p_mw", net.load.index, rows, net.load.p_mw.to_numpy()),
+        "load_q": _window(profiles, "load", "q_mvar", net.load.index, rows,
+                          net.load.q_mvar.to_numpy()),
+        "sgen_p": _window(profiles, "sgen", "p_mw", net.sgen.index, rows, net.sgen.p_mw.to_numpy()),
+        "sto_p": _window(profiles, "storage", "p_mw", net.storage.index, rows,
+                         net.storage.p_mw.to_numpy()),
+    }
+    sgen_kind = np.array([asset_kind_sgen(str(t)) for t in net.sgen.type], dtype=object)
+    rating = np.r_[np.abs(net.load.p_mw.to_numpy(float)), net.sgen.p_mw.to_numpy(float),
+                   np.abs(net.storage.max_p_mw.fillna(net.storage.p_mw.abs()).to_numpy(float))]
+    kinds = np.r_[np.full(len(net.load), "load", dtype=object), sgen_kind,
+                  np.full(len(net.storage), "storage", dtype=object)].astype(str)
+    params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
+    err = forecast_errors(rating, kinds, params, n, run.seed, start_step=run.first_row)
+    nl, ns = len(net.load), len(net.sgen)
+    re_load = fc["load_p"] + err[:, :nl]
+    re_load = np.where(fc["load_p"] >= 0, np.maximum(re_load, 0.0), re_load)
+    sgen_cap = np.maximum(net.sgen.p_mw.to_numpy(float)[None, :], fc["sgen_p"])
+    re_sgen = np.clip(fc["sgen_p"] + err[:, nl:nl + ns], 0.0, sgen_cap)
+    re_sto = fc["sto_p"] + err[:, nl + ns:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.abs(fc["load_p"]) > 1e-9, re_load / fc["load_p"], 1.0)
+    re_load_q = fc["load_q"] * ratio
+
+    split = split_net(net)
+    t_name = split.t_name
+    dso_grids = sorted(split.d_nets)
+    grid_order = [t_name, *dso_grids]
+    nets = {t_name: split.t_net, **split.d_nets}
+    lim_cfg = scenario.limits
+    runtimes: dict[str, GridRuntime] = {}
+    assets: list[GridAssets] = []
+    limits: dict[str, GridLimits] = {}
+    for g in grid_order:
+        gnet = nets[g]
+        level = "T" if g == t_name else "D"
+        try:
+            model = GridModel(gnet)
+        except (PowerFlowNotConverged, Exception) as exc:
+            raise ScenarioError(f"grid '{g}': initial power flow failed: {exc}") from None
+        lpos = net.load.index.get_indexer(gnet.load.index)
+        real = lpos >= 0
+        spos = net.sgen.index.get_indexer(gnet.sgen.index)
+        tpos = net.storage.index.get_indexer(gnet.storage.index)
+
+        def cols(arr, pos, ok=None):
+            out = np.zeros((n, len(pos)))
+            ok = pos >= 0 if ok is None else ok
+            out[:, ok] = arr[:, pos[ok]]
+            return out
+
+        mine = [i for i in split.interfaces if (i.grid == g or level == "T")]
+        n_line = len(gnet.line)
+        iface_branch = np.array([n_line + list(gnet.trafo.index).index(i.trafo) for i in mine]
+                                if level == "D" else [], dtype=np.int64)
+        iface_slack = np.array([_slack_pos(model, i.hv_bus) for i in mine] if level == "D"
+                               else [], dtype=np.int64)
+        iface_load = np.array([gnet.load.index.get_loc(i.t_load) for i in mine]
+                              if level == "T" else [], dtype=np.int64)
+        imb = (re_sgen - fc["sgen_p"])[:, spos].sum(axis=1) \
+            - (re_load - fc["load_p"])[:, lpos[real]].sum(axis=1) \
+            - (re_sto - fc["sto_p"])[:, tpos].sum(axis=1)
+        runtimes[g] = GridRuntime(
+            name=g, level=level, model=model,
+            re_load_p=cols(re_load, lpos), re_load_q=cols(re_load_q, lpos),
+            re_sgen_p=cols(re_sgen, spos),
+            re_sgen_q=np.tile(gnet.sgen.q_mvar.to_numpy(float), (n, 1)),
+            re_sto_p=cols(re_sto, tpos), re_sto_q=np.zeros((n, len(tpos))),
+            imbalance=imb, interfaces=mine, iface_branch=iface_branch, iface_slack=iface_slack,
+            iface_load=iface_load,
+            iface_hv_bus=np.array([i.hv_bus for i in mine], dtype=np.int64))
+        lv = lim_cfg.T if level == "T" else lim_cfg.D
+        limits[g] = GridLimits(lv.vm_min_pu, lv.vm_max_pu, lv.loading_max_percent,
+                               model.rating_mva)
+        sto = gnet.storage
+        e_max = sto.max_e_mwh.to_numpy(float) if len(sto) else np.zeros(0)
+        e_min = sto.min_e_mwh.fillna(0.0).to_numpy(float) if len(sto) else np.zeros(0)
+        soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max if len(sto) else e_max
+        assets.append(GridAssets(
+            name=g, level=level,
+            sgen_kind=sgen_kind[spos].astype(str), sgen_bus=gnet.sgen.bus.to_numpy(),
+            load_bus=gnet.load.bus.to_numpy()[real], sto_bus=sto.bus.to_numpy(),
+            sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),
+            sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
+            fc_load=fc["load_p"][:, lpos[real]], fc_sgen=fc["sgen_p"][:, spos],
+            fc_sto=fc["sto_p"][:, tpos],
+            bus_name={int(b): str(nm) for b, nm in gnet.bus.name.items()}))
+
+    # the TSO's market model: PTDFs of the T grid (computed once) and branch limits in MW
+    ptdf = transmission_ptdf(copy.deepcopy(split.t_net))
+    t_model = runtimes[t_name].model
+    t_net = split.t_net
+    report_pos = {("line", int(i)): j for j, i in enumerate(t_net.line.index)}
+    report_pos.update({("trafo", int(i)): len(t_net.line) + j
+                       for j, i in enumerate(t_net.trafo.index)})
+    rows_of_report = np.array([report_pos[(str(t), int(i))]
+                               for t, i in zip(ptdf.branch_table, ptdf.branch_index)])
+    limit_mw = t_model.rating_mva[rows_of_report] * lim_cfg.T.loading_max_percent / 100.0
+    tmodel = TransmissionModel(ptdf=ptdf.matrix, rows_of_report=rows_of_report, limit_mw=limit_mw)
+    first_iface = {}
+    for i in split.interfaces:
+        first_iface.setdefault(i.grid, i.hv_bus)
+    col_of = {int(b): k for k, b in enumerate(ptdf.bus)}
+
+    def t_col(grid: str, bus: int) -> int:
+        return col_of[first_iface[grid]] if grid in first_iface else col_of[int(bus)]
+
+    step_h = run.step_s / 3600.0
+    balancing_col = col_of[int(t_net.ext_grid.bus.iloc[0])]
+    portfolio = Portfolio(scenario, assets, t_col, balancing_col, step_h)
+    pen = scenario.penalties
+    scheme_obj = make_scheme(scheme, portfolio.book, tmodel,
+                             Penalties(pen.imbalance_eur_per_mwh, pen.overload_eur_per_mwh),
+                             step_h, scenario.market.pricing)
+    return RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
+                      t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
+                      interfaces=split.interfaces, runtimes=runtimes, limits=limits,
+                      portfolio=portfolio, tmodel=tmodel, scheme=scheme_obj,
+                      level={g: runtimes[g].level for g in grid_order})
+
+
+def _slack_pos(model: GridModel, hv_bus: int) -> int:
+    internal = int(model.net._pd2ppc_lookups["bus"][hv_bus])
+    return int(np.flatnonzero(model.ref == internal)[0])
+
+
+SIM_CONFIG = {
+    "Grid": {"python": "simulators.grid:GridSim"},
+    "Providers": {"python": "simulators.providers:ProvidersSim"},
+    "Coordinator": {"python": "simulators.coordinator:CoordinatorSim"},
+    "Recorder": {"python": "simulators.recorder:RecorderSim"},
+}
+
+
+def build_world(ctx: RunContext, writer, on_step=None):
+    """Start and connect the simulators; returns the world and the simulator instances."""
+    import mosaik
+
+    from simulators.mosaik_fix import apply as apply_mosaik_fix
+
+    apply_mosaik_fix()
+    loops = 4 * ctx.scenario.coupling.max_iterations + 10
+    world = mosaik.World(SIM_CONFIG, max_loop_iterations=loops, skip_greetings=True,
+                         configure_logging=False)
+    with world.group():
+        tsim = world.start("Grid", ctx=ctx, level="T")
+        dsim = world.start("Grid", ctx=ctx, level="D")
+        psim = world.start("Providers", ctx=ctx)
+        csim = world.start("Coordinator", ctx=ctx)
+        t_ent = tsim.Grid(grid=ctx.t_name)
+        d_ents = [dsim.Grid(grid=g) for g in ctx.dso_grids]
+        prov = psim.Providers()
+        coord = csim.Coordinator()
+    rsim = world.start("Recorder", writer=writer, on_step=on_step)
+    rec = rsim.Recorder()
+    world.connect(prov, coord, "bids")
+    world.connect(coord, prov, "activations", weak=True)
+    world.connect(prov, t_ent, "setpoints")
+    world.connect(t_ent, coord, "report")
+    for d in d_ents:
+        world.connect(prov, d, "setpoints")
+        world.connect(d, t_ent, "interface_s")
+        world.connect(t_ent, d, "interface_v", weak=True)
+        world.connect(d, coord, "report")
+    world.connect(coord, rec, "record")
+    return world
+
+
+def results_path_default(scenario: Scenario, scheme: str) -> Path:
+    return Path(f"{scenario.name}-{scheme}.h5")
+
+
+def resolved_toml(scenario: Scenario) -> str:
+    return to_toml(scenario)

@@ -1,0 +1,121 @@
+"""mosaik simulator of the coordinator: needs and bids in, activations out, costs recorded.
+
+In each step it first sees the grids' state before activations (the T grid reports once the
+T-D loop has converged), assesses the needs, lets the scheme clear and sends the activations to
+the providers (weak connection: same step). After the grids have run with the activations it
+sees their final state, prices what stays violated, settles every activation, and passes the
+step's record to the recorder.
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+import mosaik_api_v3
+import numpy as np
+
+from coordination.need import assess, violation_cost
+from results.writer import Activation, StepRecord
+
+META = {
+    "api_version": "3.0",
+    "type": "event-based",
+    "models": {"Coordinator": {"public": True, "params": [],
+                               "attrs": ["bids", "report", "activations", "record"]}},
+}
+
+
+class CoordinatorSim(mosaik_api_v3.Simulator):
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.out: dict = {}
+
+    def init(self, sid, time_resolution=1.0, ctx=None):
+        self.ctx = ctx
+        self.step_s = ctx.step_s
+        self.step_h = ctx.step_s / 3600.0
+        self.scheme = ctx.scheme
+        self.reports: dict = {}
+        self.cleared_at = -1
+        self.pending = None
+        return self.meta
+
+    def create(self, num, model):
+        return [{"eid": "coordinator", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        data = inputs.get("coordinator", {})
+        for book in data.get("bids", {}).values():
+            if book is not None:
+                self.book = book
+        t_report = False
+        for rep in data.get("report", {}).values():
+            if rep is None:
+                continue
+            self.reports[rep.grid] = rep
+            t_report |= rep.level == "T"
+        self.out = {}
+        if not t_report:
+            return None
+        k = time // self.step_s
+        if self.cleared_at != time:
+            self._clear(k, time)
+        else:
+            self.out = {"record": self._record(k)}
+        return None
+
+    def _clear(self, k: int, time: int) -> None:
+        ctx = self.ctx
+        needs = assess(k, self.reports, ctx.limits)
+        t0 = _time.perf_counter()
+        outcome = self.scheme.clear(self.book, needs, self.reports[ctx.t_name].p_from_mw)
+        ctx.timing["clearing_s"] += _time.perf_counter() - t0
+        self.pending = (needs, outcome, self.book.mw.copy())
+        self.cleared_at = time
+        self.out = {"activations": outcome.activated}
+
+    def _record(self, k: int) -> StepRecord:
+        ctx = self.ctx
+        needs, outcome, _ = self.pending
+        book = self.book
+        acts: list[Activation] = []
+        costs = dict(tso=0.0, dso=0.0, brp=0.0)
+        by_grid = np.zeros(len(ctx.dso_grids))
+        dso_pos = {g: i for i, g in enumerate(ctx.dso_grids)}
+        for s in np.flatnonzero(outcome.activated > 1e-6):
+            mw = float(outcome.activated[s])
+            price = float(outcome.price[s])
+            cost = price * mw * self.step_h
+            buyer = str(outcome.buyer[s])
+            acts.append(Activation(resource=str(book.resource[s]), kind=str(book.kind[s]),
+                                   grid=str(book.grid[s]), level=str(book.level[s]),
+                                   buyer=buyer, direction=int(book.direction[s]), mw=mw,
+                                   price=price, cost=cost))
+            if buyer == "TSO":
+                costs["tso"] += cost
+            elif buyer.startswith("DSO:"):
+                costs["dso"] += cost
+                by_grid[dso_pos[buyer[4:]]] += cost
+            else:
+                costs["brp"] += cost
+        pen = ctx.scenario.penalties
+        after = assess(k, self.reports, ctx.limits)
+        costs["imbalance"] = abs(outcome.unserved_mw) * self.step_h * pen.imbalance_eur_per_mwh
+        costs["violation"] = violation_cost(after, self.step_h, pen.overload_eur_per_mwh,
+                                            pen.voltage_eur_per_bus_h)
+        reps = self.reports
+        iface_s = np.array([reps[i.grid].interface_s.get(i.name, np.nan)
+                            for i in ctx.interfaces], dtype=complex)
+        return StepRecord(
+            step=k,
+            vm_pu={g: reps[g].vm_pu for g in ctx.grid_order},
+            loading_percent={g: reps[g].loading_percent for g in ctx.grid_order},
+            interface_p_mw=iface_s.real, interface_q_mvar=iface_s.imag,
+            tso_imbalance_mw=needs.imbalance_mw,
+            unresolved_imbalance_mw=float(outcome.unserved_mw),
+            activations=acts, conflicts=list(outcome.conflicts), costs=costs,
+            dso_cost_by_grid=by_grid)
+
+    def get_data(self, outputs):
+        return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
+                                if a in self.out}}

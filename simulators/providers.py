@@ -1,0 +1,52 @@
+"""mosaik simulator of the flexibility providers.
+
+Every step it publishes the bid book (what each resource offers, from forecasts and state) and
+a neutral set-point message that starts the grids' step. When the coordinator's activations
+arrive (same step, weak connection) it turns them into set-point changes per grid and updates
+the resources' state (state of charge).
+"""
+
+from __future__ import annotations
+
+import mosaik_api_v3
+import numpy as np
+
+META = {
+    "api_version": "3.0",
+    "type": "hybrid",
+    "models": {"Providers": {"public": True, "params": [],
+                             "attrs": ["bids", "setpoints", "activations"],
+                             "trigger": ["activations"]}},
+}
+
+
+class ProvidersSim(mosaik_api_v3.Simulator):
+    """All flexible resources of the run, as one mosaik entity."""
+
+    def __init__(self) -> None:
+        super().__init__(META)
+        self.out: dict = {}
+
+    def init(self, sid, time_resolution=1.0, ctx=None):
+        self.ctx = ctx
+        self.portfolio = ctx.portfolio
+        self.step_s = ctx.step_s
+        return self.meta
+
+    def create(self, num, model):
+        return [{"eid": "providers", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        k = time // self.step_s
+        acts = [a for a in inputs.get("providers", {}).get("activations", {}).values()
+                if a is not None]
+        if acts:
+            self.out = {"setpoints": self.portfolio.activate(k, np.asarray(acts[0]))}
+            return None
+        book = self.portfolio.offer(k)
+        self.out = {"bids": book, "setpoints": self.portfolio.neutral()}
+        nxt = time + self.step_s
+        return nxt if nxt < self.ctx.until else None
+
+    def get_data(self, outputs):
+        return {"providers": {a: self.out[a] for a in outputs.get("providers", []) if a in self.out}}

@@ -1,0 +1,75 @@
+"""The `tsodso` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from scenarios.load import ScenarioError, builtin_names, load
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+@click.version_option(package_name="tsodso")
+def main() -> None:
+    """Co-simulate TSO-DSO coordination schemes for buying flexibility."""
+
+
+@main.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    for name in builtin_names():
+        sc = load(name)
+        click.echo(f"{name:10s} {sc.description}")
+
+
+@main.command()
+@click.argument("file")
+def validate(file: str) -> None:
+    """Check a scenario file (or built-in name)."""
+    try:
+        sc = load(file)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    click.echo(f"ok: {file}: scenario '{sc.name}', {sc.run.steps} steps of {sc.run.step_s} s "
+               f"from {sc.run.start.isoformat()}, grid {sc.grid.source}")
+
+
+@main.command()
+@click.argument("scenario", default="default")
+@click.option("--scheme", default="centralized", show_default=True,
+              type=click.Choice(["none", "centralized"]), help="coordination scheme")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="results file (default: <scenario>-<scheme>.h5)")
+@click.option("--profile", is_flag=True, help="store power flow / clearing / total time")
+def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Path | None,
+        profile: bool) -> None:
+    """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
+    from tsodso.runner import run as run_scheme
+
+    try:
+        sc = load(scenario, {"run.steps": steps, "run.seed": seed})
+    except ScenarioError as exc:
+        _fail(str(exc))
+    out = out or Path(f"{sc.name}-{scheme}.h5")
+    try:
+        kpis = run_scheme(sc, scheme, out, profile=profile, progress=sys.stderr.isatty())
+    except ScenarioError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; the steps done so far are in {out} (complete = false)", 130)
+    click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
+               f"total cost {kpis['total_cost_eur']:,.0f} EUR, "
+               f"activated {kpis['activated_mwh']:,.1f} MWh")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,51 @@
+"""Run one scheme on one scenario and stream the results to an HDF5 file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from results.writer import GridLayout, ResultsWriter, RunMeta
+from scenarios.load import to_toml
+from scenarios.schema import Scenario
+from scenarios.world import RunContext, build_world, prepare
+from tsodso import __version__
+
+
+def layout(ctx: RunContext) -> list[GridLayout]:
+    out = []
+    for g in ctx.grid_order:
+        net = ctx.runtimes[g].model.net
+        out.append(GridLayout(name=g, level=ctx.level[g], bus=[str(b) for b in net.bus.name],
+                              branch=ctx.runtimes[g].model.branch_names))
+    return out
+
+
+def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
+        progress: bool = False) -> dict[str, float]:
+    """Run the co-simulation; returns the KPIs. The file stays readable if the run stops early."""
+    t0 = time.perf_counter()
+    ctx = prepare(scenario, scheme)
+    lim = scenario.limits
+    meta = RunMeta(scheme=scheme, scenario=scenario.name, seed=scenario.run.seed,
+                   start=scenario.run.start, step_s=scenario.run.step_s,
+                   n_steps=scenario.run.steps, software_version=__version__,
+                   scenario_toml=to_toml(scenario),
+                   limits={"T": (lim.T.vm_min_pu, lim.T.vm_max_pu, lim.T.loading_max_percent),
+                           "D": (lim.D.vm_min_pu, lim.D.vm_max_pu, lim.D.loading_max_percent)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = ResultsWriter(out, meta, layout(ctx), [(i.name, i.grid) for i in ctx.interfaces],
+                           ctx.dso_grids)
+    bar = tqdm(total=ctx.n_steps, disable=not progress, unit="step", desc=scheme)
+    try:
+        world = build_world(ctx, writer, on_step=bar.update)
+        world.run(until=ctx.until, print_progress=False)
+    except BaseException:
+        bar.close()
+        writer.close(complete=False)
+        raise
+    bar.close()
+    timing = dict(ctx.timing, total_s=time.perf_counter() - t0) if profile else None
+    return writer.close(complete=True, timing=timing)
