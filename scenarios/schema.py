@@ -105,8 +105,9 @@ class LevelLimits(Strict):
 
 
 class LimitsCfg(Strict):
-    T: LevelLimits = LevelLimits(vm_min_pu=0.9, vm_max_pu=1.1, loading_max_percent=100.0)
-    D: LevelLimits = LevelLimits(vm_min_pu=0.94, vm_max_pu=1.06, loading_max_percent=100.0)
+    # HV: 110 kV grids run up to 123 kV (1.118 pu); MV: EN 50160 +-10 %
+    T: LevelLimits = LevelLimits(vm_min_pu=0.9, vm_max_pu=1.118, loading_max_percent=100.0)
+    D: LevelLimits = LevelLimits(vm_min_pu=0.9, vm_max_pu=1.1, loading_max_percent=100.0)
 
 
 class PenaltiesCfg(Strict):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandapower as pp
-from pandapower.toolbox import select_subnet
 from pandapower.auxiliary import pandapowerNet
+from pandapower.toolbox import select_subnet
 
 T_GRID_PREFIXES = ("EHV", "HV")
 
@@ -32,11 +32,17 @@ class Interface:
 
 @dataclass
 class SplitNet:
-    """The coupled net cut into one T net and one net per D grid."""
+    """The coupled net cut into the T net and the D net.
+
+    The D net holds every D grid, each an island with its own slack(s) at the HV side of its
+    interface transformers, so that one power flow solves all of them at once; `d_buses`
+    says which buses belong to which D grid (including the HV buses of its interfaces).
+    """
 
     t_name: str
     t_net: pandapowerNet
-    d_nets: dict[str, pandapowerNet]
+    d_net: pandapowerNet
+    d_buses: dict[str, list[int]]
     interfaces: list[Interface]
 
 
@@ -69,24 +75,27 @@ def split_net(net: pandapowerNet) -> SplitNet:
         raise ValueError("the net has no HV/MV transformer between the T grid and a D grid")
 
     t_net = select_subnet(net, t_buses, include_results=False)
-    d_nets: dict[str, pandapowerNet] = {}
+    d_buses: dict[str, list[int]] = {}
     interfaces: list[Interface] = []
+    hv_all: list[int] = []
     for grid in sorted({grid_of[int(b)] for b in ifaces.lv_bus}):
         mine = ifaces[ifaces.lv_bus.map(grid_of) == grid]
         hv = sorted({int(b) for b in mine.hv_bus})
-        buses = {b for b, g in grid_of.items() if g == grid} | set(hv)
-        d = select_subnet(net, buses, include_results=False)
-        # the HV side buses belong to the TSO: their own loads and generators stay in the T net
-        for table in ("load", "sgen", "storage", "gen", "shunt", "ext_grid", "ward", "xward"):
-            df = d[table]
-            if len(df):
-                d[table] = df[~df.bus.isin(hv)]
-        for b in hv:
-            pp.create_ext_grid(d, b, vm_pu=1.0, va_degree=0.0, name=f"interface {b}")
-        d_nets[grid] = d
+        hv_all += hv
+        d_buses[grid] = sorted({b for b, g in grid_of.items() if g == grid} | set(hv))
         for idx, row in mine.iterrows():
             load = pp.create_load(t_net, int(row.hv_bus), p_mw=0.0, q_mvar=0.0,
                                   name=f"interface {row['name']}")
             interfaces.append(Interface(name=str(row["name"]), grid=grid, trafo=int(idx),
                                         hv_bus=int(row.hv_bus), t_load=int(load)))
-    return SplitNet(t_name=t_name, t_net=t_net, d_nets=d_nets, interfaces=interfaces)
+    d_net = select_subnet(net, {b for buses in d_buses.values() for b in buses},
+                          include_results=False)
+    # the HV side buses belong to the TSO: their own loads and generators stay in the T net
+    for table in ("load", "sgen", "storage", "gen", "shunt", "ext_grid", "ward", "xward"):
+        df = d_net[table]
+        if len(df):
+            d_net[table] = df[~df.bus.isin(hv_all)]
+    for b in sorted(set(hv_all)):
+        pp.create_ext_grid(d_net, b, vm_pu=1.0, va_degree=0.0, name=f"interface {b}")
+    return SplitNet(t_name=t_name, t_net=t_net, d_net=d_net, d_buses=d_buses,
+                    interfaces=interfaces)

@@ -29,8 +29,8 @@ from scenarios.load import ScenarioError, to_toml
 from scenarios.schema import Scenario
 from scenarios.split import Interface, split_net
 from simulators.flexibility import GridAssets, Portfolio
-from simulators.grid import GridRuntime
-from simulators.powerflow import GridModel, PowerFlowNotConverged
+from simulators.grid import GridSlice, LevelRuntime
+from simulators.powerflow import GridModel
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunContext:
     dso_grids: list[str]
     grid_order: list[str]
     interfaces: list[Interface]
-    runtimes: dict[str, GridRuntime]
+    levels: dict[str, LevelRuntime]
     limits: dict[str, GridLimits]
     portfolio: Portfolio
     tmodel: TransmissionModel
@@ -139,77 +139,92 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
 
     split = split_net(net)
     t_name = split.t_name
-    dso_grids = sorted(split.d_nets)
+    dso_grids = sorted(split.d_buses)
     grid_order = [t_name, *dso_grids]
-    nets = {t_name: split.t_net, **split.d_nets}
     lim_cfg = scenario.limits
-    runtimes: dict[str, GridRuntime] = {}
+    level_net = {"T": split.t_net, "D": split.d_net}
+    grid_buses = {t_name: list(split.t_net.bus.index), **split.d_buses}
+    levels: dict[str, LevelRuntime] = {}
     assets: list[GridAssets] = []
     limits: dict[str, GridLimits] = {}
-    for g in grid_order:
-        gnet = nets[g]
-        level = "T" if g == t_name else "D"
+    for level, lnet in level_net.items():
         try:
-            model = GridModel(gnet)
-        except (PowerFlowNotConverged, Exception) as exc:
-            raise ScenarioError(f"grid '{g}': initial power flow failed: {exc}") from None
-        lpos = net.load.index.get_indexer(gnet.load.index)
-        real = lpos >= 0
-        spos = net.sgen.index.get_indexer(gnet.sgen.index)
-        tpos = net.storage.index.get_indexer(gnet.storage.index)
+            model = GridModel(lnet)
+        except Exception as exc:
+            raise ScenarioError(f"{level} grid: initial power flow failed: {exc}") from None
+        lpos = net.load.index.get_indexer(lnet.load.index)  # -1: the T net's interface loads
+        spos = net.sgen.index.get_indexer(lnet.sgen.index)
+        tpos = net.storage.index.get_indexer(lnet.storage.index)
 
-        def cols(arr, pos, ok=None):
+        def cols(arr, pos):
             out = np.zeros((n, len(pos)))
-            ok = pos >= 0 if ok is None else ok
+            ok = pos >= 0
             out[:, ok] = arr[:, pos[ok]]
             return out
 
-        mine = [i for i in split.interfaces if (i.grid == g or level == "T")]
-        n_line = len(gnet.line)
-        iface_branch = np.array([n_line + list(gnet.trafo.index).index(i.trafo) for i in mine]
-                                if level == "D" else [], dtype=np.int64)
-        iface_slack = np.array([_slack_pos(model, i.hv_bus) for i in mine] if level == "D"
-                               else [], dtype=np.int64)
-        iface_load = np.array([gnet.load.index.get_loc(i.t_load) for i in mine]
-                              if level == "T" else [], dtype=np.int64)
-        imb = (re_sgen - fc["sgen_p"])[:, spos].sum(axis=1) \
-            - (re_load - fc["load_p"])[:, lpos[real]].sum(axis=1) \
-            - (re_sto - fc["sto_p"])[:, tpos].sum(axis=1)
-        runtimes[g] = GridRuntime(
-            name=g, level=level, model=model,
+        grids = [t_name] if level == "T" else dso_grids
+        n_line = len(lnet.line)
+        slices: dict[str, GridSlice] = {}
+        imbalance: dict[str, np.ndarray] = {}
+        for g in grids:
+            buses = set(grid_buses[g])
+            sl_load = np.flatnonzero(lnet.load.bus.isin(buses).to_numpy() & (lpos >= 0))
+            sl_sgen = np.flatnonzero(lnet.sgen.bus.isin(buses).to_numpy())
+            sl_sto = np.flatnonzero(lnet.storage.bus.isin(buses).to_numpy())
+            branch = np.r_[np.flatnonzero(lnet.line.from_bus.isin(buses).to_numpy()),
+                           n_line + np.flatnonzero(lnet.trafo.hv_bus.isin(buses).to_numpy()
+                                                   | lnet.trafo.lv_bus.isin(buses).to_numpy())]
+            mine = [i for i in split.interfaces if level == "T" or i.grid == g]
+            trafo_pos = {int(t): n_line + j for j, t in enumerate(lnet.trafo.index)}
+            slices[g] = GridSlice(
+                name=g, bus=lnet.bus.index.get_indexer(sorted(buses)), branch=branch,
+                load=sl_load, sgen=sl_sgen, sto=sl_sto, interfaces=mine,
+                iface_branch=np.array([trafo_pos[i.trafo] for i in mine] if level == "D"
+                                      else [], dtype=np.int64),
+                iface_slack=np.array([_slack_pos(model, i.hv_bus) for i in mine]
+                                     if level == "D" else [], dtype=np.int64))
+            imbalance[g] = (re_sgen - fc["sgen_p"])[:, spos[sl_sgen]].sum(axis=1) \
+                - (re_load - fc["load_p"])[:, lpos[sl_load]].sum(axis=1) \
+                - (re_sto - fc["sto_p"])[:, tpos[sl_sto]].sum(axis=1)
+            lv = lim_cfg.T if level == "T" else lim_cfg.D
+            limits[g] = GridLimits(lv.vm_min_pu, lv.vm_max_pu, lv.loading_max_percent,
+                                   model.rating_mva[branch])
+            sto = lnet.storage.iloc[sl_sto]
+            e_max = sto.max_e_mwh.fillna(0.0).to_numpy(float)
+            e_min = sto.min_e_mwh.fillna(0.0).to_numpy(float)
+            soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
+            assets.append(GridAssets(
+                name=g, level=level,
+                sgen_kind=sgen_kind[spos[sl_sgen]].astype(str),
+                sgen_bus=lnet.sgen.bus.to_numpy()[sl_sgen],
+                load_bus=lnet.load.bus.to_numpy()[sl_load], sto_bus=sto.bus.to_numpy(),
+                sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),
+                sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
+                fc_load=fc["load_p"][:, lpos[sl_load]], fc_sgen=fc["sgen_p"][:, spos[sl_sgen]],
+                fc_sto=fc["sto_p"][:, tpos[sl_sto]],
+                bus_name={int(b): str(nm) for b, nm in lnet.bus.name.items()}))
+        t_ifaces = split.interfaces if level == "T" else []
+        levels[level] = LevelRuntime(
+            level=level, model=model, grids=slices,
             re_load_p=cols(re_load, lpos), re_load_q=cols(re_load_q, lpos),
             re_sgen_p=cols(re_sgen, spos),
-            re_sgen_q=np.tile(gnet.sgen.q_mvar.to_numpy(float), (n, 1)),
+            re_sgen_q=np.tile(lnet.sgen.q_mvar.to_numpy(float), (n, 1)),
             re_sto_p=cols(re_sto, tpos), re_sto_q=np.zeros((n, len(tpos))),
-            imbalance=imb, interfaces=mine, iface_branch=iface_branch, iface_slack=iface_slack,
-            iface_load=iface_load,
-            iface_hv_bus=np.array([i.hv_bus for i in mine], dtype=np.int64))
-        lv = lim_cfg.T if level == "T" else lim_cfg.D
-        limits[g] = GridLimits(lv.vm_min_pu, lv.vm_max_pu, lv.loading_max_percent,
-                               model.rating_mva)
-        sto = gnet.storage
-        e_max = sto.max_e_mwh.to_numpy(float) if len(sto) else np.zeros(0)
-        e_min = sto.min_e_mwh.fillna(0.0).to_numpy(float) if len(sto) else np.zeros(0)
-        soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max if len(sto) else e_max
-        assets.append(GridAssets(
-            name=g, level=level,
-            sgen_kind=sgen_kind[spos].astype(str), sgen_bus=gnet.sgen.bus.to_numpy(),
-            load_bus=gnet.load.bus.to_numpy()[real], sto_bus=sto.bus.to_numpy(),
-            sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),
-            sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
-            fc_load=fc["load_p"][:, lpos[real]], fc_sgen=fc["sgen_p"][:, spos],
-            fc_sto=fc["sto_p"][:, tpos],
-            bus_name={int(b): str(nm) for b, nm in gnet.bus.name.items()}))
+            imbalance=imbalance,
+            iface_load=np.array([lnet.load.index.get_loc(i.t_load) for i in t_ifaces],
+                                dtype=np.int64),
+            iface_hv_bus=np.array([i.hv_bus for i in t_ifaces], dtype=np.int64),
+            interfaces=t_ifaces)
 
     # the TSO's market model: PTDFs of the T grid (computed once) and branch limits in MW
     ptdf = transmission_ptdf(copy.deepcopy(split.t_net))
-    t_model = runtimes[t_name].model
+    t_model = levels["T"].model
     t_net = split.t_net
     report_pos = {("line", int(i)): j for j, i in enumerate(t_net.line.index)}
     report_pos.update({("trafo", int(i)): len(t_net.line) + j
                        for j, i in enumerate(t_net.trafo.index)})
     rows_of_report = np.array([report_pos[(str(t), int(i))]
-                               for t, i in zip(ptdf.branch_table, ptdf.branch_index)])
+                               for t, i in zip(ptdf.branch_table, ptdf.branch_index, strict=False)])
     limit_mw = t_model.rating_mva[rows_of_report] * lim_cfg.T.loading_max_percent / 100.0
     tmodel = TransmissionModel(ptdf=ptdf.matrix, rows_of_report=rows_of_report, limit_mw=limit_mw)
     first_iface = {}
@@ -229,9 +244,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
                              step_h, scenario.market.pricing)
     return RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
                       t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
-                      interfaces=split.interfaces, runtimes=runtimes, limits=limits,
+                      interfaces=split.interfaces, levels=levels, limits=limits,
                       portfolio=portfolio, tmodel=tmodel, scheme=scheme_obj,
-                      level={g: runtimes[g].level for g in grid_order})
+                      level={g: ("T" if g == t_name else "D") for g in grid_order})
 
 
 def _slack_pos(model: GridModel, hv_bus: int) -> int:

@@ -73,6 +73,8 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.pending = (needs, outcome, self.book.mw.copy())
         self.cleared_at = time
         self.out = {"activations": outcome.activated}
+        if not np.any(outcome.activated > 1e-6):  # the grids stay as they are: record now
+            self.out["record"] = self._record(k)
 
     def _record(self, k: int) -> StepRecord:
         ctx = self.ctx

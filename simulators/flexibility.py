@@ -104,7 +104,8 @@ class Portfolio:
         for d in directions:
             tag = "up" if d > 0 else "down"
             rows.append(dict(resource=f"{g.name}:{kind}@{g.bus_name[bus]}:{tag}", kind=kind,
-                             grid=g.name, level=g.level, t_bus=t_col(g.name, bus), direction=d, mw=0.0,
+                             grid=g.name, level=g.level, t_bus=t_col(g.name, bus),
+                             direction=d, mw=0.0,
                              price=offer.price_up if d > 0 else offer.price_down))
             self._members.append((g.name, table, idx))
             self.slot_bus.append(bus)

@@ -21,7 +21,6 @@ import numpy as np
 from simulators.flexibility import Setpoints
 from simulators.powerflow import GridModel, PowerFlowNotConverged
 
-
 V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
 
 
@@ -42,24 +41,38 @@ class GridReport:
 
 
 @dataclass
-class GridRuntime:
-    """What a grid simulator needs of one grid: its model and its realised time series."""
+class GridSlice:
+    """Where one grid sits in its level's net: positions of its buses, branches, elements."""
 
     name: str
+    bus: np.ndarray
+    branch: np.ndarray
+    load: np.ndarray  # flexible/real loads (the T net's interface loads are not among them)
+    sgen: np.ndarray
+    sto: np.ndarray
+    interfaces: list  # scenarios.split.Interface objects of this grid (D) or all (T)
+    iface_branch: np.ndarray  # D: branch position of each interface transformer
+    iface_slack: np.ndarray  # D: slack position fed by each interface (index into model.ref)
+
+
+@dataclass
+class LevelRuntime:
+    """One level's net (the T net, or all D grids as islands of one net) and its realised
+    time series; one power flow per iteration solves every grid of the level."""
+
     level: str
     model: GridModel
-    re_load_p: np.ndarray  # (steps, n_load) realised, including interface loads (T) at the end
+    grids: dict[str, GridSlice]
+    re_load_p: np.ndarray  # (steps, n_load) realised, in the level net's element order
     re_load_q: np.ndarray
     re_sgen_p: np.ndarray
     re_sgen_q: np.ndarray
     re_sto_p: np.ndarray
     re_sto_q: np.ndarray
-    imbalance: np.ndarray  # (steps,) realised - forecast net injection, MW
-    interfaces: list  # scenarios.split.Interface objects touching this grid
-    iface_branch: np.ndarray  # D: branch position of each interface transformer
-    iface_slack: np.ndarray  # D: slack position fed by each interface (index into model.ref)
+    imbalance: dict[str, np.ndarray]  # grid -> (steps,) realised - forecast net injection, MW
     iface_load: np.ndarray  # T: load position of each interface
     iface_hv_bus: np.ndarray  # T: pandapower HV bus of each interface
+    interfaces: list
 
 
 def _meta(level: str) -> dict:
@@ -73,120 +86,125 @@ def _meta(level: str) -> dict:
 
 
 class GridSim(mosaik_api_v3.Simulator):
-    """Runs the AC power flows of one or more grids of one level."""
+    """Runs the AC power flow of one level; one entity per grid of that level."""
 
     def __init__(self) -> None:
         super().__init__(_meta("T"))
-        self.grids: dict[str, GridRuntime] = {}
         self.state: dict[str, dict] = {}
+        self.time = -1
 
     def init(self, sid, time_resolution=1.0, ctx=None, level: str = "T"):
         self.ctx = ctx
         self.level = level
+        self.rt: LevelRuntime = ctx.levels[level]
         self.step_s = ctx.step_s
         self.tol = ctx.scenario.coupling.tolerance_mw
         self.max_iter = ctx.scenario.coupling.max_iterations
+        self.iteration = 0
+        self.v_out = None
+        self.v_sent: dict = {}
+        self.last_s: dict = {}
+        self.s_in: dict = {}
         return self.meta
 
     def create(self, num, model, grid: str):
-        rt: GridRuntime = self.ctx.runtimes[grid]
-        self.grids[grid] = rt
-        self.state[grid] = dict(time=-1, iteration=0, last_s=None, dp=None, report=None,
-                                v_out=None, iface_v=None, done=False)
+        self.state[grid] = dict(dp=None, report=None)
         return [{"eid": grid, "type": model}]
 
     def step(self, time, inputs, max_advance):
-        k = time // self.step_s
+        if time != self.time:  # a new step: forget last step's activations
+            self.time, self.iteration = time, 0
+            for st in self.state.values():
+                st["dp"] = None
+        iface_v = {}
         for eid, data in inputs.items():
-            st = self.state[eid]
-            if st["time"] != time:  # a new step: forget last step's activations
-                st.update(time=time, iteration=0, dp=None, done=False)
             for sp in data.get("setpoints", {}).values():
                 if sp is not None:
-                    st["dp"] = sp[eid]
-                    st["done"] = False
+                    self.state[eid]["dp"] = sp[eid]
             for v in data.get("interface_v", {}).values():
-                st["iface_v"] = v
-            if "interface_s" in data:
-                s_in: dict[str, complex] = {}
-                for part in data["interface_s"].values():
-                    s_in.update(part)
-                st["s_in"] = s_in
-        for eid in inputs:
-            self._solve(eid, k, time)
+                if v is not None:
+                    iface_v.update(v)
+            for part in data.get("interface_s", {}).values():
+                if part is not None:
+                    self.s_in.update(part)
+        self._solve(time // self.step_s, time, iface_v)
         return None
 
-    def _injections(self, rt: GridRuntime, k: int, dp: Setpoints | None, st: dict):
+    def _injections(self, k: int):
+        rt = self.rt
         p_load = rt.re_load_p[k].copy()
         p_sgen = rt.re_sgen_p[k].copy()
         p_sto = rt.re_sto_p[k].copy()
-        if dp is not None:
-            n = len(dp.dp_load)
-            p_load[:n] += dp.dp_load
-            p_sgen += dp.dp_sgen
-            p_sgen = np.maximum(p_sgen, np.minimum(rt.re_sgen_p[k], 0.0))
-            p_sto += dp.dp_sto
+        for eid, st in self.state.items():
+            dp: Setpoints | None = st["dp"]
+            if dp is None:
+                continue
+            sl = rt.grids[eid]
+            p_load[sl.load] += dp.dp_load
+            p_sgen[sl.sgen] += dp.dp_sgen
+            p_sto[sl.sto] += dp.dp_sto
+        p_sgen = np.maximum(p_sgen, np.minimum(rt.re_sgen_p[k], 0.0))  # curtail to zero at most
         q_load = rt.re_load_q[k].copy()
-        if rt.level == "T" and st.get("s_in"):
-            for j, iface in enumerate(rt.interfaces):
-                s = st["s_in"].get(iface.name)
-                if s is not None:
-                    p_load[rt.iface_load[j]] = s.real
-                    q_load[rt.iface_load[j]] = s.imag
+        for j, iface in enumerate(rt.interfaces if rt.level == "T" else []):
+            s = self.s_in.get(iface.name)
+            if s is not None:
+                p_load[rt.iface_load[j]] = s.real
+                q_load[rt.iface_load[j]] = s.imag
         return p_load, q_load, p_sgen, rt.re_sgen_q[k], p_sto, rt.re_sto_q[k]
 
-    def _solve(self, eid: str, k: int, time: int) -> None:
-        rt, st = self.grids[eid], self.state[eid]
+    def _solve(self, k: int, time: int, iface_v: dict) -> None:
+        rt = self.rt
         v_ref = None
-        if rt.level == "D" and st["iface_v"] is not None:
+        if rt.level == "D" and iface_v:
             v_ref = rt.model.v_ref.copy()
-            for j, iface in enumerate(rt.interfaces):
-                v_ref[rt.iface_slack[j]] = st["iface_v"][iface.name]
+            for sl in rt.grids.values():
+                for j, iface in enumerate(sl.interfaces):
+                    if iface.name in iface_v:
+                        v_ref[sl.iface_slack[j]] = iface_v[iface.name]
         t0 = _time.perf_counter()
-        converged = True
         try:
-            res = rt.model.solve(*self._injections(rt, k, st["dp"], st), v_ref=v_ref)
+            res = rt.model.solve(*self._injections(k), v_ref=v_ref)
         except PowerFlowNotConverged:
-            converged = False
             res = None
         self.ctx.timing["powerflow_s"] += _time.perf_counter() - t0
-        st["iteration"] += 1
-        if res is None:
-            n_b, n_br = len(rt.model.bus_index), len(rt.model.branch_rows)
-            vm, ld, pf = np.full(n_b, np.nan), np.full(n_br, np.nan), np.full(n_br, np.nan)
-        else:
-            vm, ld, pf = res.vm_pu, res.loading_percent, res.p_from_mw
-        iface_s: dict[str, complex] = {}
-        if rt.level == "D" and res is not None:
-            for j, iface in enumerate(rt.interfaces):
-                b = rt.iface_branch[j]
-                iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
-        st["report"] = GridReport(eid, rt.level, time, vm, ld, pf, float(rt.imbalance[k]),
-                                  iface_s, converged, st["iteration"])
+        self.iteration += 1
+        for eid, st in self.state.items():
+            sl = rt.grids[eid]
+            if res is None:
+                vm, ld = np.full(len(sl.bus), np.nan), np.full(len(sl.branch), np.nan)
+                pf = np.full(len(sl.branch), np.nan)
+            else:
+                vm, ld = res.vm_pu[sl.bus], res.loading_percent[sl.branch]
+                pf = res.p_from_mw[sl.branch]
+            iface_s: dict[str, complex] = {}
+            if rt.level == "D" and res is not None:
+                for j, iface in enumerate(sl.interfaces):
+                    b = sl.iface_branch[j]
+                    iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
+            st["report"] = GridReport(eid, rt.level, time, vm, ld, pf,
+                                      float(rt.imbalance[eid][k]), iface_s, res is not None,
+                                      self.iteration)
         if rt.level == "T":
-            self._t_loop_control(rt, st, res)
+            self._loop_control(res)
 
-    def _t_loop_control(self, rt: GridRuntime, st: dict, res) -> None:
+    def _loop_control(self, res) -> None:
         """Decide whether the D grids must solve again with new interface voltages.
 
         The loop has converged when no interface exchange moved by more than the tolerance
         since the previous iteration and the interface voltages did not move either.
         """
-        s_in = st.get("s_in") or {}
-        last = st.get("last_s") or {}
-        moved = max((abs(s_in[n] - last.get(n, np.inf)) for n in s_in), default=0.0)
-        st["last_s"] = dict(s_in)
-        if res is None or st["iteration"] > self.max_iter:
-            st["v_out"] = None
+        moved = max((abs(s - self.last_s.get(n, np.inf)) for n, s in self.s_in.items()),
+                    default=0.0)
+        self.last_s = dict(self.s_in)
+        self.v_out = None
+        if res is None or self.iteration > self.max_iter:
             return
-        v = rt.model.bus_voltage(rt.iface_hv_bus)
-        v_new = {i.name: complex(v[j]) for j, i in enumerate(rt.interfaces)}
-        sent = st.get("v_sent") or {}
-        dv = max((abs(v_new[n] - sent.get(n, np.inf)) for n in v_new), default=0.0)
+        v = self.rt.model.bus_voltage(self.rt.iface_hv_bus)
+        v_new = {i.name: complex(v[j]) for j, i in enumerate(self.rt.interfaces)}
+        dv = max((abs(v_new[n] - self.v_sent.get(n, np.inf)) for n in v_new), default=0.0)
         if moved < self.tol and dv < V_TOL_PU:
-            st["v_out"] = None
             return
-        st["v_out"] = st["v_sent"] = v_new
+        self.v_out = self.v_sent = v_new
 
     def get_data(self, outputs):
         data: dict = {}
@@ -194,12 +212,13 @@ class GridSim(mosaik_api_v3.Simulator):
             st = self.state[eid]
             out: dict = {}
             for attr in attrs:
-                if attr == "interface_s" and st["report"] is not None:
+                if st["report"] is None:
+                    continue
+                if attr == "interface_s":
                     out[attr] = st["report"].interface_s
-                elif attr == "interface_v" and st.get("v_out") is not None:
-                    out[attr] = st["v_out"]
-                elif attr == "report" and st["report"] is not None:
-                    if self.grids[eid].level == "D" or st.get("v_out") is None:
-                        out[attr] = st["report"]
+                elif attr == "interface_v" and self.v_out is not None:
+                    out[attr] = self.v_out
+                elif attr == "report" and (self.level == "D" or self.v_out is None):
+                    out[attr] = st["report"]
             data[eid] = out
         return data

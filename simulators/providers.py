@@ -41,7 +41,10 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         acts = [a for a in inputs.get("providers", {}).get("activations", {}).values()
                 if a is not None]
         if acts:
-            self.out = {"setpoints": self.portfolio.activate(k, np.asarray(acts[0]))}
+            activated = np.asarray(acts[0])
+            setpoints = self.portfolio.activate(k, activated)
+            # nothing activated: the grids need not run again
+            self.out = {"setpoints": setpoints} if np.any(activated > 1e-6) else {}
             return None
         book = self.portfolio.offer(k)
         self.out = {"bids": book, "setpoints": self.portfolio.neutral()}
@@ -49,4 +52,5 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         return nxt if nxt < self.ctx.until else None
 
     def get_data(self, outputs):
-        return {"providers": {a: self.out[a] for a in outputs.get("providers", []) if a in self.out}}
+        wanted = outputs.get("providers", [])
+        return {"providers": {a: self.out[a] for a in wanted if a in self.out}}

@@ -30,9 +30,11 @@ def _compare(sc, path, steps):
     with h5py.File(path, "r") as f:
         for k in steps:
             net = _unsplit(sc, k)
-            vm_ref = dict(zip(net.bus.name.astype(str), net.res_bus.vm_pu))
-            ld_ref = dict(zip(net.line.name.astype(str), net.res_line.loading_percent))
-            ld_ref.update(zip(net.trafo.name.astype(str), net.res_trafo.loading_percent))
+            vm_ref = dict(zip(net.bus.name.astype(str), net.res_bus.vm_pu, strict=True))
+            ld_ref = dict(zip(net.line.name.astype(str), net.res_line.loading_percent,
+                              strict=True))
+            ld_ref.update(zip(net.trafo.name.astype(str), net.res_trafo.loading_percent,
+                              strict=True))
             worst_vm = worst_ld = 0.0
             for grid in f["grids"]:
                 g = f["grids"][grid]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from results.writer import GridLayout, ResultsWriter, RunMeta
@@ -17,9 +18,12 @@ from tsodso import __version__
 def layout(ctx: RunContext) -> list[GridLayout]:
     out = []
     for g in ctx.grid_order:
-        net = ctx.runtimes[g].model.net
-        out.append(GridLayout(name=g, level=ctx.level[g], bus=[str(b) for b in net.bus.name],
-                              branch=ctx.runtimes[g].model.branch_names))
+        rt = ctx.levels[ctx.level[g]]
+        sl = rt.grids[g]
+        names = np.array(rt.model.branch_names, dtype=object)
+        out.append(GridLayout(name=g, level=ctx.level[g],
+                              bus=[str(b) for b in rt.model.net.bus.name.to_numpy()[sl.bus]],
+                              branch=[str(b) for b in names[sl.branch]]))
     return out
 
 
