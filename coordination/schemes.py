@@ -13,15 +13,16 @@ import numpy as np
 from coordination.bid import BidBook
 from coordination.centralized import CentralizedMarket, Penalties
 from coordination.need import Needs
+from coordination.settlement import settle
+from results.writer import Activation
 
 SCHEMES = ("none", "centralized")
 
 
 @dataclass
 class Outcome:
-    activated: np.ndarray  # MW per slot
-    buyer: np.ndarray  # str per slot
-    price: np.ndarray  # EUR/MWh paid per slot
+    activated: np.ndarray  # MW per slot (all buyers together)
+    activations: list[Activation]  # settled: who bought what, at which price
     unserved_mw: float  # signed balancing need left unserved
     conflicts: list = field(default_factory=list)
 
@@ -44,8 +45,7 @@ class NoCoordination:
         self.n = len(book)
 
     def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
-        return Outcome(np.zeros(self.n), np.full(self.n, "", dtype=object), np.zeros(self.n),
-                       needs.tso_need_mw)
+        return Outcome(np.zeros(self.n), [], needs.tso_need_mw)
 
 
 class Centralized:
@@ -58,17 +58,15 @@ class Centralized:
                  step_h: float, pricing: str):
         self.tmodel = tmodel
         self.pricing = pricing
+        self.step_h = step_h
         self.market = CentralizedMarket(book, tmodel.ptdf, penalties, step_h)
 
     def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
         flow0 = t_flow_mw[self.tmodel.rows_of_report]
         res = self.market.clear(book.mw, book.price, needs.tso_need_mw, flow0,
                                 self.tmodel.limit_mw)
-        price = book.price.copy()
-        if self.pricing == "pay_as_clear":  # uniform price, never below a slot's own bid
-            price = np.maximum(book.direction * res.marginal_price, price)
-        return Outcome(res.activated, np.full(len(book), "TSO", dtype=object), price,
-                       res.unserved_mw)
+        acts = settle(book, res, "TSO", self.pricing, self.step_h)
+        return Outcome(res.activated, acts, res.unserved_mw)
 
 
 def make_scheme(name: str, book: BidBook, tmodel: TransmissionModel, penalties: Penalties,

@@ -15,7 +15,7 @@ import mosaik_api_v3
 import numpy as np
 
 from coordination.need import assess, violation_cost
-from results.writer import Activation, StepRecord
+from results.writer import StepRecord
 
 META = {
     "api_version": "3.0",
@@ -79,27 +79,18 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
     def _record(self, k: int) -> StepRecord:
         ctx = self.ctx
         needs, outcome, _ = self.pending
-        book = self.book
-        acts: list[Activation] = []
+        acts = outcome.activations
         costs = dict(tso=0.0, dso=0.0, brp=0.0)
         by_grid = np.zeros(len(ctx.dso_grids))
         dso_pos = {g: i for i, g in enumerate(ctx.dso_grids)}
-        for s in np.flatnonzero(outcome.activated > 1e-6):
-            mw = float(outcome.activated[s])
-            price = float(outcome.price[s])
-            cost = price * mw * self.step_h
-            buyer = str(outcome.buyer[s])
-            acts.append(Activation(resource=str(book.resource[s]), kind=str(book.kind[s]),
-                                   grid=str(book.grid[s]), level=str(book.level[s]),
-                                   buyer=buyer, direction=int(book.direction[s]), mw=mw,
-                                   price=price, cost=cost))
-            if buyer == "TSO":
-                costs["tso"] += cost
-            elif buyer.startswith("DSO:"):
-                costs["dso"] += cost
-                by_grid[dso_pos[buyer[4:]]] += cost
+        for a in acts:
+            if a.buyer == "TSO":
+                costs["tso"] += a.cost
+            elif a.buyer.startswith("DSO:"):
+                costs["dso"] += a.cost
+                by_grid[dso_pos[a.buyer[4:]]] += a.cost
             else:
-                costs["brp"] += cost
+                costs["brp"] += a.cost
         pen = ctx.scenario.penalties
         after = assess(k, self.reports, ctx.limits)
         costs["imbalance"] = abs(outcome.unserved_mw) * self.step_h * pen.imbalance_eur_per_mwh
