@@ -4,8 +4,9 @@
 itself on a cached Ybus takes about a millisecond. `GridModel` runs `runpp` once to let pandapower
 build the internal case (bus fusion by switches, transformer models, shunts, line charging), keeps
 its Ybus/Yf/Yt and the element-to-bus incidence, and then solves each step with a Newton-Raphson
-that uses pandapower's own Jacobian (`dSbus_dV`). Results (bus voltages, branch loadings, branch
-flows) follow pandapower's definitions; `tests/test_powerflow.py` checks them against `runpp`.
+whose Jacobian (pandapower's `dSbus_dV` formulas) is filled into a sparsity pattern fixed once.
+Results (bus voltages, branch loadings, branch flows) follow pandapower's definitions;
+`tests/test_powerflow.py` checks them against `runpp`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import pandapower as pp
 import scipy.sparse as sp
 from pandapower.auxiliary import pandapowerNet
-from pandapower.pypower.dSbus_dV import dSbus_dV
 from scipy.sparse.linalg import splu
 
 SQRT3 = np.sqrt(3.0)
@@ -78,6 +78,7 @@ class GridModel:
         self.s_const[self.ref] = 0.0
         self._branches(net)
         self.v_ref = self.v[self.ref].copy()
+        self._jacobian_pattern()
 
     # --- set-up -----------------------------------------------------------------------
     def _incidence(self, table: str) -> sp.csr_matrix:
@@ -89,6 +90,47 @@ class GridModel:
         scale = (df.scaling.to_numpy() * df.in_service.to_numpy()).astype(float)
         ok = (rows >= 0) & (rows < self.n_bus_int)
         return sp.csr_matrix((scale[ok], (rows[ok], np.arange(n)[ok])), shape=(self.n_bus_int, n))
+
+    def _jacobian_pattern(self) -> None:
+        """Fix the Jacobian's sparsity once; each iteration then only fills in values.
+
+        The entries follow pandapower's `dSbus_dV` (dS/dVa = j V conj(I - Y V), dS/dVm =
+        V conj(Y V/|V|) + conj(I) V/|V|), evaluated on Ybus's pattern plus its diagonal.
+        """
+        n = self.n_bus_int
+        pattern = (abs(self.ybus) + sp.identity(n, format="csr")).tocoo()
+        r, c = pattern.row.astype(np.int64), pattern.col.astype(np.int64)
+        self._yr, self._yc = r, c
+        self._yv = np.asarray(self.ybus[r, c]).ravel()
+        self._ydiag = np.flatnonzero(r == c)[np.argsort(r[r == c])]
+        pvpq, pq = self.pvpq, self.pq
+        row_p = np.full(n, -1)
+        row_p[pvpq] = np.arange(len(pvpq))
+        row_q = np.full(n, -1)
+        row_q[pq] = len(pvpq) + np.arange(len(pq))
+        col_a, col_m = row_p, row_q
+        blocks = [(row_p, col_a), (row_p, col_m), (row_q, col_a), (row_q, col_m)]
+        self._jsel = [np.flatnonzero((rr[r] >= 0) & (cc[c] >= 0)) for rr, cc in blocks]
+        jr = np.concatenate([rr[r[e]] for (rr, _), e in zip(blocks, self._jsel, strict=True)])
+        jc = np.concatenate([cc[c[e]] for (_, cc), e in zip(blocks, self._jsel, strict=True)])
+        size = len(pvpq) + len(pq)
+        order = sp.csc_matrix((np.arange(1, len(jr) + 1, dtype=float), (jr, jc)),
+                              shape=(size, size))
+        self._jperm = order.data.astype(np.int64) - 1
+        self._jindices, self._jindptr, self._jsize = order.indices, order.indptr, size
+
+    def _jacobian(self, v: np.ndarray, i_bus: np.ndarray) -> sp.csc_matrix:
+        vr, vc = v[self._yr], v[self._yc]
+        yvc = self._yv * vc
+        dva = -1j * vr * np.conj(yvc)
+        dvm = vr * np.conj(yvc / np.abs(vc))
+        d = self._ydiag
+        dva[d] += 1j * v * np.conj(i_bus)
+        dvm[d] += np.conj(i_bus) * v / np.abs(v)
+        e11, e12, e21, e22 = self._jsel
+        data = np.concatenate([dva.real[e11], dvm.real[e12], dva.imag[e21], dvm.imag[e22]])
+        return sp.csc_matrix((data[self._jperm], self._jindices, self._jindptr),
+                             shape=(self._jsize, self._jsize))
 
     def _branches(self, net: pandapowerNet) -> None:
         lookups = net._pd2ppc_lookups["branch"]
@@ -163,19 +205,14 @@ class GridModel:
         tol = self.tol / self.base_mva
         vm, va = np.abs(v), np.angle(v)
         for it in range(self.max_iter + 1):
-            mis = v * np.conj(self.ybus @ v) - sbus
+            i_bus = self.ybus @ v
+            mis = v * np.conj(i_bus) - sbus
             f = np.r_[mis[pvpq].real, mis[pq].imag]
             if np.max(np.abs(f), initial=0.0) < tol:
                 return v, it
             if it == self.max_iter:
                 break
-            ds_dvm, ds_dva = dSbus_dV(self.ybus, v)
-            j11 = ds_dva[pvpq][:, pvpq].real
-            j12 = ds_dvm[pvpq][:, pq].real
-            j21 = ds_dva[pq][:, pvpq].imag
-            j22 = ds_dvm[pq][:, pq].imag
-            jac = sp.bmat([[j11, j12], [j21, j22]], format="csc")
-            dx = -splu(jac).solve(f)
+            dx = -splu(self._jacobian(v, i_bus)).solve(f)
             if not np.all(np.isfinite(dx)):
                 break
             va[pvpq] += dx[:npvpq]

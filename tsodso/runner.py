@@ -45,7 +45,10 @@ def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
     bar = tqdm(total=ctx.n_steps, disable=not progress, unit="step", desc=scheme)
     try:
         world = build_world(ctx, writer, on_step=bar.update)
+        t1 = time.perf_counter()
         world.run(until=ctx.until, print_progress=False)
+        ctx.timing["simulate_s"] = time.perf_counter() - t1
+        ctx.timing["setup_s"] = t1 - t0
     except BaseException:
         bar.close()
         writer.close(complete=False)

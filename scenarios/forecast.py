@@ -1,0 +1,252 @@
+"""Seeded forecast-error model: markets clear on forecasts, grids run on realised values.
+
+The forecast of an asset is its profile value (SimBench or built-in); the realised value is
+``forecast + error``, clipped to the asset's physical range. Per asset ``i`` of kind ``k``::
+
+    error_i(t) = rating_i * sigma_k * (sqrt(common_k) * c_k(t) + sqrt(1 - common_k) * e_i(t))
+
+``c_k`` (one per kind: wind farms err together) and ``e_i`` (one per asset) are independent
+stationary AR(1) processes with unit variance and lag-1 autocorrelation ``rho_k``, so the error
+has standard deviation ``rating * sigma``, autocorrelation ``rho`` and a correlation of ``common``
+between two assets of one kind.
+
+Determinism: the random numbers depend only on ``seed``, the number of assets and the sorted set
+of kinds, never on dict order, on ``params`` or on the process. The error stream is one fixed
+stream over absolute steps: ``forecast_errors(..., n, seed, start_step=s)`` equals rows
+``s .. s+n-1`` of a run that starts at step 0, so a day simulated alone sees the same errors as
+inside a year run, and ``start_step`` selects a different (shifted) part of the stream. To make
+that cheap for any ``start_step`` the processes are built in blocks of ``BLOCK`` steps: the
+states at block starts form an exact AR(1) chain with coefficient ``rho**BLOCK`` (one draw per
+block), and each block is filled with an AR(1) bridge between its two end states (exact Gaussian
+conditioning), drawn from a generator keyed by the block number. The result is exactly a
+stationary AR(1) process; the cost of a call grows with ``n_steps``, not with ``start_step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.random import PCG64, Generator, SeedSequence
+
+__all__ = [
+    "BLOCK",
+    "DEFAULT_ERRORS",
+    "ErrorParams",
+    "LOAD_INTRADAY",
+    "OTHER_RES_INTRADAY",
+    "PV_INTRADAY",
+    "STORAGE_INTRADAY",
+    "WIND_INTRADAY",
+    "asset_kind_sgen",
+    "forecast_errors",
+    "physical_bounds",
+    "realise",
+]
+
+BLOCK = 96
+"""Steps per random-number block (one day of quarter-hours); part of the stream definition."""
+
+_RES_KINDS = ("wind", "pv", "other_res")
+_CHUNK_BLOCKS = 16  # blocks processed at once: bounds temporary memory for long windows
+
+
+@dataclass(frozen=True)
+class ErrorParams:
+    """Forecast-error parameters of one asset kind."""
+
+    sigma: float
+    """Standard deviation of the error as a fraction of the asset's rating (RES: installed
+    power; load: its peak; storage: usually 0)."""
+    rho: float
+    """AR(1) autocorrelation from one step to the next, 0 <= rho < 1."""
+    common: float
+    """Share of the error variance common to all assets of the kind, 0..1."""
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.sigma) or self.sigma < 0.0:
+            raise ValueError(f"sigma must be finite and >= 0, got {self.sigma}")
+        if not 0.0 <= self.rho < 1.0:
+            raise ValueError(f"rho must be in [0, 1), got {self.rho}")
+        if not 0.0 <= self.common <= 1.0:
+            raise ValueError(f"common must be in [0, 1], got {self.common}")
+
+
+WIND_INTRADAY = ErrorParams(sigma=0.05, rho=0.95, common=0.6)
+"""Wind, 15 min to 1 h ahead: single-farm RMSE ~4-6 % of capacity; errors persist for hours
+(rho 0.95 per 15 min ~ 5 h e-folding) and weather fronts hit neighbouring farms together."""
+PV_INTRADAY = ErrorParams(sigma=0.04, rho=0.9, common=0.5)
+"""PV, 15 min to 1 h ahead: RMSE ~3-5 % of installed power, driven by cloud passages that are
+shorter-lived than wind errors (rho 0.9 ~ 2.5 h) and partly regional."""
+OTHER_RES_INTRADAY = ErrorParams(sigma=0.01, rho=0.9, common=0.0)
+"""Biomass, hydro and other SimBench RES: steady, nearly dispatchable output, ~1 % of capacity,
+plant-specific."""
+LOAD_INTRADAY = ErrorParams(sigma=0.03, rho=0.9, common=0.3)
+"""Load, 15 min to 1 h ahead: ~3 % of peak for a single MV/HV connection (system-level error is
+1-2 %); the temperature-driven part is shared."""
+STORAGE_INTRADAY = ErrorParams(sigma=0.0, rho=0.0, common=0.0)
+"""Storage: scheduled by its operator and executed exactly, no forecast error."""
+
+DEFAULT_ERRORS: dict[str, ErrorParams] = {
+    "wind": WIND_INTRADAY,
+    "pv": PV_INTRADAY,
+    "other_res": OTHER_RES_INTRADAY,
+    "load": LOAD_INTRADAY,
+    "storage": STORAGE_INTRADAY,
+    "balancing": STORAGE_INTRADAY,
+}
+"""Intraday (15 min to 1 h ahead) defaults per asset kind; "balancing" (the TSO's offer ladder)
+has no forecast error."""
+
+
+def asset_kind_sgen(sgen_type: str) -> str:
+    """Asset kind of a SimBench sgen ``type``: Wind/Wind_MV -> "wind"; PV_MV, lv_RES (rooftop
+    PV) -> "pv"; everything else (Biomass_MV, Hydro_MV, mv_rural, ...) -> "other_res"."""
+    t = str(sgen_type)
+    if t.startswith("Wind"):
+        return "wind"
+    if t.startswith("PV") or t == "lv_RES":
+        return "pv"
+    return "other_res"
+
+
+def forecast_errors(rating: np.ndarray, kinds: np.ndarray, params: Mapping[str, ErrorParams],
+                    n_steps: int, seed: int, start_step: int = 0) -> np.ndarray:
+    """(n_steps, n_assets) MW errors for absolute steps ``start_step .. start_step+n_steps-1``;
+    exactly 0 where sigma == 0 (or rating == 0); same seed -> identical array."""
+    rating = np.asarray(rating, dtype=float)
+    kind_list = [str(k) for k in np.asarray(kinds, dtype=object).reshape(-1)]
+    if rating.ndim != 1 or len(kind_list) != rating.shape[0]:
+        raise ValueError("rating and kinds must be 1-D of equal length")
+    if not np.all(np.isfinite(rating)) or np.any(rating < 0.0):
+        raise ValueError("ratings must be finite and >= 0")
+    if int(n_steps) != n_steps or n_steps < 0 or int(start_step) != start_step or start_step < 0:
+        raise ValueError("n_steps and start_step must be non-negative integers")
+    if int(seed) != seed or seed < 0:
+        raise ValueError("seed must be a non-negative integer")
+    n_steps, start_step, seed = int(n_steps), int(start_step), int(seed)
+    kinds_sorted = sorted(set(kind_list))
+    missing = [k for k in kinds_sorted if k not in params]
+    if missing:
+        raise ValueError(f"no ErrorParams for kinds {missing}")
+
+    n_assets, n_kinds = rating.shape[0], len(kinds_sorted)
+    kind_pos = {k: j for j, k in enumerate(kinds_sorted)}
+    kind_idx = np.array([kind_pos[k] for k in kind_list], dtype=np.int64)
+    sigma = np.array([params[k].sigma for k in kinds_sorted])[kind_idx]
+    common = np.array([params[k].common for k in kinds_sorted])[kind_idx]
+    rho_kind = np.array([params[k].rho for k in kinds_sorted])
+    out = np.zeros((n_steps, n_assets))
+    active = (sigma > 0.0) & (rating > 0.0)
+    if n_steps == 0 or not active.any():
+        return out
+
+    # Series layout (fixed by n_kinds and n_assets only): [common per sorted kind] + [assets].
+    need_common = np.zeros(n_kinds, dtype=bool)
+    need_common[np.unique(kind_idx[active & (common > 0.0)])] = True
+    need_asset = active & (common < 1.0)
+    cols = np.concatenate([np.flatnonzero(need_common), n_kinds + np.flatnonzero(need_asset)])
+    rho = np.concatenate([rho_kind, rho_kind[kind_idx]])[cols]
+
+    # Combine per chunk: own parts are the trailing simulated columns in asset order, the common
+    # part of each kind is one column broadcast over its members.
+    act = np.flatnonzero(active)
+    scale = rating[act] * sigma[act]
+    n_common = int(need_common.sum())
+    own_in_act = common[act] < 1.0
+    w_own = scale[own_in_act] * np.sqrt(1.0 - common[act][own_in_act])
+    kind_terms = []
+    for j, k in enumerate(np.flatnonzero(need_common)):
+        members = (kind_idx[act] == k) & (common[act] > 0.0)
+        kind_terms.append((j, members, scale[members] * np.sqrt(common[act][members])))
+    all_own, all_active = bool(own_in_act.all()), len(act) == n_assets
+    for lo, hi, x in _ar1_window(seed, n_kinds + n_assets, cols, rho, start_step, n_steps):
+        if all_own:
+            part = x[:, n_common:] * w_own
+        else:
+            part = np.zeros((hi - lo, len(act)))
+            part[:, own_in_act] = x[:, n_common:] * w_own
+        for j, members, w in kind_terms:
+            part[:, members] += x[:, j:j + 1] * w
+        if all_active:
+            out[lo:hi] = part
+        else:
+            out[lo:hi, act] = part
+    return out
+
+
+def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, start_step: int,
+                n_steps: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Unit-variance stationary AR(1) paths of the selected series ``cols`` (coefficients
+    ``rho``) over absolute steps ``start_step .. start_step+n_steps-1``, yielded in chunks as
+    (first row, end row, values) relative to ``start_step``."""
+    b_first = start_step // BLOCK
+    b_last = (start_step + n_steps - 1) // BLOCK
+    # Skeleton: states at block starts 0 .. b_last+1, an AR(1) chain with coefficient rho**BLOCK.
+    z = _generator(seed, 0).standard_normal((b_last + 2, n_series))[:, cols]
+    a = rho**BLOCK
+    b_a = np.sqrt(1.0 - a * a)
+    skel = np.empty_like(z)
+    skel[0] = z[0]
+    for b in range(1, b_last + 2):
+        skel[b] = a * skel[b - 1] + b_a * z[b]
+
+    c = np.sqrt(1.0 - rho * rho)
+    t = np.arange(BLOCK + 1)[:, None]
+    # Bridge weights: x_t = y_t + k_t (s_end - y_B) conditions a free path y on the end state.
+    gain = rho[None, :] ** (BLOCK - t) * (1.0 - rho[None, :] ** (2 * t)) / (1.0 - a * a)
+    for c0 in range(b_first, b_last + 1, _CHUNK_BLOCKS):
+        blocks = range(c0, min(c0 + _CHUNK_BLOCKS, b_last + 1))
+        y = np.empty((len(blocks), BLOCK + 1, len(cols)))
+        y[:, 0] = skel[blocks.start:blocks.stop]
+        for j, b in enumerate(blocks):  # free paths from the block-start states
+            eps = _generator(seed, 1, b).standard_normal((BLOCK, n_series))[:, cols]
+            for k in range(1, BLOCK + 1):
+                y[j, k] = rho * y[j, k - 1] + c * eps[k - 1]
+        end = skel[blocks.start + 1:blocks.stop + 1]
+        path = y[:, :BLOCK] + gain[None, :BLOCK] * (end - y[:, BLOCK])[:, None, :]
+        lo = max(start_step, blocks.start * BLOCK)
+        hi = min(start_step + n_steps, blocks.stop * BLOCK)
+        flat = path.reshape(-1, len(cols))
+        yield (lo - start_step, hi - start_step,
+               flat[lo - blocks.start * BLOCK:hi - blocks.start * BLOCK])
+
+
+def _generator(seed: int, *key: int) -> Generator:
+    """PCG64 generator of an independent sub-stream of ``seed`` (numpy SeedSequence spawn key)."""
+    return Generator(PCG64(SeedSequence(seed, spawn_key=key)))
+
+
+def realise(forecast: np.ndarray, errors: np.ndarray, lower: np.ndarray,
+            upper: np.ndarray) -> np.ndarray:
+    """forecast + error clipped to the asset's physical range ``[lower, upper]`` (broadcast
+    against the forecast; RES: [0, rating]; loads keep their sign, see :func:`physical_bounds`).
+    The range is widened to include the forecast itself, so a zero error returns the forecast
+    unchanged even where the profile sits slightly outside the range (SimBench has -0.001 MW)."""
+    forecast = np.asarray(forecast, dtype=float)
+    lo = np.minimum(np.asarray(lower, dtype=float), forecast)
+    hi = np.maximum(np.asarray(upper, dtype=float), forecast)
+    return np.clip(forecast + np.asarray(errors, dtype=float), lo, hi)
+
+
+def physical_bounds(kinds: Sequence[str] | np.ndarray, rating: np.ndarray,
+                    forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the forecast's shape for :func:`realise`: RES in [0, rating], loads keep
+    the sign of their forecast, storage in [-rating, rating], other kinds unbounded."""
+    forecast = np.asarray(forecast, dtype=float)
+    rating = np.asarray(rating, dtype=float)
+    kind_arr = np.array([str(k) for k in np.asarray(kinds, dtype=object).reshape(-1)])
+    lower = np.full(forecast.shape, -np.inf)
+    upper = np.full(forecast.shape, np.inf)
+    res = np.isin(kind_arr, _RES_KINDS)
+    lower[..., res] = 0.0
+    upper[..., res] = np.broadcast_to(rating[res], upper[..., res].shape)
+    sto = kind_arr == "storage"
+    lower[..., sto] = np.broadcast_to(-rating[sto], lower[..., sto].shape)
+    upper[..., sto] = np.broadcast_to(rating[sto], upper[..., sto].shape)
+    load = kind_arr == "load"
+    pos = forecast[..., load] >= 0.0
+    lower[..., load] = np.where(pos, 0.0, -np.inf)
+    upper[..., load] = np.where(pos, np.inf, 0.0)
+    return lower, upper
