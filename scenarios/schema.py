@@ -117,7 +117,7 @@ class PenaltiesCfg(Strict):
 
 
 class CouplingCfg(Strict):
-    tolerance_mw: float = Field(1e-3, gt=0.0, le=10.0)
+    tolerance_mw: float = Field(1e-2, gt=0.0, le=10.0)
     max_iterations: int = Field(30, ge=1, le=1000)
 
 

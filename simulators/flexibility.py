@@ -96,6 +96,7 @@ class Portfolio:
         self.book = BidBook.from_rows(rows)
         self.slot_bus_arr = np.asarray(self.slot_bus, dtype=np.int64)
         self.soc = {g.name: g.sto_e0.astype(float).copy() for g in grids}
+        self._element_slots()
 
     def _add(self, rows, g: GridAssets, kind, table, idx, bus, t_col, directions, flex) -> None:
         offer = flex.offer(kind)
@@ -110,36 +111,49 @@ class Portfolio:
             self._members.append((g.name, table, idx))
             self.slot_bus.append(bus)
 
+    def _element_slots(self) -> None:
+        """Per grid, table and direction: the slot each element bids through (-1: none)."""
+        self._slot_of: dict[tuple[str, str, int], np.ndarray] = {}
+        n_elem = {"sgen": lambda g: len(g.sgen_kind), "load": lambda g: len(g.load_bus),
+                  "storage": lambda g: len(g.sto_bus)}
+        for name, g in self.grids.items():
+            for table, size in n_elem.items():
+                for d in (1, -1):
+                    self._slot_of[(name, table, d)] = np.full(size(g), -1, dtype=np.int64)
+        for s, (grid, table, idx) in enumerate(self._members):
+            if table != "balancing":
+                self._slot_of[(grid, table, int(self.book.direction[s]))][idx] = s
+        self._balancing = np.flatnonzero(self.book.kind == "balancing")
+        flex = self.scenario.flexibility
+        self._sgen_share = {name: np.array([flex.offer(k).share for k in g.sgen_kind])
+                            for name, g in self.grids.items()}
+
     # --- each step ----------------------------------------------------------------------
     def offer(self, k: int) -> BidBook:
         """Update the book's offered MW for step k from forecasts and state of charge."""
         flex = self.scenario.flexibility
         mw = self.book.mw
-        self._weights: list[np.ndarray | None] = [None] * len(mw)
-        for s, (grid, table, idx) in enumerate(self._members):
-            if table == "balancing":
-                mw[s] = flex.balancing.block_mw
-                continue
-            g = self.grids[grid]
-            d = self.book.direction[s]
-            share = flex.offer(self.book.kind[s]).share
-            if table == "sgen":
-                w = np.maximum(g.fc_sgen[k, idx], 0.0) * share
-            elif table == "load":
-                w = np.maximum(g.fc_load[k, idx], 0.0) * share
-            else:
-                base = g.fc_sto[k, idx]
-                rating = g.sto_rating[idx]
-                soc = self.soc[grid][idx]
-                if d > 0:  # discharge more: power down to -rating, energy above e_min
-                    w = np.minimum(share * rating, base + rating)
-                    w = np.minimum(w, (soc - g.sto_e_min[idx]) / self.step_h + base)
-                else:
-                    w = np.minimum(share * rating, rating - base)
-                    w = np.minimum(w, (g.sto_e_max[idx] - soc) / self.step_h - base)
-                w = np.maximum(w, 0.0)
-            self._weights[s] = w
-            mw[s] = float(w.sum())
+        mw[:] = 0.0
+        mw[self._balancing] = flex.balancing.block_mw
+        self._weights: dict[tuple[str, str, int], np.ndarray] = {}
+        for name, g in self.grids.items():
+            w_sgen = np.maximum(g.fc_sgen[k], 0.0) * self._sgen_share[name]
+            w_load = np.maximum(g.fc_load[k], 0.0) * flex.load.share
+            base, rating, soc = g.fc_sto[k], g.sto_rating, self.soc[name]
+            share = flex.storage.share
+            # up: discharge more (power down to -rating, energy above e_min); down: the opposite
+            w_up = np.minimum(np.minimum(share * rating, base + rating),
+                              (soc - g.sto_e_min) / self.step_h + base)
+            w_dn = np.minimum(np.minimum(share * rating, rating - base),
+                              (g.sto_e_max - soc) / self.step_h - base)
+            for key, w in (((name, "sgen", -1), w_sgen), ((name, "load", 1), w_load),
+                           ((name, "load", -1), w_load),
+                           ((name, "storage", 1), np.maximum(w_up, 0.0)),
+                           ((name, "storage", -1), np.maximum(w_dn, 0.0))):
+                slot = self._slot_of[key]
+                ok = slot >= 0
+                np.add.at(mw, slot[ok], w[ok])
+                self._weights[key] = np.where(ok, w, 0.0)
         return self.book
 
     def neutral(self) -> dict[str, Setpoints]:
@@ -148,22 +162,27 @@ class Portfolio:
                                 np.zeros(g.fc_sto.shape[1])) for name, g in self.grids.items()}
 
     def activate(self, k: int, activated: np.ndarray) -> dict[str, Setpoints]:
-        """Turn activated MW per slot into element set-point changes; update state of charge."""
+        """Turn activated MW per slot into element set-point changes; update state of charge.
+
+        A slot's activation is spread over its elements in proportion to what each offered.
+        """
         out = self.neutral()
-        for s in np.flatnonzero(activated > 1e-9):
-            grid, table, idx = self._members[s]
-            x = float(activated[s]) * int(self.book.direction[s])  # + = more injection
-            if table == "balancing":
-                out[grid].dp_balancing += x
-                continue
-            w = self._weights[s]
-            part = w / w.sum() if w is not None and w.sum() > 0 else np.full(len(idx), 1 / len(idx))
+        mw = self.book.mw
+        ratio = np.divide(activated, mw, out=np.zeros_like(mw), where=mw > 0)
+        for s in self._balancing:
+            grid = self._members[s][0]
+            out[grid].dp_balancing += float(activated[s]) * int(self.book.direction[s])
+        for (name, table, d), w in self._weights.items():
+            slot = self._slot_of[(name, table, d)]
+            ok = slot >= 0
+            delta = np.where(ok, w * ratio[np.maximum(slot, 0)], 0.0) * d  # + = more injection
+            sp = out[name]
             if table == "sgen":
-                out[grid].dp_sgen[idx] += x * part
+                sp.dp_sgen += delta
             elif table == "load":
-                out[grid].dp_load[idx] -= x * part
+                sp.dp_load -= delta
             else:
-                out[grid].dp_sto[idx] -= x * part
+                sp.dp_sto -= delta
         for name, g in self.grids.items():
             if len(g.sto_e0):
                 charge = g.fc_sto[k] + out[name].dp_sto

@@ -20,6 +20,7 @@ from pandapower.auxiliary import pandapowerNet
 from scipy.sparse.linalg import splu
 
 SQRT3 = np.sqrt(3.0)
+CHORD_ITERATIONS = 6  # iterations with the previous Jacobian before refactorising
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -79,6 +80,7 @@ class GridModel:
         self._branches(net)
         self.v_ref = self.v[self.ref].copy()
         self._jacobian_pattern()
+        self._lu = None
 
     # --- set-up -----------------------------------------------------------------------
     def _incidence(self, table: str) -> sp.csr_matrix:
@@ -199,28 +201,58 @@ class GridModel:
         self.v = v
         return self._result(v, it)
 
+    def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i_bus = self.ybus @ v
+        mis = v * np.conj(i_bus) - sbus
+        return np.r_[mis[self.pvpq].real, mis[self.pq].imag], i_bus
+
+    def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        npvpq = len(self.pvpq)
+        va, vm = np.angle(v), np.abs(v)
+        va[self.pvpq] -= dx[:npvpq]
+        vm[self.pq] -= dx[npvpq:]
+        return vm * np.exp(1j * va)
+
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
-        pvpq, pq = self.pvpq, self.pq
-        npvpq = len(pvpq)
+        """Newton-Raphson; first tries the factorised Jacobian of the previous solve.
+
+        Between steps the operating point moves little, so a few iterations with the previous
+        step's LU factors (a chord method: only triangular solves) usually reach the tolerance;
+        if they do not, or the mismatch stops shrinking, full Newton takes over.
+        """
         tol = self.tol / self.base_mva
-        vm, va = np.abs(v), np.angle(v)
-        for it in range(self.max_iter + 1):
-            i_bus = self.ybus @ v
-            mis = v * np.conj(i_bus) - sbus
-            f = np.r_[mis[pvpq].real, mis[pq].imag]
-            if np.max(np.abs(f), initial=0.0) < tol:
-                return v, it
-            if it == self.max_iter:
-                break
-            dx = -splu(self._jacobian(v, i_bus)).solve(f)
+        f, i_bus = self._mismatch(v, sbus)
+        err = np.max(np.abs(f), initial=0.0)
+        if err < tol:
+            return v, 0
+        it = 0
+        if self._lu is not None:
+            v_try = v
+            for _ in range(CHORD_ITERATIONS):
+                v_try = self._update(v_try, self._lu.solve(f))
+                it += 1
+                f_new, i_new = self._mismatch(v_try, sbus)
+                err_new = np.max(np.abs(f_new), initial=np.inf)
+                if not np.isfinite(err_new) or err_new > 0.5 * err:
+                    break
+                v, f, i_bus, err = v_try, f_new, i_new, err_new
+                if err < tol:
+                    return v, it
+        for _ in range(self.max_iter):
+            self._lu = splu(self._jacobian(v, i_bus))
+            dx = self._lu.solve(f)
             if not np.all(np.isfinite(dx)):
                 break
-            va[pvpq] += dx[:npvpq]
-            vm[pq] += dx[npvpq:]
-            v = vm * np.exp(1j * va)
+            v = self._update(v, dx)
+            it += 1
+            f, i_bus = self._mismatch(v, sbus)
+            err = np.max(np.abs(f), initial=0.0)
+            if err < tol:
+                return v, it
+        self._lu = None
         raise PowerFlowNotConverged(
             f"AC power flow did not converge in {self.max_iter} iterations "
-            f"(largest mismatch {np.max(np.abs(f)) * self.base_mva:.3g} MVA)")
+            f"(largest mismatch {err * self.base_mva:.3g} MVA)")
 
     def _result(self, v: np.ndarray, it: int) -> FlowResult:
         vm = np.full(len(self.bus_index), np.nan)
