@@ -13,6 +13,7 @@ import numpy as np
 from coordination.bid import BidBook
 from coordination.centralized import CentralizedMarket, Penalties
 from coordination.need import Needs
+from coordination.pooling import Pools
 from coordination.settlement import settle
 from results.writer import Activation
 
@@ -59,12 +60,14 @@ class Centralized:
         self.tmodel = tmodel
         self.pricing = pricing
         self.step_h = step_h
-        self.market = CentralizedMarket(book, tmodel.ptdf, penalties, step_h)
+        self.pools = Pools(book)
+        self.market = CentralizedMarket(self.pools.book, tmodel.ptdf, penalties, step_h)
 
     def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
         flow0 = t_flow_mw[self.tmodel.rows_of_report]
-        res = self.market.clear(book.mw, book.price, needs.tso_need_mw, flow0,
-                                self.tmodel.limit_mw)
+        mw, price = self.pools.offered(book.mw, book.price)
+        res = self.market.clear(mw, price, needs.tso_need_mw, flow0, self.tmodel.limit_mw)
+        res.activated = self.pools.split(res.activated, book.mw)
         acts = settle(book, res, "TSO", self.pricing, self.step_h)
         return Outcome(res.activated, acts, res.unserved_mw)
 

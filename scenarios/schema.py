@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scenarios.forecast import DEFAULT_ERRORS
+
 PROFILE_STEP_S = 900
 PROFILE_ROWS = 35136  # quarter hours of the SimBench profile year 2016
 PROFILE_START = datetime(2016, 1, 1)
@@ -60,12 +62,19 @@ class ErrorCfg(Strict):
     common: float = Field(0.5, ge=0.0, le=1.0)
 
 
+def _default_error(kind: str) -> ErrorCfg:
+    p = DEFAULT_ERRORS[kind]
+    return ErrorCfg(sigma=p.sigma, rho=p.rho, common=p.common)
+
+
 class ForecastCfg(Strict):
-    wind: ErrorCfg = ErrorCfg(sigma=0.05, rho=0.95, common=0.6)
-    pv: ErrorCfg = ErrorCfg(sigma=0.04, rho=0.9, common=0.7)
-    other_res: ErrorCfg = ErrorCfg(sigma=0.01, rho=0.9, common=0.2)
-    load: ErrorCfg = ErrorCfg(sigma=0.03, rho=0.9, common=0.5)
-    storage: ErrorCfg = ErrorCfg(sigma=0.0, rho=0.0, common=0.0)
+    """Defaults: intraday forecast errors (see scenarios/forecast.py for their sources)."""
+
+    wind: ErrorCfg = _default_error("wind")
+    pv: ErrorCfg = _default_error("pv")
+    other_res: ErrorCfg = _default_error("other_res")
+    load: ErrorCfg = _default_error("load")
+    storage: ErrorCfg = _default_error("storage")
 
 
 class OfferCfg(Strict):
