@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from coordination.schemes import SCHEMES
 from scenarios.load import ScenarioError, builtin_names, load
 
 
@@ -44,7 +45,7 @@ def validate(file: str) -> None:
 @main.command()
 @click.argument("scenario", default="default")
 @click.option("--scheme", default="centralized", show_default=True,
-              type=click.Choice(["none", "centralized"]), help="coordination scheme")
+              type=click.Choice(list(SCHEMES)), help="coordination scheme")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -69,6 +70,36 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
     click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
                f"total cost {kpis['total_cost_eur']:,.0f} EUR, "
                f"activated {kpis['activated_mwh']:,.1f} MWh")
+
+
+@main.command()
+@click.argument("scenario", default="default")
+@click.option("--schemes", default="all", show_default=True,
+              help="'all' or a comma-separated list of schemes")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("out"), show_default=True, help="output directory")
+def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
+            out_dir: Path) -> None:
+    """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv."""
+    from tsodso.compare import compare as run_compare
+    from tsodso.compare import format_table
+
+    names = list(SCHEMES) if schemes == "all" else [s.strip() for s in schemes.split(",")]
+    unknown = [s for s in names if s not in SCHEMES]
+    if unknown or not names:
+        _fail(f"unknown scheme(s) {', '.join(unknown) or '(none given)'}; "
+              f"known: {', '.join(SCHEMES)}")
+    try:
+        sc = load(scenario, {"run.steps": steps, "run.seed": seed})
+        rows = run_compare(sc, names, out_dir)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finished schemes are in {out_dir}", 130)
+    click.echo(format_table(rows))
+    click.echo(f"{len(rows)} schemes, {sc.run.steps} steps -> {out_dir}/summary.csv")
 
 
 if __name__ == "__main__":  # pragma: no cover

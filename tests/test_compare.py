@@ -1,0 +1,37 @@
+"""`tsodso compare`: one file per scheme, a summary with the KPIs of each, same inputs."""
+
+from __future__ import annotations
+
+import csv
+
+import h5py
+import numpy as np
+from click.testing import CliRunner
+
+from results.kpis import KPI_UNITS
+from tsodso.cli import main
+
+
+def test_compare_tiny(tmp_path):
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none,centralized",
+                                    "--steps", "6", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "summary.csv" in res.output
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["scheme"] for r in rows] == ["none", "centralized"]
+    assert set(rows[0]) == {"scheme", *KPI_UNITS}
+    with h5py.File(out / "none.h5") as a, h5py.File(out / "centralized.h5") as b:
+        # same grid, day, forecasts: the imbalance before activations is identical
+        np.testing.assert_array_equal(a["needs/tso_imbalance_mw"][:],
+                                      b["needs/tso_imbalance_mw"][:])
+        assert float(rows[0]["total_cost_eur"]) == a["kpis"].attrs["total_cost_eur"]
+    # the market pays for flexibility instead of the imbalance penalty
+    assert float(rows[1]["unresolved_imbalance_mwh"]) < float(rows[0]["unresolved_imbalance_mwh"])
+    assert float(rows[1]["total_cost_eur"]) < float(rows[0]["total_cost_eur"])
+
+
+def test_compare_unknown_scheme(tmp_path):
+    res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none,magic"])
+    assert res.exit_code == 2
+    assert "unknown scheme(s) magic" in res.output

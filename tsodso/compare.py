@@ -1,0 +1,68 @@
+"""Run several schemes on the same scenario (same grid, day, forecasts and bids) and tabulate.
+
+Each scheme writes DIR/<scheme>.h5; the KPIs of all schemes go to DIR/summary.csv. Schemes run
+in parallel processes when more than one core is free.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from results.kpis import KPI_UNITS
+from scenarios.schema import Scenario
+
+
+def _one(args: tuple[Scenario, str, Path]) -> tuple[str, dict[str, float]]:
+    from tsodso.runner import run
+
+    scenario, scheme, out = args
+    return scheme, run(scenario, scheme, out)
+
+
+def workers(n_schemes: int) -> int:
+    """Processes to use: one per scheme, leaving one core free, at least one."""
+    free = max((os.cpu_count() or 1) - 1, 1)
+    return max(1, min(n_schemes, free))
+
+
+def compare(scenario: Scenario, schemes: list[str], out_dir: Path) -> list[dict[str, float]]:
+    """Run every scheme; returns one KPI row per scheme (in the order given)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(scenario, s, out_dir / f"{s}.h5") for s in schemes]
+    n = workers(len(jobs))
+    if n > 1:
+        with ProcessPoolExecutor(max_workers=n) as pool:
+            done = dict(pool.map(_one, jobs))
+    else:
+        done = dict(map(_one, jobs))
+    rows = [{"scheme": s, **done[s]} for s in schemes]
+    write_summary(rows, out_dir / "summary.csv")
+    return rows
+
+
+def write_summary(rows: list[dict], path: Path) -> None:
+    columns = ["scheme", *KPI_UNITS]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table of the main KPIs, one line per scheme."""
+    cols = [("scheme", "scheme", "{}"), ("total_cost_eur", "total EUR", "{:,.0f}"),
+            ("tso_cost_eur", "TSO EUR", "{:,.0f}"), ("dso_cost_eur", "DSO EUR", "{:,.0f}"),
+            ("imbalance_cost_eur", "imbalance EUR", "{:,.0f}"),
+            ("violation_cost_eur", "violation EUR", "{:,.0f}"),
+            ("activated_mwh", "activated MWh", "{:,.1f}"),
+            ("cross_level_mwh", "cross-level MWh", "{:,.1f}"), ("conflicts", "conflicts", "{}")]
+    cells = [[h for _, h, _ in cols]]
+    for r in rows:
+        cells.append([fmt.format(r.get(k, "")) for k, _, fmt in cols])
+    width = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(row, width, strict=True)))
+                     for row in cells)
