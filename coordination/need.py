@@ -38,9 +38,6 @@ class Needs:
         """Net upward MW the TSO must activate to balance the system."""
         return -self.imbalance_mw
 
-    def congested(self, grid: str) -> bool:
-        return bool(np.any(self.overload_mva.get(grid, 0.0) > 0))
-
 
 def overload_mva(loading_percent: np.ndarray, limits: GridLimits) -> np.ndarray:
     """MVA above the loading limit per branch (0 where within; NaN counts as 0)."""

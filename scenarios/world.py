@@ -15,7 +15,6 @@ import copy
 import logging
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,7 @@ from coordination.need import GridLimits
 from coordination.ptdf import transmission_ptdf
 from coordination.schemes import TransmissionModel, make_scheme
 from scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
-from scenarios.load import ScenarioError, to_toml
+from scenarios.load import ScenarioError
 from scenarios.schema import Scenario
 from scenarios.split import Interface, split_net
 from simulators.flexibility import GridAssets, Portfolio
@@ -294,11 +293,3 @@ def build_world(ctx: RunContext, writer, on_step=None):
         world.connect(d, coord, "report")
     world.connect(coord, rec, "record")
     return world
-
-
-def results_path_default(scenario: Scenario, scheme: str) -> Path:
-    return Path(f"{scenario.name}-{scheme}.h5")
-
-
-def resolved_toml(scenario: Scenario) -> str:
-    return to_toml(scenario)

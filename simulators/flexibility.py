@@ -70,19 +70,21 @@ class Portfolio:
         rows: list[dict] = []
         # per slot: (grid, table, element weights) to spread an activation
         self._members: list[tuple[str, str, np.ndarray]] = []
-        self.slot_bus: list[int] = []
+        bus_of_slot: list[int] = []
         flex = scenario.flexibility
         for g in grids:
             for kind in ("wind", "pv", "other_res"):
                 for bus in np.unique(g.sgen_bus[g.sgen_kind == kind]):
                     idx = np.flatnonzero((g.sgen_kind == kind) & (g.sgen_bus == bus))
-                    self._add(rows, g, kind, "sgen", idx, int(bus), t_col, (-1,), flex)
+                    self._add(rows, bus_of_slot, g, kind, "sgen", idx, int(bus), t_col, (-1,), flex)
             for bus in np.unique(g.load_bus):
                 idx = np.flatnonzero(g.load_bus == bus)
-                self._add(rows, g, "load", "load", idx, int(bus), t_col, (1, -1), flex)
+                self._add(rows, bus_of_slot, g, "load", "load", idx, int(bus), t_col, (1, -1),
+                          flex)
             for bus in np.unique(g.sto_bus):
                 idx = np.flatnonzero(g.sto_bus == bus)
-                self._add(rows, g, "storage", "storage", idx, int(bus), t_col, (1, -1), flex)
+                self._add(rows, bus_of_slot, g, "storage", "storage", idx, int(bus), t_col,
+                          (1, -1), flex)
         ladder = flex.balancing
         t_grid = next(g.name for g in grids if g.level == "T")
         for direction, base in ((1, ladder.price_up), (-1, ladder.price_down)):
@@ -92,13 +94,14 @@ class Portfolio:
                                  t_bus=balancing_t_col, direction=direction,
                                  mw=ladder.block_mw, price=base + b * ladder.price_step))
                 self._members.append((t_grid, "balancing", np.zeros(0, dtype=np.int64)))
-                self.slot_bus.append(-1)
+                bus_of_slot.append(-1)
         self.book = BidBook.from_rows(rows)
-        self.slot_bus_arr = np.asarray(self.slot_bus, dtype=np.int64)
+        self.slot_bus = np.asarray(bus_of_slot, dtype=np.int64)  # bus in its own grid (-1: none)
         self.soc = {g.name: g.sto_e0.astype(float).copy() for g in grids}
         self._element_slots()
 
-    def _add(self, rows, g: GridAssets, kind, table, idx, bus, t_col, directions, flex) -> None:
+    def _add(self, rows, bus_of_slot, g: GridAssets, kind, table, idx, bus, t_col, directions,
+             flex) -> None:
         offer = flex.offer(kind)
         if offer.share <= 0:
             return
@@ -109,7 +112,7 @@ class Portfolio:
                              direction=d, mw=0.0,
                              price=offer.price_up if d > 0 else offer.price_down))
             self._members.append((g.name, table, idx))
-            self.slot_bus.append(bus)
+            bus_of_slot.append(bus)
 
     def _element_slots(self) -> None:
         """Per grid, table and direction: the slot each element bids through (-1: none)."""

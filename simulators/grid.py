@@ -75,21 +75,19 @@ class LevelRuntime:
     interfaces: list
 
 
-def _meta(level: str) -> dict:
-    attrs = ["setpoints", "report"]
-    attrs += ["interface_v", "interface_s"]
-    return {
-        "api_version": "3.0",
-        "type": "event-based",
-        "models": {"Grid": {"public": True, "params": ["grid"], "attrs": attrs}},
-    }
+META = {
+    "api_version": "3.0",
+    "type": "event-based",
+    "models": {"Grid": {"public": True, "params": ["grid"],
+                        "attrs": ["setpoints", "report", "interface_v", "interface_s"]}},
+}
 
 
 class GridSim(mosaik_api_v3.Simulator):
     """Runs the AC power flow of one level; one entity per grid of that level."""
 
     def __init__(self) -> None:
-        super().__init__(_meta("T"))
+        super().__init__(META)
         self.state: dict[str, dict] = {}
         self.time = -1
 

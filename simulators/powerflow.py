@@ -275,12 +275,6 @@ class GridModel:
         """Complex voltage (pu) of pandapower buses from the last solve."""
         return self.v[np.asarray(self.net._pd2ppc_lookups["bus"][buses], dtype=np.int64)]
 
-    def slack_buses(self) -> np.ndarray:
-        """One pandapower bus per slack (ext_grid buses fused by switches share a slack)."""
-        eg = self.net.ext_grid.bus.to_numpy()
-        internal = np.asarray(self.net._pd2ppc_lookups["bus"][eg], dtype=np.int64)
-        return np.array([eg[np.flatnonzero(internal == r)[0]] for r in self.ref])
-
     @property
     def branch_names(self) -> list[str]:
         return [str(n) for n in self.net.line.name] + [str(n) for n in self.net.trafo.name]
