@@ -1,0 +1,137 @@
+"""Linear model of the distribution grids for the markets: voltage and loading sensitivities.
+
+HiGHS cannot solve the SOCP relaxation SmartNet used for the D grids, so the markets see them
+through a linearised AC model: around a solved operating point of the D net, how much each
+bus voltage magnitude and each branch loading changes per MW injected at a resource's bus.
+The coefficients come from the Newton-Raphson Jacobian of `simulators.powerflow.GridModel`
+(the same equations the grid truth is solved with): per island one sparse LU factorisation and
+one multi-column solve for its injection buses, then the branch currents through Yf/Yt. They
+depend on the operating point (a loading's slope changes sign when its flow reverses), so they
+are meant to be computed at each step's operating point; that takes tens of milliseconds for
+the default D net (`benchmarks/linear_model_error.py`).
+
+An injection is +1 MW of active power at constant reactive power (an up activation of a
+resource whose reactive set-point stays where it was). Slack buses (the interface HV buses)
+hold their voltage, so they and injections at them have zero sensitivity. Every D grid is an
+island of one net; the Jacobian is block diagonal, so an injection only moves its own grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import splu
+
+from simulators.powerflow import SQRT3, FlowResult, GridModel
+
+
+@dataclass
+class DSensitivity:
+    """Linearised AC model of the D grids around one operating point."""
+
+    bus: np.ndarray  # monitored bus positions (pandapower bus order of the level net)
+    branch: np.ndarray  # monitored branch positions (level net's result order: lines, trafos)
+    dv_dp: np.ndarray  # (n_bus_monitored, n_inj) pu voltage magnitude change per MW injected
+    dl_dp: np.ndarray  # (n_branch_monitored, n_inj) loading-percent change per MW injected
+    inj_bus: np.ndarray  # pandapower bus index of each injection column
+
+    def predict(self, vm_pu: np.ndarray, loading_percent: np.ndarray,
+                dp_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Monitored voltages and loadings after injecting `dp_mw` (per column) at the
+        operating point whose monitored `vm_pu` / `loading_percent` are given."""
+        dp = np.asarray(dp_mw, dtype=float)
+        return vm_pu + self.dv_dp @ dp, loading_percent + self.dl_dp @ dp
+
+
+def sensitivities(model: GridModel, result: FlowResult, inj_bus: np.ndarray,
+                  bus_pos: np.ndarray | None = None,
+                  branch_pos: np.ndarray | None = None) -> DSensitivity:
+    """Sensitivities of |V| and loading to +1 MW at each of `inj_bus` (pandapower indices).
+
+    `model` must hold the operating point of `result` (call right after `model.solve`).
+    `bus_pos` / `branch_pos` choose the monitored rows (default: all buses, all branches).
+    Isolated buses and injections at buses outside the solved net get zero rows/columns.
+    Each island (connected component) is factorised and solved on its own: the work grows
+    with the islands' sizes, not with the whole net times all injections.
+    """
+    v = model.v
+    inj_bus = np.asarray(inj_bus, dtype=np.int64)
+    bus_pos = np.arange(len(model.bus_index)) if bus_pos is None else np.asarray(bus_pos, int)
+    n_branch = len(model.branch_rows)
+    branch_pos = np.arange(n_branch) if branch_pos is None else np.asarray(branch_pos, int)
+    ok = model.bus_ok
+    if not np.allclose(np.abs(v[model.bus_int[ok]]), result.vm_pu[ok], atol=1e-9, rtol=0):
+        raise ValueError("model.v is not the operating point of `result`; "
+                         "compute sensitivities right after the solve")
+    n_int = model.n_bus_int
+    dv_dp = np.zeros((len(bus_pos), len(inj_bus)))
+    dl_dp = np.zeros((len(branch_pos), len(inj_bus)))
+
+    # injection columns -> internal buses; slack and isolated buses have no effect
+    n_pvpq = len(model.pvpq)
+    row_p = np.full(n_int, -1, dtype=np.int64)
+    row_p[model.pvpq] = np.arange(n_pvpq)
+    lookup = model.net._pd2ppc_lookups["bus"]
+    inj_int = np.full(len(inj_bus), -1, dtype=np.int64)
+    known = (inj_bus >= 0) & (inj_bus < len(lookup))
+    inj_int[known] = np.asarray(lookup[inj_bus[known]], dtype=np.int64)
+    inj_int[(inj_int < 0) | (inj_int >= n_int)] = -1
+    active = inj_int >= 0
+    active[active] = row_p[inj_int[active]] >= 0
+    if not active.any():
+        return DSensitivity(bus_pos, branch_pos, dv_dp, dl_dp, inj_bus)
+
+    # islands: the Jacobian is block diagonal over them
+    _, label = connected_components(model.ybus != 0, directed=False)
+    var_label = label[np.r_[model.pvpq, model.pq]]  # island of each Jacobian row/column
+    jac = model._jacobian(v, model.ybus @ v).tocsc()
+    vm = np.abs(v)
+    mon_int = np.where(model.bus_ok[bus_pos], model.bus_int[bus_pos], -1)
+    mon_label = np.where(mon_int >= 0, label[np.maximum(mon_int, 0)], -1)
+
+    # loadings: the side that binds at the operating point, |I| pu -> percent of the limit
+    i_f = model.yf_b[branch_pos] @ v
+    i_t = model.yt_b[branch_pos] @ v
+    scale = model.base_mva / SQRT3 / model.branch_kv[branch_pos]
+    limit = model.branch_limit_ka[branch_pos]
+    per_pu = np.divide(100.0 * scale, limit, out=np.zeros_like(limit), where=limit > 0)
+    from_side = np.abs(i_f) * per_pu[:, 0] >= np.abs(i_t) * per_pu[:, 1]
+    y_bind = sp.vstack([model.yf_b[branch_pos], model.yt_b[branch_pos]]).tocsr()
+    y_bind = y_bind[np.where(from_side, 0, len(branch_pos)) + np.arange(len(branch_pos))]
+    i_bind = np.where(from_side, i_f, i_t)
+    mag = np.abs(i_bind)
+    # d|I| = Re(conj(I)/|I| dI), scaled to loading percent; at zero current report 0
+    unit = np.divide(np.conj(i_bind), mag, out=np.zeros_like(i_bind), where=mag > 0)
+    unit *= np.where(from_side, per_pu[:, 0], per_pu[:, 1])
+    br_label = label[model.f_int[branch_pos]]
+
+    for isl in np.unique(label[inj_int[active]]):
+        cols = np.flatnonzero(active & (label[np.maximum(inj_int, 0)] == isl))
+        var = np.flatnonzero(var_label == isl)
+        # J [dθ; d|V|] = [ΔP; 0]: one column per injection, ΔP = 1 MW in per unit
+        local = np.full(jac.shape[0], -1, dtype=np.int64)
+        local[var] = np.arange(len(var))
+        rhs = np.zeros((len(var), len(cols)))
+        rhs[local[row_p[inj_int[cols]]], np.arange(len(cols))] = 1.0 / model.base_mva
+        dx = splu(jac[var][:, var].tocsc()).solve(rhs)
+        buses = np.flatnonzero(label == isl)
+        pos = np.full(n_int, -1, dtype=np.int64)
+        pos[buses] = np.arange(len(buses))
+        dtheta = np.zeros((len(buses), len(cols)))
+        dvm = np.zeros((len(buses), len(cols)))
+        is_p = var < n_pvpq
+        dtheta[pos[model.pvpq[var[is_p]]]] = dx[is_p]
+        dvm[pos[model.pq[var[~is_p] - n_pvpq]]] = dx[~is_p]
+        rows = np.flatnonzero(mon_label == isl)
+        dv_dp[np.ix_(rows, cols)] = dvm[pos[mon_int[rows]]]
+        br = np.flatnonzero(br_label == isl)
+        if len(br):
+            # V = |V| e^{jθ}:  dV = V (j dθ + d|V| / |V|)
+            dv_c = v[buses, None] * (1j * dtheta + dvm / vm[buses, None])
+            d_i = y_bind[br][:, buses] @ dv_c
+            dl_dp[np.ix_(br, cols)] = (unit[br, None] * d_i).real
+    return DSensitivity(bus=bus_pos, branch=branch_pos, dv_dp=dv_dp, dl_dp=dl_dp,
+                        inj_bus=inj_bus)
