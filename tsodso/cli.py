@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import click
+# Small dense linear algebra runs faster single-threaded on shared machines (and several schemes
+# run side by side in `compare`); set before numpy is imported. Override by exporting the variable.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from coordination.schemes import SCHEMES
-from scenarios.load import ScenarioError, builtin_names, load
+import click  # noqa: E402
+
+from coordination.schemes import SCHEMES  # noqa: E402
+from scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
 
 
 def _fail(msg: str, code: int = 2) -> None:
