@@ -1,0 +1,189 @@
+"""Per-step detection of conflicts between the TSO and the DSOs.
+
+A conflict is a place where the two operators work against each other or where one
+operator's activations hurt the other's grid or balance. Detection is pure bookkeeping on
+one step's activations and grid states; it runs no solver and no power flow (the caller
+supplies the after-state and the sensitivity estimate of the TSO's effect).
+
+Rules:
+
+- net activation of a buyer in grid g = sum(direction * mw) of its activations of resources
+  connected in g.
+- ``opposite_direction`` (per D grid g): the TSO's net activation in g and DSO:g's net
+  activation in g are both non-zero (> 1e-6 MW) with opposite signs; mw = the smaller
+  magnitude.
+- ``tso_causes_dso_violation`` (per D grid g with TSO activations in g): a bus outside
+  [vm_min, vm_max] or a branch above loading_max in the after-state that would be within
+  limits without the TSO's activations (after-state minus dv_tso/dl_tso), i.e. a violation
+  the TSO's activations created; mw = |TSO net activation in g| (recorded once per grid and
+  step if any such bus/branch exists). Only created violations count: a violation that
+  exists without the TSO's activations too is not recorded, even if they made it worse.
+- ``dso_causes_tso_imbalance`` (per D grid g, only when dso_balances_area is False): DSO:g's
+  net activation is non-zero; it shifts the interface exchange, which the TSO has to
+  balance; mw = |DSO net activation in g|.
+- ``interface_schedule_deviation`` (per D grid g, only when dso_balances_area is True):
+  deviation = area_imbalance_mw[g] + DSO:g's net activation in g; recorded when
+  |deviation| > schedule_tolerance_mw; mw = |deviation|.
+- ``double_activation`` (per resource): the activations of one resource id by all buyers
+  together exceed what it offered by more than 1e-6 MW; mw = the excess; grid = the
+  resource's grid. Also: the same physical resource activated up and down in the same step
+  by different buyers (resource ids end with ":up"/":down"; strip that suffix to find the
+  physical resource) counts, mw = the smaller of the two.
+
+Details: BRP activations count only for ``double_activation``. "TSO activations in g" means
+at least one TSO activation of more than 1e-6 MW of a resource connected in g. A resource
+id missing from ``offered_mw`` offered 0 MW. "The smaller of the two" is the smaller of the
+physical resource's total up and total down MW; both must exceed 1e-6 MW, and at least one
+buyer of one direction must differ from a buyer of the other. A resource can give both a
+capability and an up-and-down ``double_activation`` record in the same step. A D grid
+without ``vm_after``/``dv_tso`` (or ``loading_after``/``dl_tso``) is not checked for that
+quantity; a missing ``area_imbalance_mw`` entry counts as 0. Limits are compared strictly
+(a value exactly on a limit is within it). Output is ordered by the kind order of
+``KINDS``, then grid name (then resource id for ``double_activation``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from results.writer import Activation, Conflict
+
+KINDS = ("opposite_direction", "tso_causes_dso_violation", "dso_causes_tso_imbalance",
+         "interface_schedule_deviation", "double_activation")
+
+#: MW below which a net activation, an excess or an activation counts as zero.
+EPS_MW = 1e-6
+
+_SUFFIXES = (":up", ":down")
+
+
+@dataclass
+class StepView:
+    """What conflict detection needs to know about one step."""
+
+    activations: list[Activation]
+    dso_grids: list[str]
+    # resource id -> MW it offered this step (per slot: resource ids already include the direction)
+    offered_mw: dict[str, float]
+    vm_after: dict[str, np.ndarray]  # D grid -> bus voltages after all activations (AC)
+    loading_after: dict[str, np.ndarray]  # D grid -> branch loadings (%) after all activations (AC)
+    # D grid -> estimated voltage change caused by the TSO's activations of resources in that
+    # grid (pu, per bus; from sensitivities)
+    dv_tso: dict[str, np.ndarray]
+    # D grid -> estimated loading change (percentage points, per branch) caused by those activations
+    dl_tso: dict[str, np.ndarray]
+    limits: dict[str, tuple[float, float, float]]  # D grid -> (vm_min, vm_max, loading_max %)
+    # D grid -> realised - forecast net injection of its assets (+ = long), before activations
+    area_imbalance_mw: dict[str, float]
+    schedule_tolerance_mw: float  # deviation below this is not a conflict
+    dso_balances_area: bool  # True in shared balancing: the DSO must keep its interface on schedule
+
+
+def net_activation(activations: list[Activation], buyer: str, grid: str) -> float:
+    """Sum of direction * mw of ``buyer``'s activations of resources connected in ``grid``."""
+    return float(sum(a.direction * a.mw for a in activations
+                     if a.buyer == buyer and a.grid == grid))
+
+
+def physical_resource(resource: str) -> str:
+    """Resource id without its ":up"/":down" slot suffix."""
+    for suffix in _SUFFIXES:
+        if resource.endswith(suffix):
+            return resource[: -len(suffix)]
+    return resource
+
+
+def _pair(after: dict[str, np.ndarray], delta: dict[str, np.ndarray], grid: str,
+          what: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """After-state and TSO-caused change of one grid, or None if either is missing."""
+    if grid not in after or grid not in delta:
+        return None
+    a = np.asarray(after[grid], dtype=float)
+    d = np.asarray(delta[grid], dtype=float)
+    if a.shape != d.shape:
+        raise ValueError(f"{what} of grid {grid!r}: after-state shape {a.shape} "
+                         f"!= TSO change shape {d.shape}")
+    return a, d
+
+
+def _tso_created_violation(view: StepView, grid: str) -> bool:
+    """Whether a bus or branch of ``grid`` violates its limit only because of the TSO."""
+    vm_min, vm_max, loading_max = view.limits[grid]
+    vm = _pair(view.vm_after, view.dv_tso, grid, "voltage")
+    if vm is not None:
+        after, dv = vm
+        without = after - dv
+        bad = (after < vm_min) | (after > vm_max)
+        ok_without = (without >= vm_min) & (without <= vm_max)
+        if np.any(bad & ok_without):
+            return True
+    ld = _pair(view.loading_after, view.dl_tso, grid, "loading")
+    if ld is not None:
+        after, dl = ld
+        if np.any((after > loading_max) & (after - dl <= loading_max)):
+            return True
+    return False
+
+
+def _grid_conflicts(view: StepView, grid: str) -> list[Conflict]:
+    """The per-D-grid conflict kinds of one grid."""
+    out: list[Conflict] = []
+    acts = view.activations
+    tso = net_activation(acts, "TSO", grid)
+    dso = net_activation(acts, f"DSO:{grid}", grid)
+    if abs(tso) > EPS_MW and abs(dso) > EPS_MW and tso * dso < 0:
+        out.append(Conflict("opposite_direction", grid, min(abs(tso), abs(dso))))
+    tso_active = any(a.buyer == "TSO" and a.grid == grid and a.mw > EPS_MW for a in acts)
+    if tso_active and _tso_created_violation(view, grid):
+        out.append(Conflict("tso_causes_dso_violation", grid, abs(tso)))
+    if view.dso_balances_area:
+        deviation = view.area_imbalance_mw.get(grid, 0.0) + dso
+        if abs(deviation) > view.schedule_tolerance_mw:
+            out.append(Conflict("interface_schedule_deviation", grid, abs(deviation)))
+    elif abs(dso) > EPS_MW:
+        out.append(Conflict("dso_causes_tso_imbalance", grid, abs(dso)))
+    return out
+
+
+def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
+    """Over-sold resource slots and physical resources bought up and down by different buyers,
+    each with the (slot or physical) resource id it concerns."""
+    out: list[tuple[str, Conflict]] = []
+    slot_grid: dict[str, str] = {}
+    phys_grid: dict[str, str] = {}
+    total: dict[str, float] = defaultdict(float)
+    # physical resource -> direction -> (MW, buyers)
+    by_dir: dict[str, dict[int, tuple[float, set[str]]]] = defaultdict(dict)
+    for a in view.activations:
+        slot_grid.setdefault(a.resource, a.grid)
+        total[a.resource] += a.mw
+        phys = physical_resource(a.resource)
+        phys_grid.setdefault(phys, a.grid)
+        mw, buyers = by_dir[phys].get(a.direction, (0.0, set()))
+        by_dir[phys][a.direction] = (mw + a.mw, buyers | {a.buyer})
+    for res in total:
+        excess = total[res] - view.offered_mw.get(res, 0.0)
+        if excess > EPS_MW:
+            out.append((res, Conflict("double_activation", slot_grid[res], excess)))
+    for phys, dirs in by_dir.items():
+        up_mw, up_buyers = dirs.get(1, (0.0, set()))
+        down_mw, down_buyers = dirs.get(-1, (0.0, set()))
+        different = any(u != d for u in up_buyers for d in down_buyers)
+        if up_mw > EPS_MW and down_mw > EPS_MW and different:
+            out.append((phys, Conflict("double_activation", phys_grid[phys],
+                                       min(up_mw, down_mw))))
+    return out
+
+
+def detect(view: StepView) -> list[Conflict]:
+    """All conflicts of one step, ordered by kind (as in ``KINDS``), then grid name."""
+    keyed: list[tuple[str, Conflict]] = []
+    for grid in dict.fromkeys(view.dso_grids):  # each grid once
+        keyed.extend(("", c) for c in _grid_conflicts(view, grid))
+    keyed.extend(_double_activations(view))
+    order = {k: i for i, k in enumerate(KINDS)}
+    keyed.sort(key=lambda rc: (order[rc[1].kind], rc[1].grid, rc[0], rc[1].mw))
+    return [c for _, c in keyed]
