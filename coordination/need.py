@@ -29,6 +29,7 @@ class GridLimits:
 class Needs:
     step: int
     imbalance_mw: float  # + = long: downward energy needed
+    area_imbalance: dict[str, float] = field(default_factory=dict)  # per grid, + = long
     overload_mva: dict[str, np.ndarray] = field(default_factory=dict)  # grid -> per branch
     undervoltage: dict[str, np.ndarray] = field(default_factory=dict)  # grid -> bool per bus
     overvoltage: dict[str, np.ndarray] = field(default_factory=dict)
@@ -47,7 +48,8 @@ def overload_mva(loading_percent: np.ndarray, limits: GridLimits) -> np.ndarray:
 
 def assess(step: int, reports: dict, limits: dict[str, GridLimits]) -> Needs:
     """Needs from the grids' reports (`simulators.grid.GridReport` per grid)."""
-    needs = Needs(step=step, imbalance_mw=float(sum(r.imbalance_mw for r in reports.values())))
+    needs = Needs(step=step, imbalance_mw=float(sum(r.imbalance_mw for r in reports.values())),
+                  area_imbalance={g: float(r.imbalance_mw) for g, r in reports.items()})
     for name, r in reports.items():
         lim = limits[name]
         needs.overload_mva[name] = overload_mva(r.loading_percent, lim)

@@ -43,3 +43,49 @@ class Pools:
         total = np.bincount(self.pool_of, weights=mw, minlength=self.n)
         ratio = np.divide(pooled, total, out=np.zeros(self.n), where=total > 0)
         return mw * ratio[self.pool_of]
+
+
+class ZonePools:
+    """Pools for markets that model the D grids: D slots of one grid, zone (feeder), direction
+    and price; T slots of one T bus, direction and price.
+
+    A D pool's sensitivity is the capability-weighted mean of its members' bus sensitivities,
+    fixed for the run; its activation is split back pro rata to what the members offered.
+    """
+
+    def __init__(self, book: BidBook, zone: np.ndarray, capability: np.ndarray):
+        is_d = book.level == "D"
+        grid_id = np.unique(book.grid, return_inverse=True)[1].ravel()
+        keys = np.stack([grid_id.astype(float), np.where(is_d, zone, -1).astype(float),
+                         np.where(is_d, -1, book.t_bus).astype(float),
+                         book.direction.astype(float), book.price])
+        _, self.pool_of = np.unique(keys, axis=1, return_inverse=True)
+        self.pool_of = self.pool_of.ravel()
+        self.n = int(self.pool_of.max()) + 1 if len(book) else 0
+        first = np.full(self.n, -1)
+        for s in range(len(book) - 1, -1, -1):
+            first[self.pool_of[s]] = s
+        self.first = first
+        self.direction = book.direction[first]
+        self.price = book.price[first]
+        self.grid = book.grid[first]
+        self.level = book.level[first]
+        self.t_bus = book.t_bus[first]
+        self.capability = np.maximum(np.asarray(capability, dtype=float), 0.0)
+        self._slot_price = book.price.copy()
+
+    def offered(self, mw: np.ndarray, price: np.ndarray) -> np.ndarray:
+        if not np.array_equal(price, self._slot_price):
+            raise ValueError("slot prices changed since the pools were formed")
+        return np.bincount(self.pool_of, weights=mw, minlength=self.n)
+
+    def weights(self, slots: np.ndarray) -> np.ndarray:
+        """Capability weights of `slots` within their pools (sum to 1 per pool)."""
+        cap = self.capability[slots] + 1e-9
+        total = np.bincount(self.pool_of[slots], weights=cap, minlength=self.n)
+        return cap / total[self.pool_of[slots]]
+
+    def split(self, pooled: np.ndarray, mw: np.ndarray) -> np.ndarray:
+        total = np.bincount(self.pool_of, weights=mw, minlength=self.n)
+        ratio = np.divide(pooled, total, out=np.zeros(self.n), where=total > 0)
+        return mw * ratio[self.pool_of]

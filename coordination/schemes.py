@@ -9,15 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from coordination.bid import BidBook
 from coordination.centralized import CentralizedMarket, Penalties
+from coordination.dnetwork import DSensitivity
+from coordination.market import DRows, DState, FlexMarket
 from coordination.need import Needs
-from coordination.pooling import Pools
+from coordination.pooling import Pools, ZonePools
 from coordination.settlement import settle
 from results.writer import Activation
 
-SCHEMES = ("none", "centralized")
+SCHEMES = ("none", "centralized", "local", "shared_balancing", "common")
 
 
 @dataclass
@@ -29,6 +32,18 @@ class Outcome:
 
 
 @dataclass
+class DModel:
+    """The D grids as the markets see them: sensitivities at the run's first operating point
+    (rows: the D net's buses and branches; columns: resource buses), feeder zones and
+    capabilities per slot."""
+
+    sens: DSensitivity
+    inj_col: dict[int, int]
+    zone: np.ndarray
+    capability: np.ndarray
+
+
+@dataclass
 class TransmissionModel:
     """What the TSO's market knows of its grid: PTDFs and branch limits in PTDF row order."""
 
@@ -37,45 +52,280 @@ class TransmissionModel:
     limit_mw: np.ndarray  # per PTDF row
 
 
-class NoCoordination:
+class Scheme:
+    """Shared machinery: the book, penalties, settlement, D state and D caps."""
+
+    name = ""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.book: BidBook = ctx.portfolio.book
+        self.step_h = ctx.step_s / 3600.0
+        pen = ctx.scenario.penalties
+        self.penalties = Penalties(pen.imbalance_eur_per_mwh, pen.overload_eur_per_mwh)
+        self.pen = pen
+        self.pricing = ctx.scenario.market.pricing
+        self.is_d = self.book.level == "D"
+        self.tm: TransmissionModel = ctx.tmodel
+        self.dm: DModel = ctx.dmodel
+        self.cols = np.array([self.dm.inj_col.get(int(b), -1) if d else -1
+                              for b, d in zip(ctx.portfolio.slot_bus, self.is_d, strict=True)])
+
+    # --- helpers ----------------------------------------------------------------------
+    def t_flow(self, reports: dict) -> np.ndarray:
+        return reports[self.ctx.t_name].p_from_mw[self.tm.rows_of_report]
+
+    def d_state(self, reports: dict) -> dict[str, DState]:
+        out = {}
+        for g in self.ctx.dso_grids:
+            lim = self.ctx.limits[g]
+            out[g] = DState(reports[g].vm_pu, reports[g].loading_percent, lim.vm_min_pu,
+                            lim.vm_max_pu, lim.loading_max_percent)
+        return out
+
+    def d_effect(self, grid: str, signed_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Linear change of a D grid's voltages and loadings from signed MW per slot."""
+        sl = self.ctx.levels["D"].grids[grid]
+        inj = np.zeros(len(self.dm.inj_col))
+        mine = np.flatnonzero((self.book.grid == grid) & self.is_d & (signed_mw != 0))
+        np.add.at(inj, self.cols[mine], signed_mw[mine])
+        sens = self.dm.sens
+        return sens.dv_dp[sl.bus] @ inj, sens.dl_dp[sl.branch] @ inj
+
+    def deliverable(self, mw: np.ndarray, state: dict[str, DState],
+                    no_worse: bool) -> np.ndarray:
+        """Cap D offers so that activating any of them together keeps the D grids within
+        limits on the linear model (`no_worse`: no new or worse violation).
+
+        Per row, the MW that could push it towards its limit (positive parts) is scaled down
+        to the row's headroom; each slot keeps the smallest factor of the rows it pushes.
+        """
+        cap = mw.copy()
+        sens = self.dm.sens
+        for g in self.ctx.dso_grids:
+            slots = np.flatnonzero((self.book.grid == g) & self.is_d & (mw > 0))
+            if not len(slots):
+                continue
+            sl = self.ctx.levels["D"].grids[g]
+            st = state[g]
+            d = self.book.direction[slots]
+            cv = sens.dv_dp[sl.bus][:, self.cols[slots]] * d
+            cl = sens.dl_dp[sl.branch][:, self.cols[slots]] * d
+            vm = np.nan_to_num(st.vm, nan=1.0)
+            room_up = st.vm_max - vm
+            room_dn = vm - st.vm_min
+            room_l = st.loading_max - np.nan_to_num(st.loading)
+            factor = np.ones(len(slots))
+            for coef, room in ((cv, room_up), (-cv, room_dn), (cl, room_l)):
+                push = np.maximum(coef, 0.0)
+                push[push < 1e-7] = 0.0
+                total = push @ mw[slots]
+                room = np.maximum(room, 0.0)
+                alpha = np.where(total > 0, np.minimum(room / np.maximum(total, 1e-12), 1.0),
+                                 1.0)
+                if no_worse:
+                    alpha = np.where(room <= 0, 0.0, alpha)
+                hit = push > 0
+                row_alpha = np.where(hit, alpha[:, None], 1.0)
+                factor = np.minimum(factor, row_alpha.min(axis=0, initial=1.0))
+            cap[slots] = mw[slots] * factor
+        return cap
+
+    def settle_stage(self, x: np.ndarray, buyer: np.ndarray | str,
+                     clear_price: float | None) -> list[Activation]:
+        """Activations of one market stage; pay-as-clear uses the stage's balance price, or
+        the highest activated price of the stage when it has no balance."""
+        if self.pricing == "pay_as_clear" and clear_price is None:
+            act = x > 1e-6
+            clear_price = float(self.book.price[act].max()) if act.any() else 0.0
+            prices = np.where(act, clear_price * self.book.direction, 0.0)
+        else:
+            prices = (clear_price or 0.0)
+
+        class _C:
+            activated = x
+            marginal_price = prices
+
+        return settle(self.book, _C, buyer, self.pricing, self.step_h)
+
+    def d_markets(self, areas: bool) -> tuple[ZonePools, FlexMarket]:
+        pools = ZonePools(self.book, self.dm.zone, self.dm.capability)
+        rows = self.d_rows(pools)
+        area = {f"DSO:{r.grid}": r.pools for r in rows} if areas else None
+        market = FlexMarket(pools.direction, np.full(pools.n, -1), self.step_h,
+                            self.pen.imbalance_eur_per_mwh, self.pen.overload_eur_per_mwh,
+                            self.pen.voltage_eur_per_bus_h, drows=rows, areas=area)
+        return pools, market
+
+    def d_rows(self, pools: ZonePools) -> list[DRows]:
+        rows = []
+        sens = self.dm.sens
+        for g in self.ctx.dso_grids:
+            slots = np.flatnonzero((self.book.grid == g) & self.is_d)
+            ids, pos = np.unique(pools.pool_of[slots], return_inverse=True)
+            w = sp.csr_matrix((pools.weights(slots), (np.arange(len(slots)), pos.ravel())),
+                              shape=(len(slots), len(ids)))
+            sl = self.ctx.levels["D"].grids[g]
+            dv = np.asarray((w.T @ sens.dv_dp[sl.bus][:, self.cols[slots]].T).T)
+            dl = np.asarray((w.T @ sens.dl_dp[sl.branch][:, self.cols[slots]].T).T)
+            rows.append(DRows(g, ids, dv, dl, self.ctx.limits[g].rating_mva))
+        return rows
+
+    def dso_buyers(self) -> np.ndarray:
+        return np.array([f"DSO:{g}" for g in self.book.grid], dtype=object)
+
+
+class NoCoordination(Scheme):
     """No market: nothing is activated; imbalance and violations stay (the counterfactual)."""
 
     name = "none"
 
-    def __init__(self, book: BidBook, **_: object):
-        self.n = len(book)
-
-    def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
-        return Outcome(np.zeros(self.n), [], needs.tso_need_mw)
+    def clear(self, needs: Needs, reports: dict) -> Outcome:
+        return Outcome(np.zeros(len(self.book)), [], needs.tso_need_mw)
 
 
-class Centralized:
+class Centralized(Scheme):
     """The TSO buys from T and D resources in one market with T constraints (PTDF); D grids
-    are ignored."""
+    are ignored unless the DSOs prequalify D bids (`market.prequalification`): then D offers
+    are capped to what the D grids can take without violating their limits."""
 
     name = "centralized"
 
-    def __init__(self, book: BidBook, tmodel: TransmissionModel, penalties: Penalties,
-                 step_h: float, pricing: str):
-        self.tmodel = tmodel
-        self.pricing = pricing
-        self.step_h = step_h
-        self.pools = Pools(book)
-        self.market = CentralizedMarket(self.pools.book, tmodel.ptdf, penalties, step_h)
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.pools = Pools(self.book)
+        self.market = CentralizedMarket(self.pools.book, self.tm.ptdf, self.penalties,
+                                        self.step_h)
+        self.prequalify = ctx.scenario.market.prequalification
 
-    def clear(self, book: BidBook, needs: Needs, t_flow_mw: np.ndarray) -> Outcome:
-        flow0 = t_flow_mw[self.tmodel.rows_of_report]
-        mw, price = self.pools.offered(book.mw, book.price)
-        res = self.market.clear(mw, price, needs.tso_need_mw, flow0, self.tmodel.limit_mw)
-        res.activated = self.pools.split(res.activated, book.mw)
-        acts = settle(book, res, "TSO", self.pricing, self.step_h)
+    def tso_stage(self, mw: np.ndarray, need: float, flow0: np.ndarray):
+        pooled, price = self.pools.offered(mw, self.book.price)
+        res = self.market.clear(pooled, price, need, flow0, self.tm.limit_mw)
+        res.activated = self.pools.split(res.activated, mw)
+        return res
+
+    def clear(self, needs: Needs, reports: dict) -> Outcome:
+        mw = self.book.mw.copy()
+        if self.prequalify:
+            mw = self.deliverable(mw, self.d_state(reports), no_worse=False)
+        res = self.tso_stage(mw, needs.tso_need_mw, self.t_flow(reports))
+        acts = settle(self.book, res, "TSO", self.pricing, self.step_h)
         return Outcome(res.activated, acts, res.unserved_mw)
 
 
-def make_scheme(name: str, book: BidBook, tmodel: TransmissionModel, penalties: Penalties,
-                step_h: float, pricing: str):
-    if name == "none":
-        return NoCoordination(book)
-    if name == "centralized":
-        return Centralized(book, tmodel, penalties, step_h, pricing)
-    raise ValueError(f"unknown scheme '{name}' (known: {', '.join(SCHEMES)})")
+class Local(Centralized):
+    """Each DSO first clears its own needs in its local market (its D bids, its D constraints);
+    what is left of the D bids goes to the TSO's market, aggregated per interface and capped to
+    what the D grid can carry without new violations; the TSO then clears its need (which now
+    includes the balance the DSOs' activations moved) with T bids and those offers."""
+
+    name = "local"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.prequalify = False
+        self.dpools, self.dmarket = self.d_markets(areas=False)
+
+    def clear(self, needs: Needs, reports: dict) -> Outcome:
+        book = self.book
+        state = self.d_state(reports)
+        d_mw = np.where(self.is_d, book.mw, 0.0)
+        r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
+                                d_state=state)
+        x1 = self.dpools.split(r1.x, d_mw)
+        signed1 = book.direction * x1
+        # what the DSOs did: the system balance and T flows move, the D grids change
+        need = needs.tso_need_mw - float(signed1.sum())
+        flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
+        after = {}
+        for g, st in state.items():
+            dv, dl = self.d_effect(g, signed1)
+            after[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
+                              st.loading_max)
+        residual = np.maximum(book.mw - x1, 0.0)
+        offers = np.where(self.is_d, self.deliverable(residual, after, no_worse=True), residual)
+        res = self.tso_stage(offers, need, flow0)
+        acts = self.settle_stage(x1, self.dso_buyers(), None)
+        acts += settle(book, res, "TSO", self.pricing, self.step_h)
+        return Outcome(x1 + res.activated, acts, res.unserved_mw)
+
+
+class SharedBalancing(Centralized):
+    """Each DSO keeps its interface on the agreed schedule (the forecast exchange: it balances
+    its area's forecast errors) and solves its congestion with its own D bids; the TSO balances
+    the T-connected assets with T bids. Both markets clear at the same time, independently."""
+
+    name = "shared_balancing"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.prequalify = False
+        self.dpools, self.dmarket = self.d_markets(areas=True)
+
+    def clear(self, needs: Needs, reports: dict) -> Outcome:
+        book = self.book
+        d_mw = np.where(self.is_d, book.mw, 0.0)
+        area_need = {f"DSO:{g}": -needs.area_imbalance.get(g, 0.0) for g in self.ctx.dso_grids}
+        r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
+                                need=area_need, d_state=self.d_state(reports))
+        x1 = self.dpools.split(r1.x, d_mw)
+        t_need = -needs.area_imbalance.get(self.ctx.t_name, 0.0)
+        res = self.tso_stage(np.where(self.is_d, 0.0, book.mw), t_need, self.t_flow(reports))
+        acts = []
+        for g in self.ctx.dso_grids:
+            mine = np.where(book.grid == g, x1, 0.0)
+            acts += self.settle_stage(mine, f"DSO:{g}",
+                                      r1.balance_price.get(f"DSO:{g}") if self.pricing
+                                      == "pay_as_clear" else None)
+        acts += settle(book, res, "TSO", self.pricing, self.step_h)
+        total = x1 + res.activated
+        return Outcome(total, acts, needs.tso_need_mw - float(book.direction @ total))
+
+
+class Common(Scheme):
+    """One joint market for the TSO's and all DSOs' needs over all bids, with T and all D
+    constraints, minimising total cost. A D-connected activation is the DSO's when it relieves
+    a violation of its grid's limits that existed before the market; all others are the TSO's."""
+
+    name = "common"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.pools = ZonePools(self.book, self.dm.zone, self.dm.capability)
+        self.rows = self.d_rows(self.pools)
+        self.market = FlexMarket(
+            self.pools.direction, np.where(self.pools.level == "D", self.pools.t_bus,
+                                           self.pools.t_bus), self.step_h,
+            self.pen.imbalance_eur_per_mwh, self.pen.overload_eur_per_mwh,
+            self.pen.voltage_eur_per_bus_h, ptdf=self.tm.ptdf, drows=self.rows,
+            areas={"system": np.arange(self.pools.n)})
+
+    def clear(self, needs: Needs, reports: dict) -> Outcome:
+        book = self.book
+        state = self.d_state(reports)
+        r = self.market.clear(self.pools.offered(book.mw, book.price), self.pools.price,
+                              need={"system": needs.tso_need_mw}, t_flow0=self.t_flow(reports),
+                              t_limit=self.tm.limit_mw, d_state=state)
+        x = self.pools.split(r.x, book.mw)
+        dso_pool = np.zeros(self.pools.n, dtype=bool)
+        for dr in self.rows:
+            st = state[dr.grid]
+            vm = np.nan_to_num(st.vm, nan=1.0)
+            over, under = vm > st.vm_max, vm < st.vm_min
+            hot = np.nan_to_num(st.loading) > st.loading_max
+            d = self.pools.direction[dr.pools]
+            relieves = ((dr.dv[over] * d < -1e-7).any(axis=0)
+                        | (dr.dv[under] * d > 1e-7).any(axis=0)
+                        | (dr.dl[hot] * d < -1e-7).any(axis=0))
+            dso_pool[dr.pools] = relieves
+        buyer = np.where(dso_pool[self.pools.pool_of] & self.is_d, self.dso_buyers(), "TSO")
+        price = r.balance_price.get("system") if self.pricing == "pay_as_clear" else None
+        acts = self.settle_stage(x, buyer, price)
+        return Outcome(x, acts, needs.tso_need_mw - float(book.direction @ x))
+
+
+def make_scheme(name: str, ctx):
+    kinds = {c.name: c for c in (NoCoordination, Centralized, Local, SharedBalancing, Common)}
+    if name not in kinds:
+        raise ValueError(f"unknown scheme '{name}' (known: {', '.join(SCHEMES)})")
+    return kinds[name](ctx)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from coordination.centralized import Penalties
+from coordination.dnetwork import sensitivities
 from coordination.need import GridLimits
 from coordination.ptdf import transmission_ptdf
-from coordination.schemes import TransmissionModel, make_scheme
+from coordination.schemes import DModel, TransmissionModel, make_scheme
 from scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
 from scenarios.load import ScenarioError
 from scenarios.schema import Scenario
@@ -49,6 +49,7 @@ class RunContext:
     portfolio: Portfolio
     tmodel: TransmissionModel
     scheme: object = None
+    dmodel: DModel | None = None
     level: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(
         default_factory=lambda: {"powerflow_s": 0.0, "clearing_s": 0.0})
@@ -144,6 +145,7 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     level_net = {"T": split.t_net, "D": split.d_net}
     grid_buses = {t_name: list(split.t_net.bus.index), **split.d_buses}
     levels: dict[str, LevelRuntime] = {}
+    hv_buses = {i.hv_bus for i in split.interfaces}
     assets: list[GridAssets] = []
     limits: dict[str, GridLimits] = {}
     for level, lnet in level_net.items():
@@ -175,8 +177,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
                                                    | lnet.trafo.lv_bus.isin(buses).to_numpy())]
             mine = [i for i in split.interfaces if level == "T" or i.grid == g]
             trafo_pos = {int(t): n_line + j for j, t in enumerate(lnet.trafo.index)}
+            own = buses - hv_buses if level == "D" else buses  # HV side buses are the TSO's
             slices[g] = GridSlice(
-                name=g, bus=lnet.bus.index.get_indexer(sorted(buses)), branch=branch,
+                name=g, bus=lnet.bus.index.get_indexer(sorted(own)), branch=branch,
                 load=sl_load, sgen=sl_sgen, sto=sl_sto, interfaces=mine,
                 iface_branch=np.array([trafo_pos[i.trafo] for i in mine] if level == "D"
                                       else [], dtype=np.int64),
@@ -237,15 +240,48 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     step_h = run.step_s / 3600.0
     balancing_col = col_of[int(t_net.ext_grid.bus.iloc[0])]
     portfolio = Portfolio(scenario, assets, t_col, balancing_col, step_h)
-    pen = scenario.penalties
-    scheme_obj = make_scheme(scheme, portfolio.book, tmodel,
-                             Penalties(pen.imbalance_eur_per_mwh, pen.overload_eur_per_mwh),
-                             step_h, scenario.market.pricing)
-    return RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
-                      t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
-                      interfaces=split.interfaces, levels=levels, limits=limits,
-                      portfolio=portfolio, tmodel=tmodel, scheme=scheme_obj,
-                      level={g: ("T" if g == t_name else "D") for g in grid_order})
+    ctx = RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
+                     t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
+                     interfaces=split.interfaces, levels=levels, limits=limits,
+                     portfolio=portfolio, tmodel=tmodel,
+                     level={g: ("T" if g == t_name else "D") for g in grid_order})
+    ctx.dmodel = distribution_model(ctx, split.d_net, split.interfaces)
+    ctx.scheme = make_scheme(scheme, ctx)
+    return ctx
+
+
+def distribution_model(ctx: RunContext, d_net, interfaces) -> DModel:
+    """What the D-aware markets and the conflict rules know of the D grids: zones (feeders)
+    and voltage/loading sensitivities at the first step's operating point."""
+    rt = ctx.levels["D"]
+    model = rt.model
+    p = [rt.re_load_p[0], rt.re_load_q[0], rt.re_sgen_p[0], rt.re_sgen_q[0], rt.re_sto_p[0],
+         rt.re_sto_q[0]]
+    result = model.solve(*p)
+    book = ctx.portfolio.book
+    d_slot = np.flatnonzero(book.level == "D")
+    inj_bus = np.unique(ctx.portfolio.slot_bus[d_slot])
+    sens = sensitivities(model, result, inj_bus)
+    zone = np.full(len(book), -1)
+    zones = feeder_zones(d_net, {i.hv_bus for i in interfaces}
+                         | {int(d_net.trafo.lv_bus[i.trafo]) for i in interfaces})
+    zone[d_slot] = [zones.get(int(b), -1) for b in ctx.portfolio.slot_bus[d_slot]]
+    return DModel(sens=sens, inj_col={int(b): j for j, b in enumerate(inj_bus)}, zone=zone,
+                  capability=ctx.portfolio.capability())
+
+
+def feeder_zones(net, cut_buses: set[int]) -> dict[int, int]:
+    """Feeder of every bus: connected parts of the grid once the substations are cut out."""
+    import networkx as nx
+    from pandapower.topology import create_nxgraph
+
+    graph = create_nxgraph(net, respect_switches=True)
+    graph.remove_nodes_from(cut_buses)
+    zones: dict[int, int] = {}
+    for z, comp in enumerate(sorted(nx.connected_components(graph), key=min)):
+        for b in comp:
+            zones[int(b)] = z
+    return zones
 
 
 def _slack_pos(model: GridModel, hv_bus: int) -> int:

@@ -68,7 +68,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         ctx = self.ctx
         needs = assess(k, self.reports, ctx.limits)
         t0 = _time.perf_counter()
-        outcome = self.scheme.clear(self.book, needs, self.reports[ctx.t_name].p_from_mw)
+        outcome = self.scheme.clear(needs, dict(self.reports))
         ctx.timing["clearing_s"] += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy())
         self.cleared_at = time

@@ -159,6 +159,23 @@ class Portfolio:
                 self._weights[key] = np.where(ok, w, 0.0)
         return self.book
 
+    def capability(self) -> np.ndarray:
+        """MW each slot can offer at most over the run window (to weight pooled slots)."""
+        cap = np.zeros(len(self.book))
+        flex = self.scenario.flexibility
+        for s, (grid, table, idx) in enumerate(self._members):
+            g = self.grids.get(grid)
+            share = flex.offer(self.book.kind[s]).share if table != "balancing" else 1.0
+            if table == "sgen":
+                cap[s] = share * np.maximum(g.fc_sgen[:, idx], 0.0).sum(axis=1).max(initial=0)
+            elif table == "load":
+                cap[s] = share * np.maximum(g.fc_load[:, idx], 0.0).sum(axis=1).max(initial=0)
+            elif table == "storage":
+                cap[s] = share * g.sto_rating[idx].sum()
+            else:
+                cap[s] = flex.balancing.block_mw
+        return cap
+
     def neutral(self) -> dict[str, Setpoints]:
         """No change to any grid (the start of a step, before the markets clear)."""
         return {name: Setpoints(np.zeros(g.fc_load.shape[1]), np.zeros(g.fc_sgen.shape[1]),
