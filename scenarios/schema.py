@@ -132,7 +132,8 @@ class CouplingCfg(Strict):
 
 class MarketCfg(Strict):
     pricing: Literal["pay_as_bid", "pay_as_clear"] = "pay_as_bid"
-    prequalification: bool = False
+    prequalification: bool = False  # centralized: DSOs cap D bids to what their grids carry
+    schedule_tolerance_mw: float = Field(0.1, ge=0.0, le=1e4)  # shared balancing deviations
 
 
 class Scenario(Strict):

@@ -14,6 +14,7 @@ import time as _time
 import mosaik_api_v3
 import numpy as np
 
+from coordination.conflicts import StepView, detect
 from coordination.need import assess, violation_cost
 from results.writer import StepRecord
 
@@ -38,6 +39,8 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.reports: dict = {}
         self.cleared_at = -1
         self.pending = None
+        book = ctx.portfolio.book
+        self.slot_of = {r: i for i, r in enumerate(book.resource.tolist())}
         return self.meta
 
     def create(self, num, model):
@@ -96,6 +99,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         costs["imbalance"] = abs(outcome.unserved_mw) * self.step_h * pen.imbalance_eur_per_mwh
         costs["violation"] = violation_cost(after, self.step_h, pen.overload_eur_per_mwh,
                                             pen.voltage_eur_per_bus_h)
+        conflicts = detect(self._view(needs, outcome))
         reps = self.reports
         iface_s = np.array([reps[i.grid].interface_s.get(i.name, np.nan)
                             for i in ctx.interfaces], dtype=complex)
@@ -106,8 +110,33 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             interface_p_mw=iface_s.real, interface_q_mvar=iface_s.imag,
             tso_imbalance_mw=needs.imbalance_mw,
             unresolved_imbalance_mw=float(outcome.unserved_mw),
-            activations=acts, conflicts=list(outcome.conflicts), costs=costs,
+            activations=acts, conflicts=conflicts, costs=costs,
             dso_cost_by_grid=by_grid)
+
+    def _view(self, needs, outcome) -> StepView:
+        """What the conflict rules need: activations, offers, the D grids after the market,
+        and the linear effect of the TSO's activations of D-connected resources."""
+        ctx, book = self.ctx, self.book
+        offered = self.pending[2]
+        slot = self.slot_of
+        tso = np.zeros(len(book))
+        for a in outcome.activations:
+            if a.buyer == "TSO" and a.level == "D":
+                tso[slot[a.resource]] += a.direction * a.mw
+        dv, dl = {}, {}
+        for g in ctx.dso_grids:
+            dv[g], dl[g] = self.scheme.d_effect(g, tso)
+        return StepView(
+            activations=outcome.activations, dso_grids=ctx.dso_grids,
+            offered_mw=dict(zip(book.resource.tolist(), offered.tolist(), strict=True)),
+            vm_after={g: self.reports[g].vm_pu for g in ctx.dso_grids},
+            loading_after={g: self.reports[g].loading_percent for g in ctx.dso_grids},
+            dv_tso=dv, dl_tso=dl,
+            limits={g: (ctx.limits[g].vm_min_pu, ctx.limits[g].vm_max_pu,
+                        ctx.limits[g].loading_max_percent) for g in ctx.dso_grids},
+            area_imbalance_mw=needs.area_imbalance,
+            schedule_tolerance_mw=ctx.scenario.market.schedule_tolerance_mw,
+            dso_balances_area=self.scheme.name == "shared_balancing")
 
     def get_data(self, outputs):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
