@@ -66,6 +66,7 @@ class MarketResult:
     unserved: dict[str, float]  # per area: need - sum(dir x)
     objective: float
     balance_price: dict[str, float] = field(default_factory=dict)  # dual per area, EUR/MWh
+    party_x: dict[str, np.ndarray] = field(default_factory=dict)  # MW per pool bought by party
 
 
 class FlexMarket:
@@ -74,7 +75,10 @@ class FlexMarket:
     def __init__(self, direction: np.ndarray, t_col: np.ndarray, step_h: float,
                  pen_imbalance: float, pen_overload: float, pen_voltage_bus_h: float,
                  ptdf: np.ndarray | None = None, drows: list[DRows] | None = None,
-                 areas: dict[str, np.ndarray] | None = None):
+                 areas: dict[str, np.ndarray] | None = None,
+                 parties: list[str] | None = None):
+        """`parties`: market parties (BRPs) that buy part of any pool's activation to cover
+        their own imbalance (need per party per step; unserved at the imbalance price)."""
         self.n = len(direction)
         self.dir = np.asarray(direction, dtype=float)
         self.step_h = step_h
@@ -105,6 +109,25 @@ class FlexMarket:
         for a in range(len(area_names)):
             terms_c += [pen_imbalance, pen_imbalance]
             terms_v += [m.short[a], m.long[a]]
+
+        # market parties: y[b, p] <= part of x[p] bought by party b for its own balance
+        self.parties = list(parties or [])
+        m.Q = pyo.RangeSet(0, len(self.parties) - 1)
+        m.y = pyo.Var(m.Q, m.P, within=pyo.NonNegativeReals)
+        m.q_need = pyo.Param(m.Q, mutable=True, initialize=0.0)
+        m.q_short = pyo.Var(m.Q, within=pyo.NonNegativeReals)
+        m.q_long = pyo.Var(m.Q, within=pyo.NonNegativeReals)
+        if self.parties:
+            m.share = pyo.Constraint(m.P, rule=lambda m, p: LinearExpression(
+                linear_coefs=[1.0] * len(self.parties) + [-1.0],
+                linear_vars=[m.y[b, p] for b in m.Q] + [m.x[p]]) <= 0.0)
+            m.party = pyo.Constraint(m.Q, rule=lambda m, b: LinearExpression(
+                linear_coefs=self.dir.tolist() + [1.0, -1.0],
+                linear_vars=[m.y[b, p] for p in m.P] + [m.q_short[b], m.q_long[b]])
+                == m.q_need[b])
+            for b in range(len(self.parties)):
+                terms_c += [pen_imbalance, pen_imbalance]
+                terms_v += [m.q_short[b], m.q_long[b]]
 
         # transmission rows: only branches some pool can move
         self.t_rows = np.zeros(0, dtype=np.int64)
@@ -213,7 +236,8 @@ class FlexMarket:
 
     def clear(self, mw: np.ndarray, price: np.ndarray, need: dict[str, float] | None = None,
               t_flow0: np.ndarray | None = None, t_limit: np.ndarray | None = None,
-              d_state: dict[str, DState] | None = None, no_worse: bool = False) -> MarketResult:
+              d_state: dict[str, DState] | None = None, no_worse: bool = False,
+              party_need: dict[str, float] | None = None) -> MarketResult:
         """Clear one step. `no_worse`: D rows only forbid making a violation worse or new."""
         m = self.model
         mw = np.maximum(np.asarray(mw, dtype=float), 0.0)
@@ -226,6 +250,10 @@ class FlexMarket:
         need = need or {}
         m.need.store_values({a: float(need.get(name, 0.0))
                              for a, name in enumerate(self.area_names)}, check=False)
+        if self.parties:
+            party_need = party_need or {}
+            m.q_need.store_values({b: float(party_need.get(name, 0.0))
+                                   for b, name in enumerate(self.parties)}, check=False)
         if len(self.t_rows):
             lim = t_limit[self.t_rows]
             f0 = t_flow0[self.t_rows]
@@ -263,5 +291,11 @@ class FlexMarket:
         if self.area_names:
             duals = res.solution_loader.get_duals([m.balance[a] for a in m.A])
             prices = {name: float(duals[m.balance[a]]) for a, name in enumerate(self.area_names)}
+        bought = {}
+        if self.parties:
+            yv = res.solution_loader.get_vars([m.y[b, p] for b in m.Q for p in m.P])
+            for b, name in enumerate(self.parties):
+                y = np.array([yv[m.y[b, p]] for p in range(self.n)])
+                bought[name] = np.clip(np.where(y < 1e-6, 0.0, y), 0.0, x)
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
-                            balance_price=prices)
+                            balance_price=prices, party_x=bought)

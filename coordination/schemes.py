@@ -20,7 +20,7 @@ from coordination.pooling import Pools, ZonePools
 from coordination.settlement import settle
 from results.writer import Activation
 
-SCHEMES = ("none", "centralized", "local", "shared_balancing", "common")
+SCHEMES = ("none", "centralized", "local", "shared_balancing", "common", "integrated")
 
 
 @dataclass
@@ -285,28 +285,71 @@ class SharedBalancing(Centralized):
 class Common(Scheme):
     """One joint market for the TSO's and all DSOs' needs over all bids, with T and all D
     constraints, minimising total cost. A D-connected activation is the DSO's when it relieves
-    a violation of its grid's limits that existed before the market; all others are the TSO's."""
+    a violation of its grid's limits that existed before the market; all others are the TSO's.
+
+    With `market.common_decomposed` the DSOs' constraints are cleared first (each DSO's local
+    market, as in `local`), and the joint market then clears the rest with the D grids held
+    to "no new or worse violation"."""
 
     name = "common"
+    parties: tuple[str, ...] = ()
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.pools = ZonePools(self.book, self.dm.zone, self.dm.capability)
         self.rows = self.d_rows(self.pools)
         self.market = FlexMarket(
-            self.pools.direction, np.where(self.pools.level == "D", self.pools.t_bus,
-                                           self.pools.t_bus), self.step_h,
+            self.pools.direction, self.pools.t_bus, self.step_h,
             self.pen.imbalance_eur_per_mwh, self.pen.overload_eur_per_mwh,
             self.pen.voltage_eur_per_bus_h, ptdf=self.tm.ptdf, drows=self.rows,
-            areas={"system": np.arange(self.pools.n)})
+            areas={"system": np.arange(self.pools.n)}, parties=list(self.parties))
+        self.decomposed = ctx.scenario.market.common_decomposed
+        if self.decomposed:
+            self.dpools, self.dmarket = self.d_markets(areas=False)
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
         book = self.book
         state = self.d_state(reports)
-        r = self.market.clear(self.pools.offered(book.mw, book.price), self.pools.price,
-                              need={"system": needs.tso_need_mw}, t_flow0=self.t_flow(reports),
-                              t_limit=self.tm.limit_mw, d_state=state)
-        x = self.pools.split(r.x, book.mw)
+        need = needs.tso_need_mw
+        flow0 = self.t_flow(reports)
+        mw = book.mw
+        x1 = np.zeros(len(book))
+        acts: list[Activation] = []
+        if self.decomposed:
+            d_mw = np.where(self.is_d, book.mw, 0.0)
+            r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
+                                    d_state=state)
+            x1 = self.dpools.split(r1.x, d_mw)
+            signed1 = book.direction * x1
+            need -= float(signed1.sum())
+            flow0 = flow0 + self.tm.ptdf[:, book.t_bus] @ signed1
+            for g, st in list(state.items()):
+                dv, dl = self.d_effect(g, signed1)
+                state[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
+                                  st.loading_max)
+            mw = np.maximum(book.mw - x1, 0.0)
+            acts += self.settle_stage(x1, self.dso_buyers(), None)
+        k = needs.step
+        party_need = {b: -float(self.ctx.brp_imbalance[b][k]) for b in self.parties}
+        r = self.market.clear(self.pools.offered(mw, book.price), self.pools.price,
+                              need={"system": need}, t_flow0=flow0, t_limit=self.tm.limit_mw,
+                              d_state=state, no_worse=self.decomposed, party_need=party_need)
+        x = self.pools.split(r.x, mw)
+        buyer = np.where(self._dso_pools(state)[self.pools.pool_of] & self.is_d,
+                         self.dso_buyers(), "TSO")
+        price = r.balance_price.get("system") if self.pricing == "pay_as_clear" else None
+        rest = x.copy()
+        for party, y in r.party_x.items():
+            share = np.divide(y, r.x, out=np.zeros_like(y), where=r.x > 0)
+            bought = x * share[self.pools.pool_of]
+            rest -= bought
+            acts += self.settle_stage(bought, party, price)
+        acts += self.settle_stage(np.maximum(rest, 0.0), buyer, price)
+        total = x1 + x
+        return Outcome(total, acts, needs.tso_need_mw - float(book.direction @ total))
+
+    def _dso_pools(self, state: dict[str, DState]) -> np.ndarray:
+        """Pools whose activation relieves a violated row of their D grid."""
         dso_pool = np.zeros(self.pools.n, dtype=bool)
         for dr in self.rows:
             st = state[dr.grid]
@@ -318,14 +361,26 @@ class Common(Scheme):
                         | (dr.dv[under] * d > 1e-7).any(axis=0)
                         | (dr.dl[hot] * d < -1e-7).any(axis=0))
             dso_pool[dr.pools] = relieves
-        buyer = np.where(dso_pool[self.pools.pool_of] & self.is_d, self.dso_buyers(), "TSO")
-        price = r.balance_price.get("system") if self.pricing == "pay_as_clear" else None
-        acts = self.settle_stage(x, buyer, price)
-        return Outcome(x, acts, needs.tso_need_mw - float(book.direction @ x))
+        return dso_pool
+
+
+class Integrated(Common):
+    """The common market run by an independent market operator, where balance responsible
+    parties also trade: each BRP (RES producers, suppliers) buys flexibility against its own
+    portfolio imbalance instead of paying the imbalance price, so parties may buy in opposite
+    directions; the TSO buys what balancing is left and the DSOs their constraints. Without
+    BRP trading (`market.brp_trading = false`) it is the common market."""
+
+    name = "integrated"
+
+    def __init__(self, ctx):
+        self.parties = tuple(ctx.brp_imbalance) if ctx.scenario.market.brp_trading else ()
+        super().__init__(ctx)
 
 
 def make_scheme(name: str, ctx):
-    kinds = {c.name: c for c in (NoCoordination, Centralized, Local, SharedBalancing, Common)}
+    kinds = {c.name: c for c in (NoCoordination, Centralized, Local, SharedBalancing, Common,
+                                 Integrated)}
     if name not in kinds:
         raise ValueError(f"unknown scheme '{name}' (known: {', '.join(SCHEMES)})")
     return kinds[name](ctx)

@@ -49,7 +49,6 @@ BLOCK = 96
 """Steps per random-number block (one day of quarter-hours); part of the stream definition."""
 
 _RES_KINDS = ("wind", "pv", "other_res")
-_CHUNK_BLOCKS = 16  # blocks processed at once: bounds temporary memory for long windows
 
 
 @dataclass(frozen=True)
@@ -149,29 +148,29 @@ def forecast_errors(rating: np.ndarray, kinds: np.ndarray, params: Mapping[str, 
     cols = np.concatenate([np.flatnonzero(need_common), n_kinds + np.flatnonzero(need_asset)])
     rho = np.concatenate([rho_kind, rho_kind[kind_idx]])[cols]
 
-    # Combine per chunk: own parts are the trailing simulated columns in asset order, the common
-    # part of each kind is one column broadcast over its members.
+    # Combine per block: own parts are the trailing simulated columns in asset order; the common
+    # part of an asset is its kind's column (a zero column where it has none).
     act = np.flatnonzero(active)
-    scale = rating[act] * sigma[act]
     n_common = int(need_common.sum())
-    own_in_act = common[act] < 1.0
-    w_own = scale[own_in_act] * np.sqrt(1.0 - common[act][own_in_act])
-    kind_terms = []
-    for j, k in enumerate(np.flatnonzero(need_common)):
-        members = (kind_idx[act] == k) & (common[act] > 0.0)
-        kind_terms.append((j, members, scale[members] * np.sqrt(common[act][members])))
+    c_act = common[act]
+    scale = rating[act] * sigma[act]
+    own_in_act = c_act < 1.0
+    w_own = scale[own_in_act] * np.sqrt(1.0 - c_act[own_in_act])
+    col_of_kind = np.full(n_kinds, n_common, dtype=np.int64)
+    col_of_kind[need_common] = np.arange(n_common)
+    src_common = np.where(c_act > 0.0, col_of_kind[kind_idx[act]], n_common)
+    w_common = scale * np.sqrt(c_act)
     all_own, all_active = bool(own_in_act.all()), len(act) == n_assets
     for lo, hi, x in _ar1_window(seed, n_kinds + n_assets, cols, rho, start_step, n_steps):
+        part = out[lo:hi] if all_active else np.zeros((hi - lo, len(act)))
         if all_own:
-            part = x[:, n_common:] * w_own
+            np.multiply(x[:, n_common:], w_own, out=part)
         else:
-            part = np.zeros((hi - lo, len(act)))
             part[:, own_in_act] = x[:, n_common:] * w_own
-        for j, members, w in kind_terms:
-            part[:, members] += x[:, j:j + 1] * w
-        if all_active:
-            out[lo:hi] = part
-        else:
+        if n_common:
+            shared = np.concatenate([x[:, :n_common], np.zeros((hi - lo, 1))], axis=1)
+            part += np.take(shared, src_common, axis=1) * w_common
+        if not all_active:
             out[lo:hi, act] = part
     return out
 
@@ -179,8 +178,9 @@ def forecast_errors(rating: np.ndarray, kinds: np.ndarray, params: Mapping[str, 
 def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, start_step: int,
                 n_steps: int) -> Iterator[tuple[int, int, np.ndarray]]:
     """Unit-variance stationary AR(1) paths of the selected series ``cols`` (coefficients
-    ``rho``) over absolute steps ``start_step .. start_step+n_steps-1``, yielded in chunks as
-    (first row, end row, values) relative to ``start_step``."""
+    ``rho``) over absolute steps ``start_step .. start_step+n_steps-1``, yielded block by block
+    as (first row, end row, values) relative to ``start_step``; the values are a buffer that the
+    next block overwrites."""
     b_first = start_step // BLOCK
     b_last = (start_step + n_steps - 1) // BLOCK
     # Skeleton: states at block starts 0 .. b_last+1, an AR(1) chain with coefficient rho**BLOCK.
@@ -193,24 +193,20 @@ def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, sta
         skel[b] = a * skel[b - 1] + b_a * z[b]
 
     c = np.sqrt(1.0 - rho * rho)
-    t = np.arange(BLOCK + 1)[:, None]
+    t = np.arange(BLOCK)[:, None]
     # Bridge weights: x_t = y_t + k_t (s_end - y_B) conditions a free path y on the end state.
     gain = rho[None, :] ** (BLOCK - t) * (1.0 - rho[None, :] ** (2 * t)) / (1.0 - a * a)
-    for c0 in range(b_first, b_last + 1, _CHUNK_BLOCKS):
-        blocks = range(c0, min(c0 + _CHUNK_BLOCKS, b_last + 1))
-        y = np.empty((len(blocks), BLOCK + 1, len(cols)))
-        y[:, 0] = skel[blocks.start:blocks.stop]
-        for j, b in enumerate(blocks):  # free paths from the block-start states
-            eps = _generator(seed, 1, b).standard_normal((BLOCK, n_series))[:, cols]
-            for k in range(1, BLOCK + 1):
-                y[j, k] = rho * y[j, k - 1] + c * eps[k - 1]
-        end = skel[blocks.start + 1:blocks.stop + 1]
-        path = y[:, :BLOCK] + gain[None, :BLOCK] * (end - y[:, BLOCK])[:, None, :]
-        lo = max(start_step, blocks.start * BLOCK)
-        hi = min(start_step + n_steps, blocks.stop * BLOCK)
-        flat = path.reshape(-1, len(cols))
-        yield (lo - start_step, hi - start_step,
-               flat[lo - blocks.start * BLOCK:hi - blocks.start * BLOCK])
+    y = np.empty((BLOCK + 1, len(cols)))
+    for b in range(b_first, b_last + 1):
+        ce = c * _generator(seed, 1, b).standard_normal((BLOCK, n_series))[:, cols]
+        y[0] = skel[b]
+        for k in range(1, BLOCK + 1):  # free path from the block-start state
+            np.multiply(rho, y[k - 1], out=y[k])
+            y[k] += ce[k - 1]
+        y[:BLOCK] += gain * (skel[b + 1] - y[BLOCK])
+        lo = max(start_step, b * BLOCK)
+        hi = min(start_step + n_steps, (b + 1) * BLOCK)
+        yield lo - start_step, hi - start_step, y[lo - b * BLOCK:hi - b * BLOCK]
 
 
 def _generator(seed: int, *key: int) -> Generator:

@@ -134,6 +134,8 @@ class MarketCfg(Strict):
     pricing: Literal["pay_as_bid", "pay_as_clear"] = "pay_as_bid"
     prequalification: bool = False  # centralized: DSOs cap D bids to what their grids carry
     schedule_tolerance_mw: float = Field(0.1, ge=0.0, le=1e4)  # shared balancing deviations
+    brp_trading: bool = True  # integrated: BRPs buy flexibility against their own imbalance
+    common_decomposed: bool = False  # common: DSO constraints cleared first, then jointly
 
 
 class Scenario(Strict):

@@ -50,6 +50,7 @@ class RunContext:
     tmodel: TransmissionModel
     scheme: object = None
     dmodel: DModel | None = None
+    brp_imbalance: dict[str, np.ndarray] = field(default_factory=dict)  # party -> (steps,) MW
     level: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(
         default_factory=lambda: {"powerflow_s": 0.0, "clearing_s": 0.0})
@@ -137,6 +138,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
         ratio = np.where(np.abs(fc["load_p"]) > 1e-9, re_load / fc["load_p"], 1.0)
     re_load_q = fc["load_q"] * ratio
 
+    # the balance responsible parties of the integrated market: RES producers and suppliers
+    brp_imbalance = {"BRP:res": (re_sgen - fc["sgen_p"]).sum(axis=1),
+                     "BRP:load": -(re_load - fc["load_p"]).sum(axis=1)}
     split = split_net(net)
     t_name = split.t_name
     dso_grids = sorted(split.d_buses)
@@ -243,7 +247,7 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     ctx = RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
                      t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
                      interfaces=split.interfaces, levels=levels, limits=limits,
-                     portfolio=portfolio, tmodel=tmodel,
+                     portfolio=portfolio, tmodel=tmodel, brp_imbalance=brp_imbalance,
                      level={g: ("T" if g == t_name else "D") for g in grid_order})
     ctx.dmodel = distribution_model(ctx, split.d_net, split.interfaces)
     ctx.scheme = make_scheme(scheme, ctx)

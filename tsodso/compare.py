@@ -55,6 +55,7 @@ def format_table(rows: list[dict]) -> str:
     """A plain-text table of the main KPIs, one line per scheme."""
     cols = [("scheme", "scheme", "{}"), ("total_cost_eur", "total EUR", "{:,.0f}"),
             ("tso_cost_eur", "TSO EUR", "{:,.0f}"), ("dso_cost_eur", "DSO EUR", "{:,.0f}"),
+            ("brp_cost_eur", "BRP EUR", "{:,.0f}"),
             ("imbalance_cost_eur", "imbalance EUR", "{:,.0f}"),
             ("violation_cost_eur", "violation EUR", "{:,.0f}"),
             ("activated_mwh", "activated MWh", "{:,.1f}"),

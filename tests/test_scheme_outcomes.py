@@ -1,0 +1,120 @@
+"""Scheme outcomes at a step with real distribution congestion (tiny, 21 July 2016 11:00:
+the PV-heavy MV1.101 exports at its annual maximum and overloads a line)."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+
+from coordination.need import assess
+from coordination.schemes import SCHEMES
+from scenarios.world import prepare
+from simulators import coordinator
+from tests.conftest import make_scenario
+from tsodso.runner import run
+
+STRESS = "2016-07-21T11:00:00"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    base = tmp_path_factory.mktemp("outcomes")
+    for scheme in SCHEMES:
+        path = base / f"{scheme}.h5"
+        kpis = run(make_scenario(steps=1, start=STRESS), scheme, path)
+        with h5py.File(path) as f:
+            out[scheme] = dict(
+                kpis=kpis,
+                loading=f["grids/MV1.101/branch_loading_percent"][0],
+                acts=sorted(zip(f["activations/resource"].asstr()[:],
+                                f["activations/buyer"].asstr()[:],
+                                np.round(f["activations/mw"][:], 6), strict=True)))
+    return out
+
+
+def test_the_step_has_d_congestion(runs):
+    assert runs["none"]["loading"].max() > 110.0
+
+
+def test_centralized_leaves_d_congestion_that_common_resolves(runs):
+    assert runs["centralized"]["loading"].max() > 110.0
+    # resolved on the linear model; the AC check keeps a small linearisation error
+    assert runs["common"]["loading"].max() < 100.5
+    assert runs["common"]["kpis"]["dso_cost_eur"] > 0
+    assert runs["common"]["kpis"]["total_cost_eur"] < runs["centralized"]["kpis"]["total_cost_eur"]
+
+
+def test_integrated_without_brp_trading_is_common(tmp_path, runs):
+    sc = make_scenario(steps=1, start=STRESS, extra="[market]\nbrp_trading = false\n")
+    path = tmp_path / "i.h5"
+    kpis = run(sc, "integrated", path)
+    with h5py.File(path) as f:
+        acts = sorted(zip(f["activations/resource"].asstr()[:], f["activations/buyer"].asstr()[:],
+                          np.round(f["activations/mw"][:], 6), strict=True))
+    assert acts == runs["common"]["acts"]
+    assert kpis["total_cost_eur"] == pytest.approx(runs["common"]["kpis"]["total_cost_eur"])
+    # with trading, BRPs buy against their own imbalance
+    assert runs["integrated"]["kpis"]["brp_cost_eur"] > 0
+
+
+@pytest.fixture(scope="module")
+def step_inputs():
+    """The coordinator's inputs at the stress step (grid reports before activations)."""
+    captured = {}
+    original = coordinator.CoordinatorSim._clear
+
+    def capture(self, k, time):
+        captured.setdefault("reports", copy.deepcopy(self.reports))
+        return original(self, k, time)
+
+    coordinator.CoordinatorSim._clear = capture
+    try:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            run(make_scenario(steps=1, start=STRESS), "none", Path(tmp) / "n.h5")
+    finally:
+        coordinator.CoordinatorSim._clear = original
+    return captured["reports"]
+
+
+def _linear_cost(common, x_slot, need, reports) -> float:
+    """Total cost of a dispatch on the common market's linear model (its LP objective)."""
+    book, pen, step_h = common.book, common.pen, common.step_h
+    signed = book.direction * x_slot
+    cost = float(book.price @ x_slot) + pen.imbalance_eur_per_mwh * abs(need - signed.sum())
+    flow = common.t_flow(reports) + common.tm.ptdf[:, book.t_bus] @ signed
+    cost += pen.overload_eur_per_mwh * np.maximum(np.abs(flow) - common.tm.limit_mw, 0).sum()
+    xp = np.bincount(common.pools.pool_of, weights=signed, minlength=common.pools.n)
+    state = common.d_state(reports)
+    for dr in common.rows:
+        st = state[dr.grid]
+        vm = st.vm + dr.dv @ xp[dr.pools]
+        ld = np.nan_to_num(st.loading) + dr.dl @ xp[dr.pools]
+        volt = np.maximum(vm - st.vm_max, 0) + np.maximum(st.vm_min - vm, 0)
+        cost += pen.voltage_eur_per_bus_h / 0.01 * volt.sum()
+        cost += (pen.overload_eur_per_mwh * dr.rating_mva / 100.0
+                 * np.maximum(ld - st.loading_max, 0)).sum()
+    return cost * step_h
+
+
+def test_common_is_cheapest_on_the_linear_model(step_inputs):
+    sc = make_scenario(steps=1, start=STRESS)
+    contexts = {s: prepare(sc, s) for s in SCHEMES}
+    common = contexts["common"].scheme
+    needs = assess(0, step_inputs, contexts["common"].limits)
+    costs = {}
+    for s, ctx in contexts.items():
+        ctx.portfolio.offer(0)  # the providers' bids of the step
+        outcome = ctx.scheme.clear(needs, step_inputs)
+        costs[s] = _linear_cost(common, outcome.activated, needs.tso_need_mw, step_inputs)
+    tie_tolerance = 1e-5 * len(common.book) * 10.0 * common.step_h
+    for s, c in costs.items():
+        assert costs["common"] <= c + tie_tolerance + 1e-6, costs
+    assert costs["common"] < costs["centralized"] - 1.0, costs
+    assert costs["none"] > costs["centralized"], costs
