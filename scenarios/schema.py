@@ -25,6 +25,8 @@ class Strict(BaseModel):
 class GridCfg(Strict):
     source: Literal["simbench", "tiny"] = "simbench"
     code: str = "1-HVMV-mixed-all-2-sw"
+    # the DSOs set their HV/MV tap changers once per run to this MV busbar voltage (None: keep)
+    mv_busbar_pu: float | None = Field(1.02, ge=0.9, le=1.1)
 
 
 class RunCfg(Strict):

@@ -75,19 +75,55 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net and its year of quarter-hour profiles."""
+    """The coupled net (interface tap changers set for the run) and its year of profiles."""
     if scenario.grid.source == "tiny":
         from scenarios.tiny import build_tiny
 
-        return build_tiny()
-    import simbench as sb
+        net, profiles = build_tiny()
+    else:
+        import simbench as sb
 
-    try:
-        net = sb.get_simbench_net(scenario.grid.code)
-    except Exception as exc:  # simbench raises assorted errors for unknown codes
-        raise ScenarioError(f"unknown SimBench grid code '{scenario.grid.code}': {exc}") from None
-    profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+        try:
+            net = sb.get_simbench_net(scenario.grid.code)
+        except Exception as exc:  # simbench raises assorted errors for unknown codes
+            raise ScenarioError(
+                f"unknown SimBench grid code '{scenario.grid.code}': {exc}") from None
+        profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    if scenario.grid.mv_busbar_pu is not None:
+        set_interface_taps(net, profiles, scenario.run.first_row, scenario.grid.mv_busbar_pu)
     return net, profiles
+
+
+def set_interface_taps(net, profiles, row: int, target_pu: float) -> None:
+    """Set every HV/MV transformer's tap once for the run, the DSO's choice: the position that
+    brings its MV busbar nearest `target_pu` at the run's first step. Taps do not move during
+    the run (no on-load tap control), so the MV voltage follows the HV voltage through the day.
+    """
+    import pandapower as pp
+
+    from scenarios.split import bus_grids
+
+    t_name, grid_of = bus_grids(net)
+    iface = net.trafo.index[net.trafo.hv_bus.map(grid_of).eq(t_name)
+                            & net.trafo.lv_bus.map(grid_of).ne(t_name)
+                            & net.trafo.tap_step_percent.fillna(0).gt(0)]
+    if not len(iface):
+        return
+    net.trafo.loc[iface, "tap_changer_type"] = "Ratio"
+    work = copy.deepcopy(net)
+    for (table, col), df in profiles.items():
+        if df.shape[1]:
+            work[table].loc[df.columns, col] = df.iloc[row].to_numpy()
+    try:
+        pp.runpp(work, numba=False)
+    except Exception as exc:
+        raise ScenarioError(f"initial power flow of the coupled net failed: {exc}") from None
+    tr = net.trafo.loc[iface]
+    vm_lv = work.res_bus.vm_pu.loc[tr.lv_bus].to_numpy()
+    sign = np.where(tr.tap_side.to_numpy() == "hv", 1.0, -1.0)  # hv taps up lower the LV side
+    move = sign * (vm_lv / target_pu - 1.0) * 100.0 / tr.tap_step_percent.to_numpy()
+    pos = np.clip(np.round(tr.tap_pos.fillna(0).to_numpy() + move), tr.tap_min, tr.tap_max)
+    net.trafo.loc[iface, "tap_pos"] = pos
 
 
 def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
