@@ -1,7 +1,7 @@
 """Run several schemes on the same scenario (same grid, day, forecasts and bids) and tabulate.
 
-Each scheme writes DIR/<scheme>.h5; the KPIs of all schemes go to DIR/summary.csv. Schemes run
-in parallel processes when more than one core is free.
+Each scheme writes DIR/<scheme>.h5 (with its /timing); the KPIs of all schemes go to
+DIR/summary.csv. Schemes run in parallel processes when more than one core is free.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _one(args: tuple[Scenario, str, Path]) -> tuple[str, dict[str, float]]:
     from tsodso.runner import run
 
     scenario, scheme, out = args
-    return scheme, run(scenario, scheme, out)
+    return scheme, run(scenario, scheme, out, profile=True)
 
 
 def workers(n_schemes: int) -> int:
