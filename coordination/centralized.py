@@ -74,6 +74,7 @@ class Clearing:
     objective: float  # EUR for the step: bid cost + penalties, at the true prices
     status: str
     flow_mw: np.ndarray | None = None  # DC flow per branch after clearing (flow0 + PTDF effect)
+    value: np.ndarray | None = None  # EUR/MWh per slot: price - reduced cost (nodal, own dir)
 
 
 class CentralizedMarket:
@@ -244,6 +245,9 @@ class CentralizedMarket:
         if ties:
             res, _ = self._solve(price, mw)  # same basis, true prices: exact dual
         marginal = float(res.solution_loader.get_duals([m.balance])[m.balance])
+        # locational value of each slot's MW: its price minus its reduced cost (the nodal
+        # price in its direction, including congestion)
+        value = price - self._last_rc[: self.n_slot]
 
         unserved = float(need_mw) - float(self._dir @ x)
         if abs(unserved) < _ZERO_MW:
@@ -265,6 +269,7 @@ class CentralizedMarket:
             objective=objective,
             status="optimal",
             flow_mw=flow,
+            value=value,
         )
 
     def _solve(self, cost: np.ndarray, mw: np.ndarray):
@@ -301,6 +306,7 @@ class CentralizedMarket:
         rc_map = loader.get_reduced_costs(self._vars)
         val = np.array([val_map[v] for v in self._vars], dtype=float)
         rc = np.array([rc_map[v] for v in self._vars], dtype=float)
+        self._last_rc = rc
         lb = np.r_[np.zeros(self.n_slot), self._lb_fixed]
         ub = np.r_[mw, self._ub_fixed]
         tol_x = 1e-7 * (1.0 + np.abs(val))

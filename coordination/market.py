@@ -67,6 +67,7 @@ class MarketResult:
     objective: float
     balance_price: dict[str, float] = field(default_factory=dict)  # dual per area, EUR/MWh
     party_x: dict[str, np.ndarray] = field(default_factory=dict)  # MW per pool bought by party
+    value: np.ndarray | None = None  # EUR/MWh per pool: price - reduced cost (own direction)
 
 
 class FlexMarket:
@@ -291,6 +292,8 @@ class FlexMarket:
         if self.area_names:
             duals = res.solution_loader.get_duals([m.balance[a] for a in m.A])
             prices = {name: float(duals[m.balance[a]]) for a, name in enumerate(self.area_names)}
+        rc = res.solution_loader.get_reduced_costs(self._x)
+        value = price - np.array([rc[v] for v in self._x])  # locational value, own direction
         bought = {}
         if self.parties:
             yv = res.solution_loader.get_vars([m.y[b, p] for b in m.Q for p in m.P])
@@ -298,4 +301,4 @@ class FlexMarket:
                 y = np.array([yv[m.y[b, p]] for p in range(self.n)])
                 bought[name] = np.clip(np.where(y < 1e-6, 0.0, y), 0.0, x)
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
-                            balance_price=prices, party_x=bought)
+                            balance_price=prices, party_x=bought, value=value)

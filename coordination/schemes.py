@@ -132,19 +132,15 @@ class Scheme:
         return cap
 
     def settle_stage(self, x: np.ndarray, buyer: np.ndarray | str,
-                     clear_price: float | None) -> list[Activation]:
-        """Activations of one market stage; pay-as-clear uses the stage's balance price, or
-        the highest activated price of the stage when it has no balance."""
-        if self.pricing == "pay_as_clear" and clear_price is None:
-            act = x > 1e-6
-            clear_price = float(self.book.price[act].max()) if act.any() else 0.0
-            prices = np.where(act, clear_price * self.book.direction, 0.0)
-        else:
-            prices = (clear_price or 0.0)
+                     value: np.ndarray | None) -> list[Activation]:
+        """Activations of one market stage. Pay-as-clear pays each slot the locational value
+        of its pool in that market (its price minus its reduced cost: the clearing price at
+        its location and in its direction, congestion included)."""
 
         class _C:
             activated = x
-            marginal_price = prices
+            marginal_price = (self.book.direction * value if value is not None
+                              else np.zeros(len(x)))
 
         return settle(self.book, _C, buyer, self.pricing, self.step_h)
 
@@ -202,6 +198,7 @@ class Centralized(Scheme):
         pooled, price = self.pools.offered(mw, self.book.price)
         res = self.market.clear(pooled, price, need, flow0, self.tm.limit_mw)
         res.activated = self.pools.split(res.activated, mw)
+        res.marginal_price = self.book.direction * res.value[self.pools.pool_of]
         return res
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
@@ -245,7 +242,7 @@ class Local(Centralized):
         residual = np.maximum(book.mw - x1, 0.0)
         offers = np.where(self.is_d, self.deliverable(residual, after, no_worse=True), residual)
         res = self.tso_stage(offers, need, flow0)
-        acts = self.settle_stage(x1, self.dso_buyers(), None)
+        acts = self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
         acts += settle(book, res, "TSO", self.pricing, self.step_h)
         return Outcome(x1 + res.activated, acts, res.unserved_mw)
 
@@ -274,9 +271,7 @@ class SharedBalancing(Centralized):
         acts = []
         for g in self.ctx.dso_grids:
             mine = np.where(book.grid == g, x1, 0.0)
-            acts += self.settle_stage(mine, f"DSO:{g}",
-                                      r1.balance_price.get(f"DSO:{g}") if self.pricing
-                                      == "pay_as_clear" else None)
+            acts += self.settle_stage(mine, f"DSO:{g}", r1.value[self.dpools.pool_of])
         acts += settle(book, res, "TSO", self.pricing, self.step_h)
         total = x1 + res.activated
         return Outcome(total, acts, needs.tso_need_mw - float(book.direction @ total))
@@ -328,7 +323,7 @@ class Common(Scheme):
                 state[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
                                   st.loading_max)
             mw = np.maximum(book.mw - x1, 0.0)
-            acts += self.settle_stage(x1, self.dso_buyers(), None)
+            acts += self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
         k = needs.step
         party_need = {b: -float(self.ctx.brp_imbalance[b][k]) for b in self.parties}
         r = self.market.clear(self.pools.offered(mw, book.price), self.pools.price,
@@ -337,7 +332,7 @@ class Common(Scheme):
         x = self.pools.split(r.x, mw)
         buyer = np.where(self._dso_pools(state)[self.pools.pool_of] & self.is_d,
                          self.dso_buyers(), "TSO")
-        price = r.balance_price.get("system") if self.pricing == "pay_as_clear" else None
+        price = r.value[self.pools.pool_of]
         rest = x.copy()
         for party, y in r.party_x.items():
             share = np.divide(y, r.x, out=np.zeros_like(y), where=r.x > 0)

@@ -66,7 +66,8 @@ def test_every_scheme_balances_tiny(tmp_path, scheme):
         kinds = set(f["conflicts/kind"].asstr()[:])
     assert kpis["activated_mwh"] > 0
     assert np.all(np.abs(unserved) < 1.0), unserved
-    assert buyers <= {"TSO", "DSO:MV1.101", "DSO:MV2.101"}
+    parties = {"BRP:res", "BRP:load"} if scheme == "integrated" else set()
+    assert buyers <= {"TSO", "DSO:MV1.101", "DSO:MV2.101"} | parties
     if scheme == "shared_balancing":
         # the DSOs' own bids suffice, so their interfaces stay on schedule
         assert "interface_schedule_deviation" not in kinds
