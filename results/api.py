@@ -1,0 +1,425 @@
+"""Analyst-facing reading API: a run file as pandas/xarray objects, a ``compare`` directory
+as a KPI table, and export of both to CSV or XLSX for spreadsheet users.
+
+Files are read with h5py (falling back to SWMR reading for runs that are still going or
+were killed, see ``results.read.open_results``). A ``Run`` holds no HDF5 handle between
+calls: every property opens the file, reads the steps written at that moment into memory
+and closes it again, so nothing leaks and a live run shows its newest steps. xarray is
+imported only when a Dataset is asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from results.kpis import COUNT_KPIS, KPI_UNITS, compute_kpis
+from results.read import _attr, open_results, steps_written
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+#: Columns of ``Run.costs`` before the per-DSO-grid ones (``dso:<grid>``), all EUR per step.
+COST_COLUMNS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation", "total")
+#: Export formats of ``export``.
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "xlsx")
+
+_FORMAT_NAME = "tsodso-results"
+
+
+def _is_results_file(path: Path) -> bool:
+    """True if ``path`` is an HDF5 file with the tsodso-results format marker."""
+    try:
+        with open_results(path) as f:
+            return _attr(f.attrs.get("format")) == _FORMAT_NAME
+    except OSError:
+        return False
+
+
+class Run:
+    """One results file (one scheme) as pandas and xarray objects.
+
+    Build it with ``results.open(path)``. Time-indexed data covers the steps written when
+    the property is read (all steps for a complete run). Timestamps are
+    ``start + step * step_s`` (naive, in the scenario's local time like ``start``).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._closed = False
+        with self._open() as f:  # fail early on a missing or foreign file
+            fmt = _attr(f.attrs.get("format"))
+            if fmt != _FORMAT_NAME:
+                raise ValueError(f"{self.path} is not a tsodso results file (format={fmt!r})")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _open(self) -> h5py.File:
+        if self._closed:
+            raise ValueError(f"Run of {self.path} is closed")
+        return open_results(self.path)
+
+    def close(self) -> None:
+        """Mark the run closed (no HDF5 handle is held; later reads raise ValueError)."""
+        self._closed = True
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<results.Run {str(self.path)!r} ({state})>"
+
+    @staticmethod
+    def _meta(f: h5py.File) -> dict:
+        meta = {k: _attr(v) for k, v in f.attrs.items()}
+        meta["start"] = datetime.fromisoformat(meta["start"])
+        meta["complete"] = bool(meta["complete"])
+        return meta
+
+    @staticmethod
+    def _times(f: h5py.File, steps: np.ndarray) -> pd.DatetimeIndex:
+        """Timestamps of step indices: start + step * step_s."""
+        start = pd.Timestamp(datetime.fromisoformat(_attr(f.attrs["start"])))
+        seconds = np.asarray(steps, dtype=np.int64) * int(f.attrs["step_s"])
+        return pd.DatetimeIndex(start + pd.to_timedelta(seconds, unit="s"), name="time")
+
+    @classmethod
+    def _time_index(cls, f: h5py.File) -> pd.DatetimeIndex:
+        return cls._times(f, np.arange(steps_written(f)))
+
+    @staticmethod
+    def _names(ds: h5py.Dataset) -> list[str]:
+        return [str(s) for s in ds.asstr()[:]]
+
+    # -- metadata -------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict:
+        """Root attributes (format, scheme, scenario, seed, start as datetime, step_s,
+        n_steps, complete as bool, software_version, scenario_toml)."""
+        with self._open() as f:
+            return self._meta(f)
+
+    @property
+    def steps(self) -> int:
+        """Number of steps written (``n_steps`` for a complete run)."""
+        with self._open() as f:
+            return steps_written(f)
+
+    @property
+    def time(self) -> pd.DatetimeIndex:
+        """Start time of every step written (index named ``time``)."""
+        with self._open() as f:
+            return self._time_index(f)
+
+    @property
+    def grids(self) -> list[str]:
+        """Names of the grids in the file (T grid(s) and DSO grids), in file order."""
+        with self._open() as f:
+            return list(f["grids"])
+
+    @property
+    def timing(self) -> dict[str, float]:
+        """Wall-clock seconds of the run, when it reported them (``/timing``), else empty."""
+        with self._open() as f:
+            return {k: _attr(v) for k, v in f["timing"].attrs.items()}
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def _table(self, name: str) -> pd.DataFrame:
+        with self._open() as f:
+            group = f[name]
+            columns = [_attr(c) for c in group.attrs["columns"]]
+            rows = min(group[c].shape[0] for c in columns)
+            data: dict[str, np.ndarray] = {}
+            for col in columns:
+                ds = group[col]
+                if ds.dtype.kind in "SO":
+                    data[col] = np.asarray(ds.asstr()[:rows], dtype=object)
+                else:
+                    data[col] = ds[:rows]
+            keep = data["step"] < steps_written(f)  # rows of a block the writer never finished
+            data = {c: v[keep] for c, v in data.items()}
+            df = pd.DataFrame(data, columns=columns)
+            df.insert(columns.index("step") + 1, "time", self._times(f, data["step"]))
+        return df
+
+    @property
+    def activations(self) -> pd.DataFrame:
+        """One row per activated product: step, time, resource, kind, grid, level, buyer,
+        direction (+1 up / -1 down), mw (magnitude), price (EUR/MWh), cost (EUR)."""
+        return self._table("activations")
+
+    @property
+    def conflicts(self) -> pd.DataFrame:
+        """One row per TSO-DSO conflict: step, time, kind, grid, mw."""
+        return self._table("conflicts")
+
+    # -- time series ----------------------------------------------------------------------
+
+    @property
+    def costs(self) -> pd.DataFrame:
+        """EUR incurred in each step, indexed by time: tso, dso, brp, imbalance, violation,
+        total, then one ``dso:<grid>`` column per DSO grid."""
+        with self._open() as f:
+            n = steps_written(f)
+            g = f["costs"]
+            data = {key: g[key][:n] for key in COST_COLUMNS}
+            by_grid = g["dso_by_grid"][:n]
+            for j, grid in enumerate(self._names(g["dso_grid"])):
+                data[f"dso:{grid}"] = by_grid[:, j]
+            return pd.DataFrame(data, index=self._time_index(f))
+
+    @property
+    def needs(self) -> pd.DataFrame:
+        """MW per step, indexed by time: tso_imbalance_mw (before activations, + = long) and
+        unresolved_imbalance_mw (what the market left unserved)."""
+        with self._open() as f:
+            n = steps_written(f)
+            g = f["needs"]
+            data = {key: g[key][:n] for key in ("tso_imbalance_mw", "unresolved_imbalance_mw")}
+            return pd.DataFrame(data, index=self._time_index(f))
+
+    @property
+    def kpis(self) -> pd.Series:
+        """KPIs (float Series named after the scheme, in ``KPI_UNITS`` order; units in
+        ``.attrs["units"]``). Computed from the data when the file has none (killed run)."""
+        with self._open() as f:
+            values = _kpis(f)
+            scheme = _attr(f.attrs["scheme"])
+        series = pd.Series(values, name=scheme, dtype=float)
+        series.index.name = "kpi"
+        series.attrs["units"] = dict(KPI_UNITS)
+        return series
+
+    # -- xarray ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _var(ds: h5py.Dataset, n: int, dims: tuple[str, ...]) -> tuple:
+        attrs = {k: _attr(ds.attrs[k]) for k in ("units", "description") if k in ds.attrs}
+        return dims, ds[:n], attrs
+
+    @property
+    def interfaces(self) -> xr.Dataset:
+        """TSO-DSO exchange: ``p_mw`` and ``q_mvar`` (time, interface), positive from T into
+        D, with coordinates time (datetime64), interface (names) and grid (D grid)."""
+        import xarray as xr
+
+        with self._open() as f:
+            n = steps_written(f)
+            g = f["interfaces"]
+            return xr.Dataset(
+                {key: self._var(g[key], n, ("time", "interface")) for key in ("p_mw", "q_mvar")},
+                coords={"time": self._time_index(f).values,
+                        "interface": self._names(g["name"]),
+                        "grid": ("interface", self._names(g["grid"]))},
+                attrs={"scheme": _attr(f.attrs["scheme"])},
+            )
+
+    def grid(self, name: str) -> xr.Dataset:
+        """One grid's state: ``vm_pu`` (time, bus) and ``branch_loading_percent``
+        (time, branch), coordinates time (datetime64), bus and branch names; attrs grid,
+        level, vm_min_pu, vm_max_pu, loading_max_percent."""
+        import xarray as xr
+
+        with self._open() as f:
+            if name not in f["grids"]:
+                raise KeyError(f"no grid {name!r} in {self.path}; grids: {list(f['grids'])}")
+            n = steps_written(f)
+            g = f["grids"][name]
+            attrs = {"grid": name, **{k: _attr(v) for k, v in g.attrs.items()}}
+            return xr.Dataset(
+                {"vm_pu": self._var(g["vm_pu"], n, ("time", "bus")),
+                 "branch_loading_percent": self._var(g["branch_loading_percent"], n,
+                                                     ("time", "branch"))},
+                coords={"time": self._time_index(f).values,
+                        "bus": self._names(g["bus"]),
+                        "branch": self._names(g["branch"])},
+                attrs=attrs,
+            )
+
+
+def _kpis(f: h5py.File) -> dict[str, float]:
+    """The stored /kpis, or (file of a killed run, or missing names) KPIs computed now."""
+    stored = {k: _attr(v) for k, v in f["kpis"].attrs.items()}
+    if all(k in stored for k in KPI_UNITS):
+        return {k: stored[k] for k in KPI_UNITS}
+    return compute_kpis(f)
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a results file (complete, live or interrupted) as a ``Run``."""
+    return Run(path)
+
+
+# -- comparison directories ---------------------------------------------------------------
+
+
+def _summary_order(directory: Path) -> list[str]:
+    """Scheme order of DIR/summary.csv (empty if there is none)."""
+    summary = directory / "summary.csv"
+    if not summary.is_file():
+        return []
+    with summary.open(newline="", encoding="utf-8") as fh:
+        return [row["scheme"] for row in csv.DictReader(fh) if row.get("scheme")]
+
+
+def _runs(path: str | Path) -> list[tuple[str, Path, dict, dict[str, float]]]:
+    """(scheme, file, meta, kpis) of a run file, or of every run file in a directory.
+
+    Directory order: the order of summary.csv if present, other schemes after it by file
+    name. Files that are not tsodso results are skipped with a warning; two files of the
+    same scheme are an error.
+    """
+    src = Path(path)
+    if src.is_dir():
+        files = []
+        for p in sorted(src.glob("*.h5")):
+            if _is_results_file(p):
+                files.append(p)
+            else:
+                warnings.warn(f"skipping {p}: not a tsodso results file", stacklevel=3)
+        if not files:
+            raise ValueError(f"no tsodso results files (*.h5) in {src}")
+    elif src.is_file():
+        files = [src]
+    else:
+        raise FileNotFoundError(f"no such file or directory: {src}")
+
+    found: dict[str, tuple[str, Path, dict, dict[str, float]]] = {}
+    for p in files:
+        with open_results(p) as f:
+            if _attr(f.attrs.get("format")) != _FORMAT_NAME:
+                raise ValueError(f"{p} is not a tsodso results file")
+            meta = Run._meta(f)
+            meta["steps_written"] = steps_written(f)
+            kpis = _kpis(f)
+        scheme = meta["scheme"]
+        if scheme in found:
+            raise ValueError(f"two results files of scheme {scheme!r}: {found[scheme][1]} and {p}")
+        found[scheme] = (scheme, p, meta, kpis)
+    order = [s for s in _summary_order(src) if s in found] if src.is_dir() else []
+    order += [s for s in found if s not in order]
+    return [found[s] for s in order]
+
+
+def _kpi_table(runs: list[tuple[str, Path, dict, dict[str, float]]]) -> pd.DataFrame:
+    rows = {scheme: kpis for scheme, _, _, kpis in runs}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(KPI_UNITS))
+    for col in COUNT_KPIS:
+        table[col] = table[col].astype(np.int64)
+    table.index.name = "scheme"
+    table.attrs["units"] = dict(KPI_UNITS)
+    table.attrs["files"] = {scheme: str(p) for scheme, p, _, _ in runs}
+    table.attrs["complete"] = {scheme: meta["complete"] for scheme, _, meta, _ in runs}
+    return table
+
+
+def compare(path: str | Path) -> pd.DataFrame:
+    """KPI table of a ``tsodso compare`` directory (or of one run file).
+
+    One row per scheme (index ``scheme``), one column per KPI (``KPI_UNITS`` order; counts
+    int64, the rest float64), read from the .h5 files (KPIs of interrupted runs are
+    computed from their data). Rows follow DIR/summary.csv when present. ``.attrs`` holds
+    ``units`` (KPI -> units), ``files`` and ``complete`` (scheme -> path / bool).
+    """
+    return _kpi_table(_runs(path))
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def _safe(name: str) -> str:
+    """A scheme name usable in file and sheet names."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "run"
+
+
+def _units_table(costs_columns: list[str]) -> pd.DataFrame:
+    rows = [("kpis", k, u, "KPI over the steps written") for k, u in KPI_UNITS.items()]
+    rows += [("costs_*", "time", "", "start of the step (scenario local time)")]
+    for c in costs_columns:
+        what = f"cost of DSO {c[4:]}" if c.startswith("dso:") else f"{c} cost"
+        rows.append(("costs_*", c, "EUR", f"{what} incurred in the step (+ paid, - earned)"))
+    return pd.DataFrame(rows, columns=["sheet", "column", "units", "description"])
+
+
+def export(path: str | Path, fmt: str = "csv", out_dir: str | Path | None = None) -> list[Path]:
+    """Write the KPI table and the per-step costs of a compare directory or one run file.
+
+    Costs are one wide table per scheme (rows = steps, columns = ``Run.costs``), the layout
+    a spreadsheet user charts directly. ``fmt="csv"``: ``kpis.csv`` and
+    ``costs_<scheme>.csv``; ``fmt="xlsx"``: one workbook ``results.xlsx`` with sheets
+    ``kpis``, ``costs_<scheme>`` per scheme, ``runs`` (scenario, seed, start, steps,
+    complete, version of each file) and ``units``. For a single file the names get the
+    prefix ``<stem>_`` (workbook ``<stem>.xlsx``). ``out_dir`` defaults to the directory
+    (or the file's folder). Returns the paths written, KPI table first.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
+    src = Path(path)
+    runs = _runs(src)
+    table = _kpi_table(runs)
+    out = Path(out_dir) if out_dir is not None else (src if src.is_dir() else src.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = "" if src.is_dir() else f"{src.stem}_"
+    costs = {scheme: Run(p).costs for scheme, p, _, _ in runs}
+
+    if fmt == "csv":
+        written = [out / f"{prefix}kpis.csv"]
+        table.to_csv(written[0])
+        for scheme, df in costs.items():
+            target = out / f"{prefix}costs_{_safe(scheme)}.csv"
+            df.to_csv(target)
+            written.append(target)
+        return written
+
+    target = out / (f"{src.stem}.xlsx" if prefix else "results.xlsx")
+    runs_sheet = pd.DataFrame(
+        [{"scheme": scheme, "file": p.name, "scenario": meta["scenario"], "seed": meta["seed"],
+          "start": meta["start"], "step_s": meta["step_s"], "n_steps": meta["n_steps"],
+          "steps_written": meta["steps_written"], "complete": meta["complete"],
+          "software_version": meta["software_version"]}
+         for scheme, p, meta, _ in runs])
+    cost_cols = list(dict.fromkeys(c for df in costs.values() for c in df.columns))
+    used: set[str] = {"kpis", "runs", "units"}
+    with pd.ExcelWriter(target, engine="openpyxl") as xw:
+        _sheet(xw, table, "kpis", index=True)
+        for scheme, df in costs.items():
+            sheet = f"costs_{_safe(scheme)}"[:31]  # Excel's sheet name limit
+            base, k = sheet, 1
+            while sheet in used:
+                k += 1
+                sheet = f"{base[:28]}_{k}"
+            used.add(sheet)
+            _sheet(xw, df, sheet, index=True)
+        _sheet(xw, runs_sheet, "runs", index=False)
+        _sheet(xw, _units_table(cost_cols), "units", index=False)
+    return [target]
+
+
+def _sheet(xw: pd.ExcelWriter, df: pd.DataFrame, name: str, index: bool) -> None:
+    """Write one sheet with a frozen header row and columns wide enough for their content
+    (Excel shows ``####`` for a date that does not fit)."""
+    df.to_excel(xw, sheet_name=name, index=index, freeze_panes=(1, 1 if index else 0))
+    ws = xw.sheets[name]
+    labels = [df.index.name or "", *df.columns] if index else list(df.columns)
+    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, 200)), start=1):
+        widths = [len(str(labels[j - 1]))] if j <= len(labels) else []
+        for cell in column[1:]:
+            value = cell.value
+            widths.append(19 if isinstance(value, datetime) else min(len(str(value)), 40))
+        ws.column_dimensions[column[0].column_letter].width = max(widths, default=8) + 2
