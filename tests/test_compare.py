@@ -35,3 +35,16 @@ def test_compare_unknown_scheme(tmp_path):
     res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none,magic"])
     assert res.exit_code == 2
     assert "unknown scheme(s) magic" in res.output
+
+
+def test_export_cli(tmp_path):
+    out = tmp_path / "cmp"
+    assert CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none,common", "--steps",
+                                     "3", "--out", str(out)]).exit_code == 0
+    res = CliRunner().invoke(main, ["export", str(out), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    kpis = list(csv.DictReader((out / "kpis.csv").open()))
+    assert [r["scheme"] for r in kpis] == ["none", "common"]
+    assert (out / "costs_common.csv").exists()
+    bad = CliRunner().invoke(main, ["export", str(tmp_path), "--format", "csv"])
+    assert bad.exit_code == 2 and bad.output.startswith("error:")

@@ -107,5 +107,23 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     click.echo(f"{len(rows)} schemes, {sc.run.steps} steps -> {out_dir}/summary.csv")
 
 
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="output directory (default: next to SOURCE)")
+def export(source: Path, fmt: str, out_dir: Path | None) -> None:
+    """Write the KPI table and per-step costs of a compare DIR (or one run file)."""
+    from results import export as export_results
+
+    try:
+        paths = export_results(source, fmt, out_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"{source}: {exc}")
+    for p in paths:
+        click.echo(str(p))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
