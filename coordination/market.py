@@ -47,6 +47,8 @@ class DRows:
     dv: np.ndarray  # (buses, pools) pu per MW injected
     dl: np.ndarray  # (branches, pools) percentage points per MW injected
     rating_mva: np.ndarray  # (branches,)
+    hv: np.ndarray | None = None  # (all pools,) pu change of the grid's interface voltage per
+    #                               MW injected by each pool of the market: all its buses follow
 
 
 @dataclass
@@ -161,7 +163,7 @@ class FlexMarket:
         # distribution rows, per grid
         vb, lb = [], []
         for g, dr in enumerate(self.drows):
-            cv = dr.dv * self.dir[dr.pools]
+            cv = dr.dv * self.dir[dr.pools]  # with the interface voltage held; u_g adds its move
             cl = dr.dl * self.dir[dr.pools]
             for r in range(cv.shape[0]):
                 nz = np.flatnonzero(np.abs(cv[r]) >= COEF_TOL)
@@ -171,6 +173,24 @@ class FlexMarket:
                 nz = np.flatnonzero(np.abs(cl[r]) >= COEF_TOL)
                 if len(nz):
                     lb.append((g, r, dr.pools[nz], cl[r, nz], dr.rating_mva[r]))
+        # interface voltage of each D grid: u_g = sum_p hv_g[p] dir_p x_p (one row per grid)
+        hv_grids = [g for g, dr in enumerate(self.drows) if dr.hv is not None]
+        m.G = pyo.RangeSet(0, len(self.drows) - 1)
+        m.u = pyo.Var(m.G)
+        for g in range(len(self.drows)):
+            if g not in hv_grids:
+                m.u[g].fix(0.0)
+
+        def hv_rule(m, g):
+            dr = self.drows[g]
+            if dr.hv is None:
+                return pyo.Constraint.Skip
+            c = dr.hv * self.dir
+            nz = np.flatnonzero(np.abs(c) >= COEF_TOL)
+            return LinearExpression(linear_coefs=[1.0] + (-c[nz]).tolist(),
+                                    linear_vars=[m.u[g]] + [m.x[int(p)] for p in nz]) == 0.0
+
+        m.hv = pyo.Constraint(m.G, rule=hv_rule)
         self._vrows = [(g, r) for g, r, _, _ in vb]
         self._lrows = [(g, r) for g, r, _, _, _ in lb]
         m.V = pyo.RangeSet(0, len(vb) - 1)
@@ -183,15 +203,15 @@ class FlexMarket:
         m.ovl = pyo.Var(m.B, within=pyo.NonNegativeReals)
 
         def v_up(m, k):
-            _, _, pools, c = vb[k]
-            return LinearExpression(linear_coefs=c.tolist() + [-1.0],
-                                    linear_vars=[m.x[int(p)] for p in pools] + [m.ovu[k]]
+            g, _, pools, c = vb[k]
+            return LinearExpression(linear_coefs=c.tolist() + [1.0, -1.0],
+                                    linear_vars=[m.x[int(p)] for p in pools] + [m.u[g], m.ovu[k]]
                                     ) <= m.v_hi[k]
 
         def v_dn(m, k):
-            _, _, pools, c = vb[k]
-            return LinearExpression(linear_coefs=c.tolist() + [1.0],
-                                    linear_vars=[m.x[int(p)] for p in pools] + [m.ovd[k]]
+            g, _, pools, c = vb[k]
+            return LinearExpression(linear_coefs=c.tolist() + [1.0, 1.0],
+                                    linear_vars=[m.x[int(p)] for p in pools] + [m.u[g], m.ovd[k]]
                                     ) >= m.v_lo[k]
 
         def l_up(m, k):

@@ -41,6 +41,8 @@ class DModel:
     inj_col: dict[int, int]
     zone: np.ndarray
     capability: np.ndarray
+    hv_dv: np.ndarray | None = None  # (D grids, slots): pu change of each D grid's interface
+    #                                  voltage per MW activated up by each slot (T model)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TransmissionModel:
     ptdf: np.ndarray  # (rows, PTDF columns)
     rows_of_report: np.ndarray  # PTDF row -> position in the T grid's branch results
     limit_mw: np.ndarray  # per PTDF row
+    bus: np.ndarray | None = None  # pandapower bus of each PTDF column
 
 
 class Scheme:
@@ -76,11 +79,16 @@ class Scheme:
         return reports[self.ctx.t_name].p_from_mw[self.tm.rows_of_report]
 
     def d_state(self, reports: dict) -> dict[str, DState]:
+        """D grids before the market, with the limits the markets aim at: the real limits
+        tightened by the scenario's margins, which absorb the linear model's error."""
+        mk = self.ctx.scenario.market
         out = {}
         for g in self.ctx.dso_grids:
             lim = self.ctx.limits[g]
-            out[g] = DState(reports[g].vm_pu, reports[g].loading_percent, lim.vm_min_pu,
-                            lim.vm_max_pu, lim.loading_max_percent)
+            out[g] = DState(reports[g].vm_pu, reports[g].loading_percent,
+                            lim.vm_min_pu + mk.voltage_margin_pu,
+                            lim.vm_max_pu - mk.voltage_margin_pu,
+                            lim.loading_max_percent - mk.loading_margin_percent)
         return out
 
     def d_effect(self, grid: str, signed_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +98,10 @@ class Scheme:
         mine = np.flatnonzero((self.book.grid == grid) & self.is_d & (signed_mw != 0))
         np.add.at(inj, self.cols[mine], signed_mw[mine])
         sens = self.dm.sens
-        return sens.dv_dp[sl.bus] @ inj, sens.dl_dp[sl.branch] @ inj
+        dv = sens.dv_dp[sl.bus] @ inj
+        if self.dm.hv_dv is not None:  # the interface voltage moves and the grid with it
+            dv = dv + float(self.dm.hv_dv[self.ctx.dso_grids.index(grid)] @ signed_mw)
+        return dv, sens.dl_dp[sl.branch] @ inj
 
     def deliverable(self, mw: np.ndarray, state: dict[str, DState],
                     no_worse: bool) -> np.ndarray:
@@ -164,7 +175,10 @@ class Scheme:
             sl = self.ctx.levels["D"].grids[g]
             dv = np.asarray((w.T @ sens.dv_dp[sl.bus][:, self.cols[slots]].T).T)
             dl = np.asarray((w.T @ sens.dl_dp[sl.branch][:, self.cols[slots]].T).T)
-            rows.append(DRows(g, ids, dv, dl, self.ctx.limits[g].rating_mva))
+            hv = None
+            if self.dm.hv_dv is not None:  # every pool moves this grid's interface voltage
+                hv = self.dm.hv_dv[self.ctx.dso_grids.index(g)][pools.first]
+            rows.append(DRows(g, ids, dv, dl, self.ctx.limits[g].rating_mva, hv))
         return rows
 
     def dso_buyers(self) -> np.ndarray:

@@ -138,6 +138,9 @@ class MarketCfg(Strict):
     schedule_tolerance_mw: float = Field(0.1, ge=0.0, le=1e4)  # shared balancing deviations
     brp_trading: bool = True  # integrated: BRPs buy flexibility against their own imbalance
     common_decomposed: bool = False  # common: DSO constraints cleared first, then jointly
+    # markets aim this far inside the D limits, to absorb the linear model's error
+    voltage_margin_pu: float = Field(0.002, ge=0.0, le=0.05)
+    loading_margin_percent: float = Field(1.0, ge=0.0, le=20.0)
 
 
 class Scenario(Strict):

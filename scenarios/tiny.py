@@ -1,7 +1,7 @@
 """Built-in small coupled T+D test case ("tiny") with a deterministic year of profiles.
 
 The net copies the conventions of SimBench ``1-HVMV-mixed-all-2-sw`` so that code written for the
-real case runs on it unchanged, but it has ~30 buses and builds in a fraction of a second:
+real case runs on it unchanged, but it has 24 buses and builds in a fraction of a second:
 
 * ``bus.subnet`` names the level: ``"EHV1_HV1"`` (EHV stub with the ext_grid), ``"HV1"`` (the
   TSO's 110 kV grid), ``"HV1_<grid>"`` (110 kV side of a TSO-DSO substation, still T) and
@@ -23,10 +23,12 @@ seed, so every call returns identical data. Storage follows the pandapower sign 
 (positive = charging), within ``[min_p_mw, max_p_mw]``, and its energy stays within
 ``[min_e_mwh, max_e_mwh]`` when integrated from ``soc_percent``.
 
-Sized so that a year holds real problems: summer-noon PV in ``MV1.101`` overloads its feeder and
-lifts voltages above 1.05 pu, winter evenings in ``MV2.101`` pull voltages below 0.95 pu, and
-strong wind loads the 110 kV export corridor towards the EHV link close to its rating, while the
-base AC power flow converges at every step.
+Sized so that a year holds real problems while the base AC power flow converges at every step
+(checked with ``pp.runpp`` on all 35,136 steps): summer-noon PV overloads a 20 kV cable in
+``MV1.101`` (max 123 %, 28 h a year) and lifts its voltages above 1.05 pu (470 h, max 1.096);
+wind at the end of the ``MV2.101`` feeder lifts voltages above 1.05 pu (467 h, max 1.073) and
+winter evenings pull them below 0.95 pu (176 h, min 0.921); strong wind loads the 110 kV export
+corridor to the EHV link above 90 % for 352 h (max 105 %). D violations occur in 12 % of steps.
 """
 
 from __future__ import annotations

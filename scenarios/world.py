@@ -12,6 +12,7 @@ recorder -> results file.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -81,17 +82,24 @@ def load_grid(scenario: Scenario):
 
         net, profiles = build_tiny()
     else:
-        import simbench as sb
-
-        try:
-            net = sb.get_simbench_net(scenario.grid.code)
-        except Exception as exc:  # simbench raises assorted errors for unknown codes
-            raise ScenarioError(
-                f"unknown SimBench grid code '{scenario.grid.code}': {exc}") from None
-        profiles = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+        net, profiles = _simbench(scenario.grid.code)
+        net = copy.deepcopy(net)
     if scenario.grid.mv_busbar_pu is not None:
         set_interface_taps(net, profiles, scenario.run.first_row, scenario.grid.mv_busbar_pu)
     return net, profiles
+
+
+@functools.lru_cache(maxsize=1)
+def _simbench(code: str):
+    """SimBench net and profiles, read once per process (reading takes 10-20 s); callers get a
+    copy of the net and must not modify the profiles."""
+    import simbench as sb
+
+    try:
+        net = sb.get_simbench_net(code)
+    except Exception as exc:  # simbench raises assorted errors for unknown codes
+        raise ScenarioError(f"unknown SimBench grid code '{code}': {exc}") from None
+    return net, sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
 
 
 def set_interface_taps(net, profiles, row: int, target_pu: float) -> None:
@@ -163,7 +171,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     kinds = np.r_[np.full(len(net.load), "load", dtype=object), sgen_kind,
                   np.full(len(net.storage), "storage", dtype=object)].astype(str)
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
-    err = forecast_errors(rating, kinds, params, n, run.seed, start_step=run.first_row)
+    # the error stream runs in quarter hours; a longer step takes every stride-th value
+    err = forecast_errors(rating, kinds, params, (n - 1) * run.stride + 1, run.seed,
+                          start_step=run.first_row)[::run.stride]
     nl, ns = len(net.load), len(net.sgen)
     re_load = fc["load_p"] + err[:, :nl]
     re_load = np.where(fc["load_p"] >= 0, np.maximum(re_load, 0.0), re_load)
@@ -268,7 +278,8 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     rows_of_report = np.array([report_pos[(str(t), int(i))]
                                for t, i in zip(ptdf.branch_table, ptdf.branch_index, strict=False)])
     limit_mw = t_model.rating_mva[rows_of_report] * lim_cfg.T.loading_max_percent / 100.0
-    tmodel = TransmissionModel(ptdf=ptdf.matrix, rows_of_report=rows_of_report, limit_mw=limit_mw)
+    tmodel = TransmissionModel(ptdf=ptdf.matrix, rows_of_report=rows_of_report, limit_mw=limit_mw,
+                               bus=np.asarray(ptdf.bus, dtype=np.int64))
     first_iface = {}
     for i in split.interfaces:
         first_iface.setdefault(i.grid, i.hv_bus)
@@ -306,8 +317,22 @@ def distribution_model(ctx: RunContext, d_net, interfaces) -> DModel:
     zones = feeder_zones(d_net, {i.hv_bus for i in interfaces}
                          | {int(d_net.trafo.lv_bus[i.trafo]) for i in interfaces})
     zone[d_slot] = [zones.get(int(b), -1) for b in ctx.portfolio.slot_bus[d_slot]]
+    # how injections anywhere move each D grid's interface (HV) voltage, which its MV buses
+    # follow: sensitivities of the T grid at the same first step
+    t_rt = ctx.levels["T"]
+    t_model = t_rt.model
+    t_res = t_model.solve(t_rt.re_load_p[0], t_rt.re_load_q[0], t_rt.re_sgen_p[0],
+                          t_rt.re_sgen_q[0], t_rt.re_sto_p[0], t_rt.re_sto_q[0])
+    t_cols = np.unique(book.t_bus)
+    t_bus_pos = t_model.net.bus.index.get_indexer(
+        [next(i.hv_bus for i in interfaces if i.grid == g) for g in ctx.dso_grids])
+    t_sens = sensitivities(t_model, t_res, ctx.tmodel.bus[t_cols], bus_pos=t_bus_pos)
+    hv_dv = np.zeros((len(ctx.dso_grids), len(book)))
+    col_of = {int(c): j for j, c in enumerate(t_cols)}
+    slot_col = np.array([col_of[int(c)] for c in book.t_bus])
+    hv_dv[:, :] = t_sens.dv_dp[:, slot_col]
     return DModel(sens=sens, inj_col={int(b): j for j, b in enumerate(inj_bus)}, zone=zone,
-                  capability=ctx.portfolio.capability())
+                  capability=ctx.portfolio.capability(), hv_dv=hv_dv)
 
 
 def feeder_zones(net, cut_buses: set[int]) -> dict[int, int]:

@@ -32,7 +32,8 @@ def _context(scheme: str):
     sens = DSensitivity(bus=np.array([0]), branch=np.array([0]), dv_dp=np.array([[0.002]]),
                         dl_dp=np.array([[0.0]]), inj_bus=np.array([7]))
     ctx = SimpleNamespace(
-        scenario=parse('name = "worked example"\n', "example"), step_s=900, t_name="T",
+        scenario=parse('name = "worked example"\n[market]\nvoltage_margin_pu = 0.0\n'
+                       'loading_margin_percent = 0.0\n', "example"), step_s=900, t_name="T",
         dso_grids=["D1"],
         portfolio=SimpleNamespace(book=book, slot_bus=np.array([-1, -1, 7, 7, 7])),
         tmodel=TransmissionModel(ptdf=np.zeros((1, 2)), rows_of_report=np.array([0]),

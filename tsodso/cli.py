@@ -109,6 +109,21 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file (default: DIR/report.html, or FILE.html next to a run file)")
+def report(source: Path, out: Path | None) -> None:
+    """Build the self-contained HTML comparison report of a compare DIR (or one run file)."""
+    from results.report import build_report
+
+    try:
+        path = build_report(source, out)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"{source}: {exc}")
+    click.echo(f"report: {path}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
               show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
