@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import networkx as nx
 import numpy as np
 import pandapower as pp
 import pandapower.topology as top
@@ -11,7 +12,13 @@ import pandas as pd
 import pytest
 
 from scenarios.forecast import asset_kind_sgen
-from scenarios.tiny import N_STEPS, apply_profile_step, build_tiny
+from scenarios.tiny import (
+    N_STEPS,
+    apply_profile_step,
+    build_tiny,
+    build_tiny_net,
+    tiny_profiles_year,
+)
 
 PROFILE_KEYS = {("load", "p_mw"), ("load", "q_mvar"), ("sgen", "p_mw"), ("gen", "p_mw"),
                 ("storage", "p_mw")}
@@ -65,8 +72,6 @@ def test_topology_t_meshed_d_radial(tiny) -> None:
     net, _ = tiny
     grid = _bus_grid(net)
     graph = top.create_nxgraph(net)
-    import networkx as nx
-
     assert nx.is_connected(graph)
     t_lines = net.line[net.line.from_bus.map(grid).eq("HV1") & net.line.to_bus.map(grid).eq("HV1")]
     t_buses = set(t_lines.from_bus) | set(t_lines.to_bus)
@@ -126,9 +131,19 @@ def test_profiles_format_and_determinism(tiny) -> None:
         assert df.shape == (N_STEPS, len(net[element])) and N_STEPS == 366 * 96
         assert list(df.columns) == list(net[element].index)
         assert np.isfinite(df.to_numpy()).all()
-    _, again = build_tiny()
+    # A fresh build (no cache) gives identical numbers: the noise comes from a fixed seed.
+    again = tiny_profiles_year(build_tiny_net())
     for key in PROFILE_KEYS:
         pd.testing.assert_frame_equal(prof[key], again[key])
+
+
+def test_build_tiny_hands_out_independent_copies() -> None:
+    net, prof = build_tiny()
+    net.load.loc[net.load.index[0], "p_mw"] = -1.0
+    prof[("sgen", "p_mw")].iloc[0, 0] = -1.0
+    net2, prof2 = build_tiny()
+    assert net2.load.p_mw.iloc[0] > 0.0
+    assert prof2[("sgen", "p_mw")].iloc[0, 0] >= 0.0
 
 
 def test_profiles_are_physical(tiny) -> None:
@@ -215,3 +230,24 @@ def test_year_holds_distribution_grid_problems(tiny) -> None:
     assert any(d == "MV1.101" and kind == "export" and over for d, kind, _, over, _, _ in found)
     # The load-heavy grid drops below its voltage band at its heaviest load.
     assert any(d == "MV2.101" and kind == "import" and low for d, kind, _, _, _, low in found)
+
+
+def test_year_stresses_the_transmission_corridor(tiny) -> None:
+    net, prof = tiny
+    net = copy.deepcopy(net)
+    grid = _bus_grid(net)
+    link = net.trafo.lv_bus[net.trafo.hv_bus.map(grid) == "EHV1"].iloc[0]
+    # Everything except the load at the EHV link bus flows out through the two 40 MVA corridor
+    # lines of that bus; scan for the strongest export.
+    behind = net.load.bus != link
+    export = (prof[("sgen", "p_mw")].sum(axis=1)
+              - prof[("load", "p_mw")][net.load.index[behind]].sum(axis=1)
+              - prof[("storage", "p_mw")].sum(axis=1))
+    assert export.max() > 60.0  # well above one corridor line's ~40 MVA
+    _run(net, prof, int(export.idxmax()))
+    corridor = (net.line.from_bus == link) | (net.line.to_bus == link)
+    assert corridor.sum() == 2
+    flows = net.res_line.loading_percent[corridor]
+    assert flows.max() > 90.0
+    # The export leaves through the 380/110 kV transformer (p_lv_mw > 0: power into it from HV).
+    assert net.res_trafo.p_lv_mw[net.trafo.lv_bus == link].iloc[0] > 50.0
