@@ -181,6 +181,27 @@ class Scheme:
             rows.append(DRows(g, ids, dv, dl, self.ctx.limits[g].rating_mva, hv))
         return rows
 
+    def dso_first(self, needs: Needs, reports: dict, state: dict[str, DState]):
+        """The DSOs' local markets (their D bids against their D constraints), and what they
+        leave for the next market: the TSO's need and T flows moved by the DSOs' activations,
+        the D grids after them (linear model), the D offers left, and the DSOs' activations.
+        """
+        book = self.book
+        d_mw = np.where(self.is_d, book.mw, 0.0)
+        r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
+                                d_state=state)
+        x1 = self.dpools.split(r1.x, d_mw)
+        signed1 = book.direction * x1
+        need = needs.tso_need_mw - float(signed1.sum())
+        flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
+        after = {}
+        for g, st in state.items():
+            dv, dl = self.d_effect(g, signed1)
+            after[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
+                              st.loading_max)
+        acts = self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
+        return x1, need, flow0, after, np.maximum(book.mw - x1, 0.0), acts
+
     def dso_buyers(self) -> np.ndarray:
         return np.array([f"DSO:{g}" for g in self.book.grid], dtype=object)
 
@@ -239,24 +260,10 @@ class Local(Centralized):
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
         book = self.book
-        state = self.d_state(reports)
-        d_mw = np.where(self.is_d, book.mw, 0.0)
-        r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
-                                d_state=state)
-        x1 = self.dpools.split(r1.x, d_mw)
-        signed1 = book.direction * x1
-        # what the DSOs did: the system balance and T flows move, the D grids change
-        need = needs.tso_need_mw - float(signed1.sum())
-        flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
-        after = {}
-        for g, st in state.items():
-            dv, dl = self.d_effect(g, signed1)
-            after[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
-                              st.loading_max)
-        residual = np.maximum(book.mw - x1, 0.0)
+        x1, need, flow0, after, residual, acts = self.dso_first(needs, reports,
+                                                                self.d_state(reports))
         offers = np.where(self.is_d, self.deliverable(residual, after, no_worse=True), residual)
         res = self.tso_stage(offers, need, flow0)
-        acts = self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
         acts += settle(book, res, "TSO", self.pricing, self.step_h)
         return Outcome(x1 + res.activated, acts, res.unserved_mw)
 
@@ -325,19 +332,7 @@ class Common(Scheme):
         x1 = np.zeros(len(book))
         acts: list[Activation] = []
         if self.decomposed:
-            d_mw = np.where(self.is_d, book.mw, 0.0)
-            r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
-                                    d_state=state)
-            x1 = self.dpools.split(r1.x, d_mw)
-            signed1 = book.direction * x1
-            need -= float(signed1.sum())
-            flow0 = flow0 + self.tm.ptdf[:, book.t_bus] @ signed1
-            for g, st in list(state.items()):
-                dv, dl = self.d_effect(g, signed1)
-                state[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
-                                  st.loading_max)
-            mw = np.maximum(book.mw - x1, 0.0)
-            acts += self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
+            x1, need, flow0, state, mw, acts = self.dso_first(needs, reports, state)
         k = needs.step
         party_need = {b: -float(self.ctx.brp_imbalance[b][k]) for b in self.parties}
         r = self.market.clear(self.pools.offered(mw, book.price), self.pools.price,

@@ -118,3 +118,13 @@ def test_common_is_cheapest_on_the_linear_model(step_inputs):
         assert costs["common"] <= c + tie_tolerance + 1e-6, costs
     assert costs["common"] < costs["centralized"] - 1.0, costs
     assert costs["none"] > costs["centralized"], costs
+
+
+def test_decomposed_common_resolves_and_costs_no_less(tmp_path, runs):
+    sc = make_scenario(steps=1, start=STRESS, extra="[market]\ncommon_decomposed = true\n")
+    path = tmp_path / "dec.h5"
+    kpis = run(sc, "common", path)
+    with h5py.File(path) as f:
+        assert f["grids/MV1.101/branch_loading_percent"][0].max() < 100.5
+    assert kpis["dso_cost_eur"] > 0
+    assert kpis["total_cost_eur"] >= runs["common"]["kpis"]["total_cost_eur"] - 1e-6
