@@ -239,7 +239,10 @@ class FlexMarket:
         self.solver = self._new_solver()
         self.rank_eps = TIE_EPS * np.arange(n)
 
-    def _new_solver(self) -> Highs:
+    def _new_solver(self, fast: bool = True) -> Highs:
+        """A persistent HiGHS instance of the model. In the fast mode each step's numbers go
+        straight into the HiGHS model in a few vectorised calls (pyomo's per-element updates
+        cost more than the solve); the pyomo Params then only hold the build-time values."""
         solver = Highs()
         cfg = solver.config
         au = cfg.auto_updates
@@ -247,78 +250,155 @@ class FlexMarket:
                     "check_for_new_or_removed_params", "check_for_new_objective",
                     "update_constraints", "update_named_expressions", "update_objective"):
             setattr(au, key, False)
-        au.update_vars = True
-        au.update_parameters = True
         cfg.load_solutions = False
         cfg.raise_exception_on_nonoptimal_result = False
         cfg.solver_options = {"output_flag": False, "threads": 1}
         solver.set_instance(self.model)
+        self._idx = self._solver_index(solver) if fast else None
+        au.update_vars = au.update_parameters = self._idx is None
         return solver
+
+    def _solver_index(self, solver: Highs) -> dict | None:
+        """Column and row positions of the model's parts inside the HiGHS model."""
+        h = getattr(solver, "_solver_model", None)
+        vmap = getattr(solver, "_pyomo_var_to_solver_var_map", None)
+        cmap = getattr(solver, "_pyomo_con_to_solver_con_map", None)
+        if h is None or vmap is None or cmap is None:
+            return None
+        m = self.model
+
+        def rows(con, keys) -> np.ndarray:
+            return np.array([cmap[con[k]] for k in keys], dtype=np.int32)
+
+        return dict(
+            h=h, x=np.array([vmap[id(v)] for v in self._x], dtype=np.int32),
+            bal=rows(m.balance, range(len(self.area_names))),
+            party=rows(m.party, range(len(self.parties))) if self.parties else None,
+            y=np.array([[vmap[id(m.y[b, p])] for p in range(self.n)]
+                        for b in range(len(self.parties))], dtype=np.int32),
+            t=rows(m.t_branch, range(len(self.t_rows))) if len(self.t_rows) else None,
+            vu=rows(m.v_up, range(len(self._vrows))), vd=rows(m.v_dn, range(len(self._vrows))),
+            lu=rows(m.l_up, range(len(self._lrows))))
+
+    def _rhs(self, d_state, no_worse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Right-hand sides of the D rows for this step's state."""
+        vm0 = np.array([d_state[self.drows[g].grid].vm[r] for g, r in self._vrows], dtype=float)
+        vm0 = np.where(np.isfinite(vm0), vm0, 1.0)
+        vmax = np.array([d_state[self.drows[g].grid].vm_max for g, _ in self._vrows])
+        vmin = np.array([d_state[self.drows[g].grid].vm_min for g, _ in self._vrows])
+        l0 = np.nan_to_num(np.array([d_state[self.drows[g].grid].loading[r]
+                                     for g, r in self._lrows], dtype=float))
+        lmax = np.array([d_state[self.drows[g].grid].loading_max for g, _ in self._lrows])
+        v_hi, v_lo, l_hi = vmax - vm0, vmin - vm0, lmax - l0
+        if no_worse:
+            v_hi, v_lo, l_hi = np.maximum(v_hi, 0), np.minimum(v_lo, 0), np.maximum(l_hi, 0)
+        return v_hi, v_lo, l_hi
 
     def clear(self, mw: np.ndarray, price: np.ndarray, need: dict[str, float] | None = None,
               t_flow0: np.ndarray | None = None, t_limit: np.ndarray | None = None,
               d_state: dict[str, DState] | None = None, no_worse: bool = False,
               party_need: dict[str, float] | None = None) -> MarketResult:
         """Clear one step. `no_worse`: D rows only forbid making a violation worse or new."""
-        m = self.model
         mw = np.maximum(np.asarray(mw, dtype=float), 0.0)
-        for p, v in zip(self._x, mw.tolist(), strict=True):
-            p.setub(v)
         order = np.lexsort((np.arange(self.n), price))
         rank = np.empty(self.n)
         rank[order] = np.arange(self.n)
-        m.cost.store_values(dict(enumerate((price + TIE_EPS * rank).tolist())), check=False)
         need = need or {}
-        m.need.store_values({a: float(need.get(name, 0.0))
-                             for a, name in enumerate(self.area_names)}, check=False)
-        if self.parties:
-            party_need = party_need or {}
-            m.q_need.store_values({b: float(party_need.get(name, 0.0))
-                                   for b, name in enumerate(self.parties)}, check=False)
+        party_need = party_need or {}
+        data = dict(
+            mw=mw, cost=price + TIE_EPS * rank,
+            need=np.array([float(need.get(a, 0.0)) for a in self.area_names]),
+            q_need=np.array([float(party_need.get(b, 0.0)) for b in self.parties]))
         if len(self.t_rows):
-            lim = t_limit[self.t_rows]
-            f0 = t_flow0[self.t_rows]
-            m.t_lo.store_values(dict(enumerate((-lim - f0).tolist())), check=False)
-            m.t_hi.store_values(dict(enumerate((lim - f0).tolist())), check=False)
-        if self._vrows:
-            hi, lo = [], []
-            for g, r in self._vrows:
-                st = d_state[self.drows[g].grid]
-                v0 = float(st.vm[r]) if np.isfinite(st.vm[r]) else 1.0
-                up, dn = st.vm_max - v0, st.vm_min - v0
-                hi.append(max(up, 0.0) if no_worse else up)
-                lo.append(min(dn, 0.0) if no_worse else dn)
-            m.v_hi.store_values(dict(enumerate(hi)), check=False)
-            m.v_lo.store_values(dict(enumerate(lo)), check=False)
-        if self._lrows:
-            hi = []
-            for g, r in self._lrows:
-                st = d_state[self.drows[g].grid]
-                room = st.loading_max - float(np.nan_to_num(st.loading[r]))
-                hi.append(max(room, 0.0) if no_worse else room)
-            m.l_hi.store_values(dict(enumerate(hi)), check=False)
-        res = self.solver.solve(m)
+            lim, f0 = t_limit[self.t_rows], t_flow0[self.t_rows]
+            data["t_lo"], data["t_hi"] = -lim - f0, lim - f0
+        if self._vrows or self._lrows:
+            data["v_hi"], data["v_lo"], data["l_hi"] = self._rhs(d_state, no_worse)
+        if self._idx is not None:
+            self._push(data)
+        else:
+            self._store(data)
+        res = self.solver.solve(self.model)
         if res.termination_condition != TerminationCondition.convergenceCriteriaSatisfied:
-            self.solver = self._new_solver()  # fresh HiGHS model: no warm start
-            res = self.solver.solve(m)
+            self._store(data)  # fresh HiGHS model from the pyomo model: no warm start
+            self.solver = self._new_solver(fast=False)
+            res = self.solver.solve(self.model)
             if res.termination_condition != TerminationCondition.convergenceCriteriaSatisfied:
                 raise RuntimeError(f"market LP not solved: {res.termination_condition.name}")
-        vals = res.solution_loader.get_vars(self._x)
-        x = np.clip(np.array([vals[v] for v in self._x]), 0.0, mw)
+            x, rc, duals, y = self._read_pyomo(res)
+            self.solver = self._new_solver()
+        else:
+            x, rc, duals, y = self._read_highs() if self._idx is not None \
+                else self._read_pyomo(res)
+        x = np.clip(x, 0.0, mw)
         x[x < 1e-6] = 0.0
         unserved = {name: float(need.get(name, 0.0)) - float(self.dir[pools] @ x[pools])
                     for name, pools in self.areas.items()}
-        prices = {}
-        if self.area_names:
-            duals = res.solution_loader.get_duals([m.balance[a] for a in m.A])
-            prices = {name: float(duals[m.balance[a]]) for a, name in enumerate(self.area_names)}
-        rc = res.solution_loader.get_reduced_costs(self._x)
-        value = price - np.array([rc[v] for v in self._x])  # locational value, own direction
-        bought = {}
-        if self.parties:
-            yv = res.solution_loader.get_vars([m.y[b, p] for b in m.Q for p in m.P])
-            for b, name in enumerate(self.parties):
-                y = np.array([yv[m.y[b, p]] for p in range(self.n)])
-                bought[name] = np.clip(np.where(y < 1e-6, 0.0, y), 0.0, x)
+        prices = dict(zip(self.area_names, duals.tolist(), strict=True))
+        value = price - rc  # locational value, own direction
+        bought = {name: np.clip(np.where(y[b] < 1e-6, 0.0, y[b]), 0.0, x)
+                  for b, name in enumerate(self.parties)}
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
                             balance_price=prices, party_x=bought, value=value)
+
+    def _push(self, d: dict) -> None:
+        idx, h = self._idx, self._idx["h"]
+        n = self.n
+        h.changeColsBounds(n, idx["x"], np.zeros(n), d["mw"])
+        h.changeColsCost(n, idx["x"], d["cost"])
+
+        def rows(key, lo, hi):
+            k = idx[key]
+            if k is not None and len(k):
+                h.changeRowsBounds(len(k), k, np.asarray(lo, float), np.asarray(hi, float))
+
+        rows("bal", d["need"], d["need"])
+        if self.parties:
+            rows("party", d["q_need"], d["q_need"])
+        if "t_lo" in d:
+            rows("t", d["t_lo"], d["t_hi"])
+        if "v_hi" in d:
+            inf = np.full(len(d["v_hi"]), np.inf)
+            rows("vu", -inf, d["v_hi"])
+            rows("vd", d["v_lo"], inf)
+            rows("lu", np.full(len(d["l_hi"]), -np.inf), d["l_hi"])
+
+    def _store(self, d: dict) -> None:
+        """The step's numbers into the pyomo model (used without the fast path)."""
+        m = self.model
+        for v, ub in zip(self._x, d["mw"].tolist(), strict=True):
+            v.setub(ub)
+        m.cost.store_values(dict(enumerate(d["cost"].tolist())), check=False)
+        m.need.store_values(dict(enumerate(d["need"].tolist())), check=False)
+        if self.parties:
+            m.q_need.store_values(dict(enumerate(d["q_need"].tolist())), check=False)
+        if "t_lo" in d:
+            m.t_lo.store_values(dict(enumerate(d["t_lo"].tolist())), check=False)
+            m.t_hi.store_values(dict(enumerate(d["t_hi"].tolist())), check=False)
+        if "v_hi" in d:
+            m.v_hi.store_values(dict(enumerate(d["v_hi"].tolist())), check=False)
+            m.v_lo.store_values(dict(enumerate(d["v_lo"].tolist())), check=False)
+            m.l_hi.store_values(dict(enumerate(d["l_hi"].tolist())), check=False)
+
+    def _read_highs(self):
+        sol = self._idx["h"].getSolution()
+        col = np.asarray(sol.col_value)
+        col_dual = np.asarray(sol.col_dual)
+        row_dual = np.asarray(sol.row_dual)
+        idx = self._idx
+        y = col[idx["y"]] if self.parties else np.zeros((0, self.n))
+        return col[idx["x"]], col_dual[idx["x"]], row_dual[idx["bal"]], y
+
+    def _read_pyomo(self, res):
+        m = self.model
+        vals = res.solution_loader.get_vars(self._x)
+        rc = res.solution_loader.get_reduced_costs(self._x)
+        duals = (res.solution_loader.get_duals([m.balance[a] for a in m.A])
+                 if self.area_names else {})
+        y = np.zeros((len(self.parties), self.n))
+        if self.parties:
+            yv = res.solution_loader.get_vars([m.y[b, p] for b in m.Q for p in m.P])
+            y = np.array([[yv[m.y[b, p]] for p in range(self.n)]
+                          for b in range(len(self.parties))])
+        return (np.array([vals[v] for v in self._x]), np.array([rc[v] for v in self._x]),
+                np.array([duals[m.balance[a]] for a in range(len(self.area_names))]), y)
