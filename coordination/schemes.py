@@ -203,7 +203,10 @@ class Scheme:
         return x1, need, flow0, after, np.maximum(book.mw - x1, 0.0), acts
 
     def dso_buyers(self) -> np.ndarray:
-        return np.array([f"DSO:{g}" for g in self.book.grid], dtype=object)
+        """The DSO of each slot's grid, as a buyer name."""
+        if not hasattr(self, "_dso_buyers"):
+            self._dso_buyers = np.array([f"DSO:{g}" for g in self.book.grid], dtype=object)
+        return self._dso_buyers
 
 
 class NoCoordination(Scheme):
