@@ -202,12 +202,15 @@ class CentralizedMarket:
         self.n_cold_restarts = 0
 
     def clear(self, mw: np.ndarray, price: np.ndarray, need_mw: float, flow0_mw: np.ndarray,
-              limit_mw: np.ndarray) -> Clearing:
+              limit_mw: np.ndarray, exact_prices: bool = True) -> Clearing:
         """Clear one step.
 
         ``mw``/``price``: per slot (MW offered, EUR/MWh asked). ``need_mw``: net upward MW the
         TSO must activate (> 0 when the system is short). ``flow0_mw``/``limit_mw``: per PTDF
         row, the flow before any activation and its limit (``np.inf`` = no limit).
+        ``exact_prices=False`` skips the re-solve at the true prices after a tie-broken solve:
+        the activations are the same, the dual and slot values are then off by at most
+        ``TIE_EPS`` per rank (use it when the prices are not needed, as under pay-as-bid).
         """
         mw = np.maximum(np.asarray(mw, dtype=float), 0.0)
         price = np.asarray(price, dtype=float)
@@ -242,7 +245,7 @@ class CentralizedMarket:
             res, values = self._solve(price, mw)
         x = np.clip(values[: self.n_slot], 0.0, mw)
         x[x < _ZERO_MW] = 0.0
-        if ties:
+        if ties and exact_prices:
             res, _ = self._solve(price, mw)  # same basis, true prices: exact dual
         marginal = float(res.solution_loader.get_duals([m.balance])[m.balance])
         # locational value of each slot's MW: its price minus its reduced cost (the nodal

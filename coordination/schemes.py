@@ -91,17 +91,49 @@ class Scheme:
                             lim.loading_max_percent - mk.loading_margin_percent)
         return out
 
-    def d_effect(self, grid: str, signed_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Linear change of a D grid's voltages and loadings from signed MW per slot."""
-        sl = self.ctx.levels["D"].grids[grid]
+    def d_effects(self, signed_mw: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Linear change of every D grid's voltages and loadings from signed MW per slot
+        (up = +): each grid's own sensitivities plus the move of its interface voltage."""
+        mine = np.flatnonzero(self.is_d & (signed_mw != 0))
         inj = np.zeros(len(self.dm.inj_col))
-        mine = np.flatnonzero((self.book.grid == grid) & self.is_d & (signed_mw != 0))
         np.add.at(inj, self.cols[mine], signed_mw[mine])
         sens = self.dm.sens
-        dv = sens.dv_dp[sl.bus] @ inj
-        if self.dm.hv_dv is not None:  # the interface voltage moves and the grid with it
-            dv = dv + float(self.dm.hv_dv[self.ctx.dso_grids.index(grid)] @ signed_mw)
-        return dv, sens.dl_dp[sl.branch] @ inj
+        dv_all = sens.dv_dp @ inj
+        dl_all = sens.dl_dp @ inj
+        hv = (self.dm.hv_dv @ signed_mw if self.dm.hv_dv is not None
+              else np.zeros(len(self.ctx.dso_grids)))
+        out = {}
+        for k, g in enumerate(self.ctx.dso_grids):
+            sl = self.ctx.levels["D"].grids[g]
+            out[g] = (dv_all[sl.bus] + hv[k], dl_all[sl.branch])
+        return out
+
+    def d_effect(self, grid: str, signed_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Linear change of one D grid's voltages and loadings from signed MW per slot, from
+        that grid's resources and the move of its interface voltage."""
+        own = np.where(self.book.grid == grid, signed_mw, 0.0)
+        dv, dl = self.d_effects(own)[grid]
+        if self.dm.hv_dv is not None:  # other grids' and T activations move the interface
+            k = self.ctx.dso_grids.index(grid)
+            dv = dv + float(self.dm.hv_dv[k] @ (signed_mw - own))
+        return dv, dl
+
+    def _cap_coefficients(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per D grid: its D slots and how much each pushes every row towards its upper
+        voltage, lower voltage and loading limit (positive parts of the sensitivities in the
+        slot's direction), fixed for the run, for the offer caps."""
+        if not hasattr(self, "_caps"):
+            sens = self.dm.sens
+            self._caps = {}
+            for g in self.ctx.dso_grids:
+                slots = np.flatnonzero((self.book.grid == g) & self.is_d)
+                sl = self.ctx.levels["D"].grids[g]
+                d = self.book.direction[slots]
+                cv = sens.dv_dp[sl.bus][:, self.cols[slots]] * d
+                cl = sens.dl_dp[sl.branch][:, self.cols[slots]] * d
+                pushes = [np.where(c >= 1e-7, c, 0.0) for c in (cv, -cv, cl)]
+                self._caps[g] = (slots, pushes, [p > 0 for p in pushes])
+        return self._caps
 
     def deliverable(self, mw: np.ndarray, state: dict[str, DState],
                     no_worse: bool) -> np.ndarray:
@@ -112,34 +144,26 @@ class Scheme:
         to the row's headroom; each slot keeps the smallest factor of the rows it pushes.
         """
         cap = mw.copy()
-        sens = self.dm.sens
-        for g in self.ctx.dso_grids:
-            slots = np.flatnonzero((self.book.grid == g) & self.is_d & (mw > 0))
-            if not len(slots):
+        for g, (slots, pushes, hits) in self._cap_coefficients().items():
+            offered = mw[slots]
+            if not np.any(offered > 0):
                 continue
-            sl = self.ctx.levels["D"].grids[g]
             st = state[g]
-            d = self.book.direction[slots]
-            cv = sens.dv_dp[sl.bus][:, self.cols[slots]] * d
-            cl = sens.dl_dp[sl.branch][:, self.cols[slots]] * d
             vm = np.nan_to_num(st.vm, nan=1.0)
             room_up = st.vm_max - vm
             room_dn = vm - st.vm_min
             room_l = st.loading_max - np.nan_to_num(st.loading)
             factor = np.ones(len(slots))
-            for coef, room in ((cv, room_up), (-cv, room_dn), (cl, room_l)):
-                push = np.maximum(coef, 0.0)
-                push[push < 1e-7] = 0.0
-                total = push @ mw[slots]
+            for push, hit, room in zip(pushes, hits, (room_up, room_dn, room_l), strict=True):
+                total = push @ offered
                 room = np.maximum(room, 0.0)
                 alpha = np.where(total > 0, np.minimum(room / np.maximum(total, 1e-12), 1.0),
                                  1.0)
                 if no_worse:
                     alpha = np.where(room <= 0, 0.0, alpha)
-                hit = push > 0
                 row_alpha = np.where(hit, alpha[:, None], 1.0)
                 factor = np.minimum(factor, row_alpha.min(axis=0, initial=1.0))
-            cap[slots] = mw[slots] * factor
+            cap[slots] = offered * factor
         return cap
 
     def settle_stage(self, x: np.ndarray, buyer: np.ndarray | str,
@@ -195,8 +219,9 @@ class Scheme:
         need = needs.tso_need_mw - float(signed1.sum())
         flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
         after = {}
+        effects = self.d_effects(signed1)
         for g, st in state.items():
-            dv, dl = self.d_effect(g, signed1)
+            dv, dl = effects[g]
             after[g] = DState(st.vm + dv, st.loading + dl, st.vm_min, st.vm_max,
                               st.loading_max)
         acts = self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
@@ -234,7 +259,8 @@ class Centralized(Scheme):
 
     def tso_stage(self, mw: np.ndarray, need: float, flow0: np.ndarray):
         pooled, price = self.pools.offered(mw, self.book.price)
-        res = self.market.clear(pooled, price, need, flow0, self.tm.limit_mw)
+        res = self.market.clear(pooled, price, need, flow0, self.tm.limit_mw,
+                                exact_prices=self.pricing == "pay_as_clear")
         res.activated = self.pools.split(res.activated, mw)
         res.marginal_price = self.book.direction * res.value[self.pools.pool_of]
         return res

@@ -123,9 +123,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         for a in outcome.activations:
             if a.buyer == "TSO" and a.level == "D":
                 tso[slot[a.resource]] += a.direction * a.mw
-        dv, dl = {}, {}
-        for g in ctx.dso_grids:
-            dv[g], dl[g] = self.scheme.d_effect(g, tso)
+        effects = self.scheme.d_effects(tso)
+        dv = {g: e[0] for g, e in effects.items()}
+        dl = {g: e[1] for g, e in effects.items()}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
             offered_mw=dict(zip(book.resource.tolist(), offered.tolist(), strict=True)),
