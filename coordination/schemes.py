@@ -6,7 +6,7 @@ the buyer of each slot and the price paid, and the balancing need left unserved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,7 +28,6 @@ class Outcome:
     activated: np.ndarray  # MW per slot (all buyers together)
     activations: list[Activation]  # settled: who bought what, at which price
     unserved_mw: float  # signed balancing need left unserved
-    conflicts: list = field(default_factory=list)
 
 
 @dataclass
