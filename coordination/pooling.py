@@ -14,29 +14,20 @@ import numpy as np
 from coordination.bid import BidBook
 
 
-class Pools:
-    """Groups of slots with equal T bus, direction and price (prices as at construction)."""
+class _Grouping:
+    """Slots grouped by a key; offers summed per group, activations split back pro rata."""
 
-    def __init__(self, book: BidBook):
-        keys = np.stack([book.t_bus.astype(float), book.direction.astype(float), book.price])
-        uniq, self.pool_of = np.unique(keys, axis=1, return_inverse=True)
-        self.pool_of = self.pool_of.ravel()
-        self.n = uniq.shape[1]
-        first = np.full(self.n, -1)
-        for s in range(len(book) - 1, -1, -1):
-            first[self.pool_of[s]] = s
-        self.book = BidBook(resource=[f"pool{p}" for p in range(self.n)],
-                            kind=book.kind[first], grid=book.grid[first],
-                            level=book.level[first], t_bus=book.t_bus[first],
-                            direction=book.direction[first], mw=np.zeros(self.n),
-                            price=book.price[first])
+    def _group(self, book: BidBook, keys: np.ndarray) -> None:
+        _, self.first, self.pool_of = np.unique(keys, axis=1, return_index=True,
+                                                return_inverse=True)
+        self.pool_of = self.pool_of.ravel()  # pool of each slot; first: its lowest slot
+        self.n = len(self.first)
         self._slot_price = book.price.copy()
 
-    def offered(self, mw: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """MW and price per pool for this step's offers."""
+    def _sum(self, mw: np.ndarray, price: np.ndarray) -> np.ndarray:
         if not np.array_equal(price, self._slot_price):
             raise ValueError("slot prices changed since the pools were formed")
-        return np.bincount(self.pool_of, weights=mw, minlength=self.n), self.book.price
+        return np.bincount(self.pool_of, weights=mw, minlength=self.n)
 
     def split(self, pooled: np.ndarray, mw: np.ndarray) -> np.ndarray:
         """Activated MW per slot: each pool's activation pro rata to what its slots offered."""
@@ -45,7 +36,25 @@ class Pools:
         return mw * ratio[self.pool_of]
 
 
-class ZonePools:
+class Pools(_Grouping):
+    """Groups of slots with equal T bus, direction and price (prices as at construction)."""
+
+    def __init__(self, book: BidBook):
+        self._group(book, np.stack([book.t_bus.astype(float), book.direction.astype(float),
+                                    book.price]))
+        first = self.first
+        self.book = BidBook(resource=[f"pool{p}" for p in range(self.n)],
+                            kind=book.kind[first], grid=book.grid[first],
+                            level=book.level[first], t_bus=book.t_bus[first],
+                            direction=book.direction[first], mw=np.zeros(self.n),
+                            price=book.price[first])
+
+    def offered(self, mw: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MW and price per pool for this step's offers."""
+        return self._sum(mw, price), self.book.price
+
+
+class ZonePools(_Grouping):
     """Pools for markets that model the D grids: D slots of one grid, zone (feeder), direction
     and price; T slots of one T bus, direction and price.
 
@@ -56,36 +65,24 @@ class ZonePools:
     def __init__(self, book: BidBook, zone: np.ndarray, capability: np.ndarray):
         is_d = book.level == "D"
         grid_id = np.unique(book.grid, return_inverse=True)[1].ravel()
-        keys = np.stack([grid_id.astype(float), np.where(is_d, zone, -1).astype(float),
-                         np.where(is_d, -1, book.t_bus).astype(float),
-                         book.direction.astype(float), book.price])
-        _, self.pool_of = np.unique(keys, axis=1, return_inverse=True)
-        self.pool_of = self.pool_of.ravel()
-        self.n = int(self.pool_of.max()) + 1 if len(book) else 0
-        first = np.full(self.n, -1)
-        for s in range(len(book) - 1, -1, -1):
-            first[self.pool_of[s]] = s
-        self.first = first
+        self._group(book, np.stack([
+            grid_id.astype(float), np.where(is_d, zone, -1).astype(float),
+            np.where(is_d, -1, book.t_bus).astype(float), book.direction.astype(float),
+            book.price]))
+        first = self.first
         self.direction = book.direction[first]
         self.price = book.price[first]
         self.grid = book.grid[first]
         self.level = book.level[first]
         self.t_bus = book.t_bus[first]
         self.capability = np.maximum(np.asarray(capability, dtype=float), 0.0)
-        self._slot_price = book.price.copy()
 
     def offered(self, mw: np.ndarray, price: np.ndarray) -> np.ndarray:
-        if not np.array_equal(price, self._slot_price):
-            raise ValueError("slot prices changed since the pools were formed")
-        return np.bincount(self.pool_of, weights=mw, minlength=self.n)
+        """MW per pool for this step's offers."""
+        return self._sum(mw, price)
 
     def weights(self, slots: np.ndarray) -> np.ndarray:
         """Capability weights of `slots` within their pools (sum to 1 per pool)."""
         cap = self.capability[slots] + 1e-9
         total = np.bincount(self.pool_of[slots], weights=cap, minlength=self.n)
         return cap / total[self.pool_of[slots]]
-
-    def split(self, pooled: np.ndarray, mw: np.ndarray) -> np.ndarray:
-        total = np.bincount(self.pool_of, weights=mw, minlength=self.n)
-        ratio = np.divide(pooled, total, out=np.zeros(self.n), where=total > 0)
-        return mw * ratio[self.pool_of]
