@@ -21,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scenarios.load import load  # noqa: E402
+from tsodso.scenarios.load import load  # noqa: E402
+
 from tsodso.runner import run  # noqa: E402
 
 
@@ -66,8 +67,7 @@ def reference_timeseries(name: str, steps: int) -> float:
     """pandapower's own time series power flow of the unsplit net; seconds per step."""
     import pandapower.control as control
     import pandapower.timeseries as ts
-
-    from scenarios.world import load_grid, quiet_libraries
+    from tsodso.scenarios.world import load_grid, quiet_libraries
 
     quiet_libraries()
     sc = load(name, {"run.steps": steps})

@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    from results.report import build_report
+    from tsodso.results.report import build_report
 
     t_import = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,8 +17,9 @@ import h5py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coordination.schemes import SCHEMES  # noqa: E402
-from scenarios.load import load  # noqa: E402
+from tsodso.coordination.schemes import SCHEMES  # noqa: E402
+from tsodso.scenarios.load import load  # noqa: E402
+
 from tsodso.runner import run  # noqa: E402
 
 

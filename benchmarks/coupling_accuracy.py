@@ -19,7 +19,8 @@ import pandapower as pp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scenarios.world import load_grid  # noqa: E402
+from tsodso.scenarios.world import load_grid  # noqa: E402
+
 from tests.conftest import ZERO_ERRORS, make_scenario  # noqa: E402
 from tsodso.runner import run  # noqa: E402
 

@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coordination.dnetwork import sensitivities  # noqa: E402
-from scenarios.load import load  # noqa: E402
-from scenarios.world import prepare  # noqa: E402
+from tsodso.coordination.dnetwork import sensitivities  # noqa: E402
+from tsodso.scenarios.load import load  # noqa: E402
+from tsodso.scenarios.world import prepare  # noqa: E402
 
 RES_CURTAIL = 0.3
 STORAGE_USE = 0.5

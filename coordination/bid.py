@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from tsodso.core.vocabulary import BID_KINDS, LEVELS
 
-KINDS = ("wind", "pv", "other_res", "load", "storage", "balancing")
-LEVELS = ("T", "D")
+KINDS = BID_KINDS
 
 _COLUMNS = ("resource", "kind", "grid", "level", "t_bus", "direction", "mw", "price")
 

@@ -50,8 +50,7 @@ import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import TerminationCondition
 from pyomo.contrib.solver.solvers.highs import Highs
 from pyomo.core.expr.numeric_expr import LinearExpression
-
-from coordination.bid import BidBook
+from tsodso.coordination.bid import BidBook
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 PTDF_TOL = 1e-9  # PTDF entries below this (MW/MW) are treated as zero

@@ -48,11 +48,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from tsodso.core.records import Activation, Conflict
+from tsodso.core.vocabulary import CONFLICT_KINDS
 
-from results.writer import Activation, Conflict
-
-KINDS = ("opposite_direction", "tso_causes_dso_violation", "dso_causes_tso_imbalance",
-         "interface_schedule_deviation", "double_activation")
+KINDS = CONFLICT_KINDS
 
 #: MW below which a net activation, an excess or an activation counts as zero.
 EPS_MW = 1e-6

@@ -24,8 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
-
-from simulators.powerflow import SQRT3, FlowResult, GridModel
+from tsodso.core.powerflow import SQRT3, FlowResult, GridModel
 
 
 @dataclass

@@ -10,8 +10,7 @@ bids, and deterministic.
 from __future__ import annotations
 
 import numpy as np
-
-from coordination.bid import BidBook
+from tsodso.coordination.bid import BidBook
 
 
 class _Grouping:

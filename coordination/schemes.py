@@ -10,15 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-
-from coordination.bid import BidBook
-from coordination.centralized import CentralizedMarket, Penalties
-from coordination.dnetwork import DSensitivity
-from coordination.market import DRows, DState, FlexMarket
-from coordination.need import Needs
-from coordination.pooling import Pools, ZonePools
-from coordination.settlement import settle
-from results.writer import Activation
+from tsodso.coordination.bid import BidBook
+from tsodso.coordination.centralized import CentralizedMarket, Penalties
+from tsodso.coordination.dnetwork import DSensitivity
+from tsodso.coordination.market import DRows, DState, FlexMarket
+from tsodso.coordination.need import Needs
+from tsodso.coordination.pooling import Pools, ZonePools
+from tsodso.coordination.settlement import settle
+from tsodso.core.records import Activation
 
 SCHEMES = ("none", "centralized", "local", "shared_balancing", "common", "integrated")
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from coordination.bid import BidBook
-from results.writer import Activation
+from tsodso.coordination.bid import BidBook
+from tsodso.core.records import Activation
 
 if TYPE_CHECKING:  # any clearing with .activated and .marginal_price settles
-    from coordination.centralized import Clearing
+    from tsodso.coordination.centralized import Clearing
 
 PRICING = ("pay_as_bid", "pay_as_clear")
 MIN_MW = 1e-6  # activations below this are not settled (solver noise)

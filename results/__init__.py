@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from results.api import Run, compare, export, open_run
+    from tsodso.results.api import Run, compare, export, open_run
 
     open = open_run
 
@@ -26,7 +26,7 @@ __all__ = ["Run", "compare", "export", "open_run"]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from results import api
+        from tsodso.results import api
 
         return getattr(api, _API[name])
     raise AttributeError(f"module 'results' has no attribute {name!r}")

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 import pandas as pd
-
-from results.kpis import COUNT_KPIS, KPI_UNITS, compute_kpis
-from results.read import _attr, open_results, steps_written
+from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS, compute_kpis
+from tsodso.results.read import _attr, open_results, steps_written
 
 if TYPE_CHECKING:
     import xarray as xr

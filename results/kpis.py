@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import h5py
 import numpy as np
-
-from results.read import steps_written
+from tsodso.core.vocabulary import RES_KINDS
+from tsodso.results.read import steps_written
 
 #: KPI name -> units, in the order they are written to /kpis.
 KPI_UNITS: dict[str, str] = {
@@ -33,7 +33,7 @@ KPI_UNITS: dict[str, str] = {
 #: KPIs that are counts (stored as integers).
 COUNT_KPIS = frozenset({"conflicts", "voltage_violation_bus_steps", "overload_branch_steps"})
 #: Asset kinds whose downward activation is renewable curtailment.
-CURTAILABLE_KINDS = (b"wind", b"pv", b"other_res")
+CURTAILABLE_KINDS = tuple(k.encode() for k in RES_KINDS)
 
 _SLAB_ROWS = 8192
 _TABLE_SLAB_ROWS = 65536

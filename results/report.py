@@ -26,9 +26,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from results.kpis import KPI_UNITS, compute_kpis
-from results.read import open_results, read_meta
+from tsodso.results.kpis import KPI_UNITS, compute_kpis
+from tsodso.results.read import open_results, read_meta
 
 #: Section id -> heading, in page order.
 SECTIONS: dict[str, str] = {
@@ -1127,7 +1126,7 @@ def _builtin_match(toml_text: str, steps: int, seed: int) -> str | None:
     """The built-in scenario that, with these steps and seed, is the stored scenario (both
     resolved by the installed tsodso, so keys added since the run take their defaults)."""
     try:
-        from scenarios.load import builtin_names, load, parse
+        from tsodso.scenarios.load import builtin_names, load, parse
 
         stored = parse(toml_text, "stored scenario")
         if stored.name not in builtin_names():

@@ -19,14 +19,15 @@ from types import TracebackType
 
 import h5py
 import numpy as np
+from tsodso.core.records import Activation, Conflict, StepRecord
+from tsodso.core.vocabulary import COST_KEYS
+from tsodso.results.kpis import compute_kpis, write_kpis
 
-from results.kpis import compute_kpis, write_kpis
+__all__ = ["Activation", "Conflict", "StepRecord", "ResultsWriter", "RunMeta", "GridLayout"]
 
 FORMAT_NAME = "tsodso-results"
 FORMAT_VERSION = 1
 
-#: Cost components a StepRecord carries; ``total`` is their sum, computed here.
-COST_KEYS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation")
 
 #: Fixed byte widths (UTF-8) of the string columns of the event tables. Variable-length
 #: strings cannot be appended safely in SWMR mode (their global heap is not SWMR-safe: a
@@ -91,47 +92,6 @@ class RunMeta:
     software_version: str
     scenario_toml: str
     limits: dict[str, tuple[float, float, float]]  # level -> (vm_min_pu, vm_max_pu, loading_max_%)
-
-
-@dataclass(frozen=True)
-class Activation:
-    """One activated flexibility product in one step."""
-
-    resource: str
-    kind: str
-    grid: str
-    level: str
-    buyer: str
-    direction: int
-    mw: float
-    price: float
-    cost: float
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """One TSO-DSO conflict recorded in one step."""
-
-    kind: str
-    grid: str
-    mw: float
-
-
-@dataclass
-class StepRecord:
-    """Everything recorded for one step."""
-
-    step: int
-    vm_pu: dict[str, np.ndarray]  # grid -> (buses,)
-    loading_percent: dict[str, np.ndarray]  # grid -> (branches,)
-    interface_p_mw: np.ndarray  # (interfaces,) positive from T into D
-    interface_q_mvar: np.ndarray
-    tso_imbalance_mw: float  # realised - forecast net injection before activations; + = long
-    unresolved_imbalance_mw: float  # what the market left unserved (signed)
-    activations: list[Activation]
-    conflicts: list[Conflict]
-    costs: dict[str, float]  # keys COST_KEYS; total is computed by the writer
-    dso_cost_by_grid: np.ndarray  # (n DSO grids,)
 
 
 class _Series:

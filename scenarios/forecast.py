@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.random import PCG64, Generator, SeedSequence
+from tsodso.core.vocabulary import RES_KINDS
 
 __all__ = [
     "BLOCK",
@@ -48,7 +49,7 @@ __all__ = [
 BLOCK = 96
 """Steps per random-number block (one day of quarter-hours); part of the stream definition."""
 
-_RES_KINDS = ("wind", "pv", "other_res")
+_RES_KINDS = RES_KINDS
 
 
 @dataclass(frozen=True)

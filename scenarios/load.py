@@ -10,8 +10,7 @@ from typing import Any
 
 import tomli_w
 from pydantic import ValidationError
-
-from scenarios.schema import Scenario
+from tsodso.scenarios.schema import Scenario
 
 
 class ScenarioError(ValueError):
@@ -20,12 +19,12 @@ class ScenarioError(ValueError):
 
 def builtin_names() -> list[str]:
     """Names of the scenarios shipped with the package."""
-    folder = resources.files("scenarios") / "builtin"
+    folder = resources.files("tsodso.scenarios") / "builtin"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def builtin_path(name: str) -> Path:
-    return Path(str(resources.files("scenarios") / "builtin" / f"{name}.toml"))
+    return Path(str(resources.files("tsodso.scenarios") / "builtin" / f"{name}.toml"))
 
 
 def _describe(err: ValidationError) -> str:

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from scenarios.forecast import DEFAULT_ERRORS
+from tsodso.core.vocabulary import ASSET_KINDS
+from tsodso.scenarios.forecast import DEFAULT_ERRORS
 
 PROFILE_STEP_S = 900
 PROFILE_ROWS = 35136  # quarter hours of the SimBench profile year 2016
 PROFILE_START = datetime(2016, 1, 1)
-KINDS = ("wind", "pv", "other_res", "load", "storage")
+KINDS = ASSET_KINDS
 
 
 class Strict(BaseModel):

@@ -19,18 +19,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from coordination.dnetwork import sensitivities
-from coordination.need import GridLimits
-from coordination.ptdf import transmission_ptdf
-from coordination.schemes import DModel, TransmissionModel, make_scheme
-from scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
-from scenarios.load import ScenarioError
-from scenarios.schema import Scenario
-from scenarios.split import Interface, split_net
-from simulators.flexibility import GridAssets, Portfolio
-from simulators.grid import GridSlice, LevelRuntime
-from simulators.powerflow import GridModel
+from tsodso.coordination.dnetwork import sensitivities
+from tsodso.coordination.need import GridLimits
+from tsodso.coordination.ptdf import transmission_ptdf
+from tsodso.coordination.schemes import DModel, TransmissionModel, make_scheme
+from tsodso.core.powerflow import GridModel
+from tsodso.scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
+from tsodso.scenarios.load import ScenarioError
+from tsodso.scenarios.schema import Scenario
+from tsodso.scenarios.split import Interface, split_net
+from tsodso.simulators.flexibility import GridAssets, Portfolio
+from tsodso.simulators.grid import GridSlice, LevelRuntime
 
 
 @dataclass
@@ -78,7 +77,7 @@ def quiet_libraries() -> None:
 def load_grid(scenario: Scenario):
     """The coupled net (interface tap changers set for the run) and its year of profiles."""
     if scenario.grid.source == "tiny":
-        from scenarios.tiny import build_tiny
+        from tsodso.scenarios.tiny import build_tiny
 
         net, profiles = build_tiny()
     else:
@@ -108,8 +107,7 @@ def set_interface_taps(net, profiles, row: int, target_pu: float) -> None:
     the run (no on-load tap control), so the MV voltage follows the HV voltage through the day.
     """
     import pandapower as pp
-
-    from scenarios.split import bus_grids
+    from tsodso.scenarios.split import bus_grids
 
     t_name, grid_of = bus_grids(net)
     iface = net.trafo.index[net.trafo.hv_bus.map(grid_of).eq(t_name)
@@ -355,18 +353,17 @@ def _slack_pos(model: GridModel, hv_bus: int) -> int:
 
 
 SIM_CONFIG = {
-    "Grid": {"python": "simulators.grid:GridSim"},
-    "Providers": {"python": "simulators.providers:ProvidersSim"},
-    "Coordinator": {"python": "simulators.coordinator:CoordinatorSim"},
-    "Recorder": {"python": "simulators.recorder:RecorderSim"},
+    "Grid": {"python": "tsodso.simulators.grid:GridSim"},
+    "Providers": {"python": "tsodso.simulators.providers:ProvidersSim"},
+    "Coordinator": {"python": "tsodso.simulators.coordinator:CoordinatorSim"},
+    "Recorder": {"python": "tsodso.simulators.recorder:RecorderSim"},
 }
 
 
 def build_world(ctx: RunContext, writer, on_step=None):
     """Start and connect the simulators; returns the world and the simulator instances."""
     import mosaik
-
-    from simulators.mosaik_fix import apply as apply_mosaik_fix
+    from tsodso.simulators.mosaik_fix import apply as apply_mosaik_fix
 
     apply_mosaik_fix()
     loops = 4 * ctx.scenario.coupling.max_iterations + 10

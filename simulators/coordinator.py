@@ -13,10 +13,9 @@ import time as _time
 
 import mosaik_api_v3
 import numpy as np
-
-from coordination.conflicts import StepView, detect
-from coordination.need import assess, violation_cost
-from results.writer import StepRecord
+from tsodso.coordination.conflicts import StepView, detect
+from tsodso.coordination.need import assess, violation_cost
+from tsodso.core.records import StepRecord
 
 META = {
     "api_version": "3.0",

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from coordination.bid import BidBook
-from scenarios.schema import Scenario
+from tsodso.coordination.bid import BidBook
+from tsodso.core.vocabulary import RES_KINDS
+from tsodso.scenarios.schema import Scenario
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Portfolio:
         bus_of_slot: list[int] = []
         flex = scenario.flexibility
         for g in grids:
-            for kind in ("wind", "pv", "other_res"):
+            for kind in RES_KINDS:
                 for bus in np.unique(g.sgen_bus[g.sgen_kind == kind]):
                     idx = np.flatnonzero((g.sgen_kind == kind) & (g.sgen_bus == bus))
                     self._add(rows, bus_of_slot, g, kind, "sgen", idx, int(bus), t_col, (-1,), flex)

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import mosaik_api_v3
 import numpy as np
-
-from simulators.flexibility import Setpoints
-from simulators.powerflow import GridModel, PowerFlowNotConverged
+from tsodso.core.powerflow import GridModel, PowerFlowNotConverged
+from tsodso.simulators.flexibility import Setpoints
 
 V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import mosaik_api_v3
-
-from results.writer import ResultsWriter
+from tsodso.results.writer import ResultsWriter
 
 META = {
     "api_version": "3.0",

@@ -6,8 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from scenarios.load import parse
+from tsodso.scenarios.load import parse
 
 ZERO_ERRORS = """
 [forecast.wind]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import linprog
-
-from coordination.bid import BidBook
-from coordination.centralized import CentralizedMarket, Penalties
-from coordination.settlement import settle
+from tsodso.coordination.bid import BidBook
+from tsodso.coordination.centralized import CentralizedMarket, Penalties
+from tsodso.coordination.settlement import settle
 
 STEP_H = 0.25
 PEN = Penalties(imbalance_eur_per_mwh=1000.0, overload_eur_per_mwh=500.0)

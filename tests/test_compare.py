@@ -7,8 +7,8 @@ import csv
 import h5py
 import numpy as np
 from click.testing import CliRunner
+from tsodso.results.kpis import KPI_UNITS
 
-from results.kpis import KPI_UNITS
 from tsodso.cli import main
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from coordination.conflicts import KINDS, StepView, detect, physical_resource
-from results.writer import Activation, Conflict
+from tsodso.coordination.conflicts import KINDS, StepView, detect, physical_resource
+from tsodso.core.records import Activation, Conflict
 
 LIMITS = (0.95, 1.05, 100.0)
 

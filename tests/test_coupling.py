@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pandapower as pp
 import pytest
+from tsodso.scenarios.world import load_grid
 
-from scenarios.world import load_grid
 from tests.conftest import ZERO_ERRORS, make_scenario
 from tsodso.runner import run
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tsodso.coordination.schemes import SCHEMES
+from tsodso.scenarios.load import load
 
-import results
-from coordination.schemes import SCHEMES
-from scenarios.load import load
+from tsodso import results
 from tsodso.compare import compare
 
 

@@ -6,11 +6,10 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
-
-from coordination.dnetwork import sensitivities
-from scenarios.split import split_net
-from scenarios.tiny import build_tiny
-from simulators.powerflow import GridModel
+from tsodso.coordination.dnetwork import sensitivities
+from tsodso.core.powerflow import GridModel
+from tsodso.scenarios.split import split_net
+from tsodso.scenarios.tiny import build_tiny
 
 MV1_FEEDER = [9, 10, 11, 12, 13, 14]  # tiny D net: MV1.101 Bus 1..6 (bus 8 is its busbar)
 MV2_FEEDER = [17, 18, 19, 20, 21, 22, 23]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from scenarios.load import parse
-from simulators.flexibility import GridAssets, Portfolio
+from tsodso.scenarios.load import parse
+from tsodso.simulators.flexibility import GridAssets, Portfolio
 
 
 def _grid():

@@ -9,8 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from scenarios.forecast import (
+from tsodso.scenarios.forecast import (
     BLOCK,
     DEFAULT_ERRORS,
     ErrorParams,

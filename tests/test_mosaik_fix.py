@@ -6,8 +6,8 @@ from importlib.metadata import version
 
 import pytest
 from mosaik.progress import Progress
+from tsodso.simulators import mosaik_fix
 
-from simulators import mosaik_fix
 from tests.conftest import make_scenario
 from tsodso.runner import run
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from coordination.bid import BidBook
-from coordination.centralized import CentralizedMarket, Penalties
-from coordination.pooling import Pools
+from tsodso.coordination.bid import BidBook
+from tsodso.coordination.centralized import CentralizedMarket, Penalties
+from tsodso.coordination.pooling import Pools
 
 
 def _book():

@@ -6,9 +6,8 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
-
-from scenarios.tiny import build_tiny
-from simulators.powerflow import GridModel, PowerFlowNotConverged
+from tsodso.core.powerflow import GridModel, PowerFlowNotConverged
+from tsodso.scenarios.tiny import build_tiny
 
 
 def _check(net, model, scale_load: float, scale_sgen: float):

@@ -7,8 +7,7 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
-
-from coordination.ptdf import Ptdf, dc_flows, transmission_ptdf
+from tsodso.coordination.ptdf import Ptdf, dc_flows, transmission_ptdf
 
 TOL_MW = 1e-6
 

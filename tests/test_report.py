@@ -15,10 +15,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from tsodso.coordination.schemes import SCHEMES
+from tsodso.results.report import SCHEME_LABELS, SECTIONS, build_report
+from tsodso.scenarios.load import load, parse
 
-from coordination.schemes import SCHEMES
-from results.report import SCHEME_LABELS, SECTIONS, build_report
-from scenarios.load import load, parse
 from tests.conftest import make_scenario, scenario_text
 from tsodso.compare import compare
 from tsodso.runner import run

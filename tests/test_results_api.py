@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS
+from tsodso.results.read import open_results
 
-import results
-from results.kpis import COUNT_KPIS, KPI_UNITS
-from results.read import open_results
 from tests.conftest import make_scenario
 from tests.test_results_writer import INTERFACES, STEP_S, STORAGE, make_record, write_run
+from tsodso import results
 from tsodso.compare import write_summary
 from tsodso.runner import run
 
@@ -33,7 +33,7 @@ KILL = """
 import os, sys
 sys.path.insert(0, {root!r})
 from tests import test_results_writer as t
-from results.writer import ResultsWriter
+from tsodso.results.writer import ResultsWriter
 w = ResultsWriter({path!r}, t.make_meta(), t.GRIDS, t.INTERFACES, t.DSO_GRIDS, block_steps=10)
 for step in range({steps}):
     w.append(t.make_record(step))

@@ -12,9 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from results.read import load_table, open_results, read_meta
-from results.writer import (
+from tsodso.results.read import load_table, open_results, read_meta
+from tsodso.results.writer import (
     Activation,
     Conflict,
     GridLayout,
@@ -410,7 +409,7 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import test_results_writer as t
-from results.writer import ResultsWriter
+from tsodso.results.writer import ResultsWriter
 w = ResultsWriter({path!r}, t.make_meta(), t.GRIDS, t.INTERFACES, t.DSO_GRIDS, block_steps=10)
 done = 0
 for step in range(35):

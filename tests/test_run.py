@@ -11,8 +11,8 @@ import time
 import h5py
 import numpy as np
 import pytest
+from tsodso.results.read import read_meta, steps_written
 
-from results.read import read_meta, steps_written
 from tests.conftest import ZERO_ERRORS, make_scenario
 from tsodso.runner import run
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from tsodso.scenarios.load import ScenarioError, builtin_names, load
 
-from scenarios.load import ScenarioError, builtin_names, load
 from tsodso.cli import main
 
 BAD = {

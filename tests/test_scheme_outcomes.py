@@ -8,11 +8,11 @@ import copy
 import h5py
 import numpy as np
 import pytest
+from tsodso.coordination.need import assess
+from tsodso.coordination.schemes import SCHEMES
+from tsodso.scenarios.world import prepare
+from tsodso.simulators import coordinator
 
-from coordination.need import assess
-from coordination.schemes import SCHEMES
-from scenarios.world import prepare
-from simulators import coordinator
 from tests.conftest import make_scenario
 from tsodso.runner import run
 

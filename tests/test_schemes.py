@@ -5,10 +5,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from tsodso.coordination.market import DState
+from tsodso.coordination.schemes import SCHEMES
+from tsodso.scenarios.world import prepare
 
-from coordination.market import DState
-from coordination.schemes import SCHEMES
-from scenarios.world import prepare
 from tests.conftest import make_scenario
 from tsodso.runner import run
 

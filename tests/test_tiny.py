@@ -10,9 +10,8 @@ import pandapower as pp
 import pandapower.topology as top
 import pandas as pd
 import pytest
-
-from scenarios.forecast import asset_kind_sgen
-from scenarios.tiny import (
+from tsodso.scenarios.forecast import asset_kind_sgen
+from tsodso.scenarios.tiny import (
     N_STEPS,
     apply_profile_step,
     build_tiny,

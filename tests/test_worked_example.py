@@ -11,12 +11,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from coordination.bid import BidBook
-from coordination.dnetwork import DSensitivity
-from coordination.need import GridLimits, Needs
-from coordination.schemes import DModel, TransmissionModel, make_scheme
-from scenarios.load import parse
+from tsodso.coordination.bid import BidBook
+from tsodso.coordination.dnetwork import DSensitivity
+from tsodso.coordination.need import GridLimits, Needs
+from tsodso.coordination.schemes import DModel, TransmissionModel, make_scheme
+from tsodso.scenarios.load import parse
 
 ROWS = [  # resource, kind, grid, level, t_bus, direction, mw, price
     ("T:ladder:up", "balancing", "T", "T", 0, 1, 100.0, 60.0),

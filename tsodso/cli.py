@@ -12,8 +12,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from coordination.schemes import SCHEMES  # noqa: E402
-from scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
+from tsodso.coordination.schemes import SCHEMES  # noqa: E402
+from tsodso.scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -113,7 +113,7 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
               help="HTML file (default: DIR/report.html, or FILE.html next to a run file)")
 def report(source: Path, out: Path | None) -> None:
     """Build the self-contained HTML comparison report of a compare DIR (or one run file)."""
-    from results.report import build_report
+    from tsodso.results.report import build_report
 
     try:
         path = build_report(source, out)
@@ -130,7 +130,7 @@ def report(source: Path, out: Path | None) -> None:
               help="output directory (default: next to SOURCE)")
 def export(source: Path, fmt: str, out_dir: Path | None) -> None:
     """Write the KPI table and per-step costs of a compare DIR (or one run file)."""
-    from results import export as export_results
+    from tsodso.results import export as export_results
 
     try:
         paths = export_results(source, fmt, out_dir)

@@ -11,8 +11,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from results.kpis import KPI_UNITS
-from scenarios.schema import Scenario
+from tsodso.results.kpis import KPI_UNITS
+from tsodso.scenarios.schema import Scenario
 
 
 def _one(args: tuple[Scenario, str, Path]) -> tuple[str, dict[str, float]]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from results.writer import GridLayout, ResultsWriter, RunMeta
-from scenarios.load import to_toml
-from scenarios.schema import Scenario
-from scenarios.world import RunContext, build_world, prepare
 from tsodso import __version__
+from tsodso.results.writer import GridLayout, ResultsWriter, RunMeta
+from tsodso.scenarios.load import to_toml
+from tsodso.scenarios.schema import Scenario
+from tsodso.scenarios.world import RunContext, build_world, prepare
 
 
 def layout(ctx: RunContext) -> list[GridLayout]:

@@ -1,0 +1,49 @@
+"""Records the coordinator hands to the recorder: what was activated, which conflicts
+occurred, and everything recorded for one step. Small frozen values, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activated flexibility product in one step."""
+
+    resource: str
+    kind: str
+    grid: str
+    level: str
+    buyer: str
+    direction: int
+    mw: float
+    price: float
+    cost: float
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One TSO-DSO conflict recorded in one step."""
+
+    kind: str
+    grid: str
+    mw: float
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything recorded for one step."""
+
+    step: int
+    vm_pu: dict[str, np.ndarray]  # grid -> (buses,)
+    loading_percent: dict[str, np.ndarray]  # grid -> (branches,)
+    interface_p_mw: np.ndarray  # (interfaces,) positive from T into D
+    interface_q_mvar: np.ndarray
+    tso_imbalance_mw: float  # realised - forecast net injection before activations; + = long
+    unresolved_imbalance_mw: float  # what the market left unserved (signed)
+    activations: list[Activation]
+    conflicts: list[Conflict]
+    costs: dict[str, float]  # keys vocabulary.COST_KEYS; total is computed by the writer
+    dso_cost_by_grid: np.ndarray  # (n DSO grids,)

@@ -1,0 +1,47 @@
+"""Shared vocabulary of a run: asset kinds, levels, directions, buyers, conflict kinds, cost
+keys. One definition each, imported by every layer that names these things."""
+
+from __future__ import annotations
+
+#: Asset kinds whose RES output can be curtailed (down only).
+RES_KINDS: tuple[str, ...] = ("wind", "pv", "other_res")
+#: Asset kinds of the grids' elements (forecast errors and flexibility offers per kind).
+ASSET_KINDS: tuple[str, ...] = (*RES_KINDS, "load", "storage")
+#: Kinds of bid slots: the asset kinds plus the TSO's balancing ladder at the EHV link.
+BID_KINDS: tuple[str, ...] = (*ASSET_KINDS, "balancing")
+
+#: Grid levels: transmission (the TSO's) and distribution (one grid per DSO).
+LEVELS: tuple[str, ...] = ("T", "D")
+
+#: Directions: +1 up = more injection or less consumption, -1 down = the opposite.
+UP, DOWN = 1, -1
+
+#: Buyers: the TSO, each DSO as ``DSO:<grid>``, market parties as ``BRP:<id>``.
+TSO = "TSO"
+DSO_PREFIX = "DSO:"
+BRP_PREFIX = "BRP:"
+
+
+def dso_buyer(grid: str) -> str:
+    """The buyer name of the DSO operating `grid`."""
+    return f"{DSO_PREFIX}{grid}"
+
+
+def buyer_side(buyer: str) -> str:
+    """'tso', 'dso' or 'brp': the side of a buyer name (cost keys use these)."""
+    if buyer == TSO:
+        return "tso"
+    if buyer.startswith(DSO_PREFIX):
+        return "dso"
+    return "brp"
+
+
+#: Conflict kinds, in the order conflicts are recorded (see tsodso.coordination.conflicts).
+CONFLICT_KINDS: tuple[str, ...] = (
+    "opposite_direction", "tso_causes_dso_violation", "dso_causes_tso_imbalance",
+    "interface_schedule_deviation", "double_activation")
+
+#: Cost components of a step record; ``total`` is their sum (computed by the writer).
+COST_KEYS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation")
+#: The per-step cost columns of a results file: the components and their total.
+COST_COLUMNS: tuple[str, ...] = (*COST_KEYS, "total")
