@@ -17,7 +17,7 @@ import h5py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tsodso.coordination.schemes import SCHEMES  # noqa: E402
+from tsodso.coordination.schemes import scheme_names  # noqa: E402
 from tsodso.scenarios.load import load  # noqa: E402
 
 from tsodso.runner import run  # noqa: E402
@@ -29,7 +29,7 @@ def main(name: str, steps: int) -> None:
     print(f"{'scheme':17s} {'power flow':>11s} {'clearing':>9s} {'ratio':>6s} {'step':>8s}"
           f" {'set-up':>7s}   (ms/step; set-up s)")
     with tempfile.TemporaryDirectory() as tmp:
-        for scheme in SCHEMES:
+        for scheme in scheme_names():
             path = Path(tmp) / f"{scheme}.h5"
             run(sc, scheme, path, profile=True)
             with h5py.File(path) as f:

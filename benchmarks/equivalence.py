@@ -52,13 +52,13 @@ def differences(ref: dict, new: dict, rtol: float = RTOL) -> list[str]:
 
 
 def run_case(case: str, out_dir: Path) -> Path:
-    from tsodso.coordination.schemes import SCHEMES as scheme_names
+    from tsodso.coordination.schemes import scheme_names
     from tsodso.scenarios.load import load
 
     from tsodso.compare import compare
 
     name, steps = CASES[case]
-    compare(load(name, {"run.steps": steps}), list(scheme_names), out_dir)
+    compare(load(name, {"run.steps": steps}), list(scheme_names()), out_dir)
     return out_dir / "summary.csv"
 
 

@@ -68,6 +68,10 @@ class BidBook:
                 cols[c].append(values[c])
         return cls(**{c: np.asarray(v) if v else np.empty(0) for c, v in cols.items()})
 
+    def copy(self) -> BidBook:
+        """An independent book with the same slots, offers and prices."""
+        return BidBook(**{c: getattr(self, c).copy() for c in _COLUMNS})
+
     def update(self, mw: np.ndarray, price: np.ndarray) -> None:
         """Set this step's offered MW and asked prices in place (arrays in slot order)."""
         mw = np.asarray(mw, dtype=float)

@@ -57,6 +57,20 @@ class Ptdf:
         return np.array([pos[int(i)] for i in np.atleast_1d(index)], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class TransmissionModel:
+    """What the TSO's market knows of its grid: PTDFs and branch limits in PTDF row order."""
+
+    ptdf: np.ndarray  # (rows, PTDF columns)
+    rows_of_report: np.ndarray  # PTDF row -> position in the T grid's branch results
+    limit_mw: np.ndarray  # per PTDF row
+    bus: np.ndarray | None = None  # pandapower bus of each PTDF column
+
+    def flow(self, report) -> np.ndarray:
+        """DC-model flows before the market, in PTDF row order, from the T grid's report."""
+        return report.p_from_mw[self.rows_of_report]
+
+
 def transmission_ptdf(net) -> Ptdf:
     """Compute the DC PTDF of ``net`` (runs ``pp.rundcpp`` on it; call once per run).
 

@@ -92,6 +92,13 @@ class RunMeta:
     software_version: str
     scenario_toml: str
     limits: dict[str, tuple[float, float, float]]  # level -> (vm_min_pu, vm_max_pu, loading_max_%)
+    scheme_label: str = ""
+    scheme_short: str = ""
+    scheme_description: str = ""
+    scheme_counterfactual: bool = False
+    scheme_balances_areas: bool = False
+    scheme_order: int = 100
+    builtin: str = ""
 
 
 class _Series:

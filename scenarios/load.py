@@ -90,3 +90,16 @@ def to_toml(scenario: Scenario) -> str:
         return obj
 
     return tomli_w.dumps(clean(data))
+
+
+def builtin_match(scenario: Scenario) -> str:
+    """The built-in scenario that, with this scenario's steps and seed, is this scenario ("" if
+    none): results files store it so that reports can name a one-line reproduction."""
+    if scenario.name not in builtin_names():
+        return ""
+    try:
+        same = load(scenario.name, {"run.steps": scenario.run.steps,
+                                    "run.seed": scenario.run.seed}) == scenario
+    except ScenarioError:
+        return ""
+    return scenario.name if same else ""

@@ -19,41 +19,50 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from tsodso.coordination.dgrids import DGridView, DModel
 from tsodso.coordination.dnetwork import sensitivities
 from tsodso.coordination.need import GridLimits
-from tsodso.coordination.ptdf import transmission_ptdf
-from tsodso.coordination.schemes import DModel, TransmissionModel, make_scheme
+from tsodso.coordination.ptdf import TransmissionModel, transmission_ptdf
+from tsodso.coordination.schemes import MarketSetup, Scheme, make_scheme
 from tsodso.core.powerflow import GridModel
-from tsodso.scenarios.forecast import ErrorParams, asset_kind_sgen, forecast_errors
+from tsodso.scenarios.forecast import (
+    ErrorParams,
+    asset_kind_sgen,
+    forecast_errors,
+    physical_bounds,
+    realise,
+)
 from tsodso.scenarios.load import ScenarioError
 from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
 from tsodso.simulators.flexibility import GridAssets, Portfolio
 from tsodso.simulators.grid import GridSlice, LevelRuntime
+from tsodso.simulators.timing import Timing
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
-    """Everything the simulators of one run share (read-only after `prepare`)."""
+    """What `prepare` builds for one run; frozen. The simulators get their parts of it: the
+    grid simulators a level each, the providers the portfolio (whose state of charge they
+    own), the coordinator the scheme and the limits."""
 
     scenario: Scenario
-    scheme_name: str
+    scheme: Scheme
     step_s: int
     n_steps: int
     t_name: str
-    dso_grids: list[str]
-    grid_order: list[str]
-    interfaces: list[Interface]
+    dso_grids: tuple[str, ...]
+    grid_order: tuple[str, ...]
+    interfaces: tuple[Interface, ...]
     levels: dict[str, LevelRuntime]
     limits: dict[str, GridLimits]
     portfolio: Portfolio
-    tmodel: TransmissionModel
-    scheme: object = None
-    dmodel: DModel | None = None
-    brp_imbalance: dict[str, np.ndarray] = field(default_factory=dict)  # party -> (steps,) MW
+    market: MarketSetup
     level: dict[str, str] = field(default_factory=dict)
-    timing: dict[str, float] = field(
-        default_factory=lambda: {"powerflow_s": 0.0, "clearing_s": 0.0})
+
+    @property
+    def scheme_name(self) -> str:
+        return self.scheme.name
 
     @property
     def until(self) -> int:
@@ -173,11 +182,10 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     err = forecast_errors(rating, kinds, params, (n - 1) * run.stride + 1, run.seed,
                           start_step=run.first_row)[::run.stride]
     nl, ns = len(net.load), len(net.sgen)
-    re_load = fc["load_p"] + err[:, :nl]
-    re_load = np.where(fc["load_p"] >= 0, np.maximum(re_load, 0.0), re_load)
-    sgen_cap = np.maximum(net.sgen.p_mw.to_numpy(float)[None, :], fc["sgen_p"])
-    re_sgen = np.clip(fc["sgen_p"] + err[:, nl:nl + ns], 0.0, sgen_cap)
-    re_sto = fc["sto_p"] + err[:, nl + ns:]
+    fc_all = np.hstack([fc["load_p"], fc["sgen_p"], fc["sto_p"]])
+    lower, upper = physical_bounds(kinds, rating, fc_all)
+    real = realise(fc_all, err, lower, upper)
+    re_load, re_sgen, re_sto = real[:, :nl], real[:, nl:nl + ns], real[:, nl + ns:]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(np.abs(fc["load_p"]) > 1e-9, re_load / fc["load_p"], 1.0)
     re_load_q = fc["load_q"] * ratio
@@ -288,49 +296,60 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
 
     step_h = run.step_s / 3600.0
     balancing_col = col_of[int(t_net.ext_grid.bus.iloc[0])]
-    portfolio = Portfolio(scenario, assets, t_col, balancing_col, step_h)
-    ctx = RunContext(scenario=scenario, scheme_name=scheme, step_s=run.step_s, n_steps=n,
-                     t_name=t_name, dso_grids=dso_grids, grid_order=grid_order,
-                     interfaces=split.interfaces, levels=levels, limits=limits,
-                     portfolio=portfolio, tmodel=tmodel, brp_imbalance=brp_imbalance,
-                     level={g: ("T" if g == t_name else "D") for g in grid_order})
-    ctx.dmodel = distribution_model(ctx, split.d_net, split.interfaces)
-    ctx.scheme = make_scheme(scheme, ctx)
-    return ctx
+    portfolio = Portfolio(scenario.flexibility, assets, t_col, balancing_col, step_h)
+    dmodel = distribution_model(levels, portfolio, tmodel, dso_grids, split.d_net,
+                                split.interfaces)
+    d_slices = levels["D"].grids
+    mk = scenario.market
+    distribution = DGridView(
+        book=portfolio.book, slot_bus=portfolio.slot_bus, model=dmodel, grids=tuple(dso_grids),
+        bus={g: d_slices[g].bus for g in dso_grids},
+        branch={g: d_slices[g].branch for g in dso_grids}, limits=limits,
+        voltage_margin_pu=mk.voltage_margin_pu, loading_margin_percent=mk.loading_margin_percent)
+    setup = MarketSetup(book=portfolio.book.copy(), step_h=step_h, t_name=t_name,
+                        transmission=tmodel, distribution=distribution,
+                        penalties=scenario.penalties, market=mk, brp_imbalance=brp_imbalance)
+    return RunContext(scenario=scenario, scheme=make_scheme(scheme, setup), step_s=run.step_s,
+                      n_steps=n, t_name=t_name, dso_grids=tuple(dso_grids),
+                      grid_order=tuple(grid_order), interfaces=tuple(split.interfaces),
+                      levels=levels, limits=limits, portfolio=portfolio, market=setup,
+                      level={g: ("T" if g == t_name else "D") for g in grid_order})
 
 
-def distribution_model(ctx: RunContext, d_net, interfaces) -> DModel:
+def distribution_model(levels: dict[str, LevelRuntime], portfolio: Portfolio,
+                       tmodel: TransmissionModel, dso_grids: list[str], d_net,
+                       interfaces) -> DModel:
     """What the D-aware markets and the conflict rules know of the D grids: zones (feeders)
     and voltage/loading sensitivities at the first step's operating point."""
-    rt = ctx.levels["D"]
+    rt = levels["D"]
     model = rt.model
     p = [rt.re_load_p[0], rt.re_load_q[0], rt.re_sgen_p[0], rt.re_sgen_q[0], rt.re_sto_p[0],
          rt.re_sto_q[0]]
     result = model.solve(*p)
-    book = ctx.portfolio.book
+    book = portfolio.book
     d_slot = np.flatnonzero(book.level == "D")
-    inj_bus = np.unique(ctx.portfolio.slot_bus[d_slot])
+    inj_bus = np.unique(portfolio.slot_bus[d_slot])
     sens = sensitivities(model, result, inj_bus)
     zone = np.full(len(book), -1)
     zones = feeder_zones(d_net, {i.hv_bus for i in interfaces}
                          | {int(d_net.trafo.lv_bus[i.trafo]) for i in interfaces})
-    zone[d_slot] = [zones.get(int(b), -1) for b in ctx.portfolio.slot_bus[d_slot]]
+    zone[d_slot] = [zones.get(int(b), -1) for b in portfolio.slot_bus[d_slot]]
     # how injections anywhere move each D grid's interface (HV) voltage, which its MV buses
     # follow: sensitivities of the T grid at the same first step
-    t_rt = ctx.levels["T"]
+    t_rt = levels["T"]
     t_model = t_rt.model
     t_res = t_model.solve(t_rt.re_load_p[0], t_rt.re_load_q[0], t_rt.re_sgen_p[0],
                           t_rt.re_sgen_q[0], t_rt.re_sto_p[0], t_rt.re_sto_q[0])
     t_cols = np.unique(book.t_bus)
     t_bus_pos = t_model.net.bus.index.get_indexer(
-        [next(i.hv_bus for i in interfaces if i.grid == g) for g in ctx.dso_grids])
-    t_sens = sensitivities(t_model, t_res, ctx.tmodel.bus[t_cols], bus_pos=t_bus_pos)
-    hv_dv = np.zeros((len(ctx.dso_grids), len(book)))
+        [next(i.hv_bus for i in interfaces if i.grid == g) for g in dso_grids])
+    t_sens = sensitivities(t_model, t_res, tmodel.bus[t_cols], bus_pos=t_bus_pos)
+    hv_dv = np.zeros((len(dso_grids), len(book)))
     col_of = {int(c): j for j, c in enumerate(t_cols)}
     slot_col = np.array([col_of[int(c)] for c in book.t_bus])
     hv_dv[:, :] = t_sens.dv_dp[:, slot_col]
     return DModel(sens=sens, inj_col={int(b): j for j, b in enumerate(inj_bus)}, zone=zone,
-                  capability=ctx.portfolio.capability(), hv_dv=hv_dv)
+                  capability=portfolio.capability(), hv_dv=hv_dv)
 
 
 def feeder_zones(net, cut_buses: set[int]) -> dict[int, int]:
@@ -360,8 +379,10 @@ SIM_CONFIG = {
 }
 
 
-def build_world(ctx: RunContext, writer, on_step=None):
-    """Start and connect the simulators; returns the world and the simulator instances."""
+def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
+    """Start and connect the simulators; returns the world. Each simulator gets its part of
+    the run (a level, the portfolio, the scheme); the simulators add the time they spend in
+    power flows and clearing to `timing`, which the runner reads after the run."""
     import mosaik
     from tsodso.simulators.mosaik_fix import apply as apply_mosaik_fix
 
@@ -370,10 +391,16 @@ def build_world(ctx: RunContext, writer, on_step=None):
     world = mosaik.World(SIM_CONFIG, max_loop_iterations=loops, skip_greetings=True,
                          configure_logging=False)
     with world.group():
-        tsim = world.start("Grid", ctx=ctx, level="T")
-        dsim = world.start("Grid", ctx=ctx, level="D")
-        psim = world.start("Providers", ctx=ctx)
-        csim = world.start("Coordinator", ctx=ctx)
+        coupling = ctx.scenario.coupling
+        tsim = world.start("Grid", runtime=ctx.levels["T"], step_s=ctx.step_s,
+                           tolerance_mw=coupling.tolerance_mw,
+                           max_iterations=coupling.max_iterations, timing=timing)
+        dsim = world.start("Grid", runtime=ctx.levels["D"], step_s=ctx.step_s,
+                           tolerance_mw=coupling.tolerance_mw,
+                           max_iterations=coupling.max_iterations, timing=timing)
+        psim = world.start("Providers", portfolio=ctx.portfolio, step_s=ctx.step_s,
+                           until=ctx.until)
+        csim = world.start("Coordinator", ctx=ctx, timing=timing)
         t_ent = tsim.Grid(grid=ctx.t_name)
         d_ents = [dsim.Grid(grid=g) for g in ctx.dso_grids]
         prov = psim.Providers()

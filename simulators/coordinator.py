@@ -16,6 +16,8 @@ import numpy as np
 from tsodso.coordination.conflicts import StepView, detect
 from tsodso.coordination.need import assess, violation_cost
 from tsodso.core.records import StepRecord
+from tsodso.core.vocabulary import DSO_PREFIX, TSO, buyer_side
+from tsodso.simulators.timing import Timing
 
 META = {
     "api_version": "3.0",
@@ -30,16 +32,19 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.out: dict = {}
 
-    def init(self, sid, time_resolution=1.0, ctx=None):
+    def init(self, sid, time_resolution=1.0, ctx=None, timing: Timing | None = None):
         self.ctx = ctx
+        self.timing = timing or Timing()
         self.step_s = ctx.step_s
         self.step_h = ctx.step_s / 3600.0
         self.scheme = ctx.scheme
+        self.book = self.scheme.book  # the run's slots; this step's offers arrive as `bids`
+        self.dgrids = ctx.market.distribution
         self.reports: dict = {}
         self.cleared_at = -1
         self.pending = None
-        book = ctx.portfolio.book
-        self.slot_of = {r: i for i, r in enumerate(book.resource.tolist())}
+        self.slot_of = {r: i for i, r in enumerate(self.book.resource.tolist())}
+        self.dso_pos = {g: i for i, g in enumerate(ctx.dso_grids)}
         return self.meta
 
     def create(self, num, model):
@@ -47,9 +52,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
 
     def step(self, time, inputs, max_advance):
         data = inputs.get("coordinator", {})
-        for book in data.get("bids", {}).values():
-            if book is not None:
-                self.book = book
+        for offers in data.get("bids", {}).values():
+            if offers is not None:
+                self.book.update(offers.mw, offers.price)
         t_report = False
         for rep in data.get("report", {}).values():
             if rep is None:
@@ -71,7 +76,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         needs = assess(k, self.reports, ctx.limits)
         t0 = _time.perf_counter()
         outcome = self.scheme.clear(needs, dict(self.reports))
-        ctx.timing["clearing_s"] += _time.perf_counter() - t0
+        self.timing.clearing_s += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy())
         self.cleared_at = time
         self.out = {"activations": outcome.activated}
@@ -84,15 +89,11 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         acts = outcome.activations
         costs = dict(tso=0.0, dso=0.0, brp=0.0)
         by_grid = np.zeros(len(ctx.dso_grids))
-        dso_pos = {g: i for i, g in enumerate(ctx.dso_grids)}
         for a in acts:
-            if a.buyer == "TSO":
-                costs["tso"] += a.cost
-            elif a.buyer.startswith("DSO:"):
-                costs["dso"] += a.cost
-                by_grid[dso_pos[a.buyer[4:]]] += a.cost
-            else:
-                costs["brp"] += a.cost
+            side = buyer_side(a.buyer)
+            costs[side] += a.cost
+            if side == "dso":
+                by_grid[self.dso_pos[a.buyer[len(DSO_PREFIX):]]] += a.cost
         pen = ctx.scenario.penalties
         after = assess(k, self.reports, ctx.limits)
         costs["imbalance"] = abs(outcome.unserved_mw) * self.step_h * pen.imbalance_eur_per_mwh
@@ -120,9 +121,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         slot = self.slot_of
         tso = np.zeros(len(book))
         for a in outcome.activations:
-            if a.buyer == "TSO" and a.level == "D":
+            if a.buyer == TSO and a.level == "D":
                 tso[slot[a.resource]] += a.direction * a.mw
-        effects = self.scheme.d_effects(tso)
+        effects = self.dgrids.effects(tso)
         dv = {g: e[0] for g, e in effects.items()}
         dl = {g: e[1] for g, e in effects.items()}
         return StepView(
@@ -135,7 +136,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
                         ctx.limits[g].loading_max_percent) for g in ctx.dso_grids},
             area_imbalance_mw=needs.area_imbalance,
             schedule_tolerance_mw=ctx.scenario.market.schedule_tolerance_mw,
-            dso_balances_area=self.scheme.name == "shared_balancing")
+            dso_balances_area=self.scheme.dso_balances_area)
 
     def get_data(self, outputs):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tsodso.coordination.bid import BidBook
 from tsodso.core.vocabulary import RES_KINDS
-from tsodso.scenarios.schema import Scenario
 
 
 @dataclass
@@ -47,7 +47,15 @@ class GridAssets:
     bus_name: dict[int, str]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Offers:
+    """This step's offers, per bid slot of the run's book (slot order): MW and EUR/MWh."""
+
+    mw: np.ndarray
+    price: np.ndarray
+
+
+@dataclass(frozen=True)
 class Setpoints:
     """Changes to the realised element set-points of one grid (pandapower signs)."""
 
@@ -60,18 +68,19 @@ class Setpoints:
 class Portfolio:
     """All flexible resources of a run, their bid slots and their state."""
 
-    def __init__(self, scenario: Scenario, grids: list[GridAssets],
+    def __init__(self, flexibility: Any, grids: list[GridAssets],
                  t_col: Callable[[str, int], int], balancing_t_col: int, step_h: float):
         """`t_col(grid, bus)` gives the PTDF column where a resource's injection shows in the
-        T grid (a D grid's interface bus for its resources)."""
-        self.scenario = scenario
+        T grid (a D grid's interface bus for its resources). `flexibility` is the scenario's
+        section of that name (shares and prices per kind, the balancing ladder)."""
+        self.flex = flexibility
         self.step_h = step_h
         self.grids = {g.name: g for g in grids}
         rows: list[dict] = []
         # per slot: (grid, table, element weights) to spread an activation
         self._members: list[tuple[str, str, np.ndarray]] = []
         bus_of_slot: list[int] = []
-        flex = scenario.flexibility
+        flex = flexibility
         for g in grids:
             for kind in RES_KINDS:
                 for bus in np.unique(g.sgen_bus[g.sgen_kind == kind]):
@@ -127,14 +136,14 @@ class Portfolio:
             if table != "balancing":
                 self._slot_of[(grid, table, int(self.book.direction[s]))][idx] = s
         self._balancing = np.flatnonzero(self.book.kind == "balancing")
-        flex = self.scenario.flexibility
+        flex = self.flex
         self._sgen_share = {name: np.array([flex.offer(k).share for k in g.sgen_kind])
                             for name, g in self.grids.items()}
 
     # --- each step ----------------------------------------------------------------------
     def offer(self, k: int) -> BidBook:
         """Update the book's offered MW for step k from forecasts and state of charge."""
-        flex = self.scenario.flexibility
+        flex = self.flex
         mw = self.book.mw
         mw[:] = 0.0
         mw[self._balancing] = flex.balancing.block_mw
@@ -162,7 +171,7 @@ class Portfolio:
     def capability(self) -> np.ndarray:
         """MW each slot can offer at most over the run window (to weight pooled slots)."""
         cap = np.zeros(len(self.book))
-        flex = self.scenario.flexibility
+        flex = self.flex
         for s, (grid, table, idx) in enumerate(self._members):
             g = self.grids.get(grid)
             share = flex.offer(self.book.kind[s]).share if table != "balancing" else 1.0
@@ -186,23 +195,24 @@ class Portfolio:
 
         A slot's activation is spread over its elements in proportion to what each offered.
         """
-        out = self.neutral()
         mw = self.book.mw
         ratio = np.divide(activated, mw, out=np.zeros_like(mw), where=mw > 0)
+        dp = {name: {"sgen": np.zeros(g.fc_sgen.shape[1]), "load": np.zeros(g.fc_load.shape[1]),
+                     "storage": np.zeros(g.fc_sto.shape[1]), "balancing": 0.0}
+              for name, g in self.grids.items()}
         for s in self._balancing:
             grid = self._members[s][0]
-            out[grid].dp_balancing += float(activated[s]) * int(self.book.direction[s])
+            dp[grid]["balancing"] += float(activated[s]) * int(self.book.direction[s])
         for (name, table, d), w in self._weights.items():
             slot = self._slot_of[(name, table, d)]
             ok = slot >= 0
             delta = np.where(ok, w * ratio[np.maximum(slot, 0)], 0.0) * d  # + = more injection
-            sp = out[name]
             if table == "sgen":
-                sp.dp_sgen += delta
-            elif table == "load":
-                sp.dp_load -= delta
-            else:
-                sp.dp_sto -= delta
+                dp[name]["sgen"] += delta
+            else:  # loads and storage: more injection = less consumption / charging
+                dp[name][table] -= delta
+        out = {name: Setpoints(dp_load=v["load"], dp_sgen=v["sgen"], dp_sto=v["storage"],
+                               dp_balancing=v["balancing"]) for name, v in dp.items()}
         for name, g in self.grids.items():
             if len(g.sto_e0):
                 charge = g.fc_sto[k] + out[name].dp_sto

@@ -19,11 +19,12 @@ import mosaik_api_v3
 import numpy as np
 from tsodso.core.powerflow import GridModel, PowerFlowNotConverged
 from tsodso.simulators.flexibility import Setpoints
+from tsodso.simulators.timing import Timing
 
 V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
 
 
-@dataclass
+@dataclass(frozen=True)
 class GridReport:
     """The solved state of one grid at one loop iteration."""
 
@@ -90,13 +91,15 @@ class GridSim(mosaik_api_v3.Simulator):
         self.state: dict[str, dict] = {}
         self.time = -1
 
-    def init(self, sid, time_resolution=1.0, ctx=None, level: str = "T"):
-        self.ctx = ctx
-        self.level = level
-        self.rt: LevelRuntime = ctx.levels[level]
-        self.step_s = ctx.step_s
-        self.tol = ctx.scenario.coupling.tolerance_mw
-        self.max_iter = ctx.scenario.coupling.max_iterations
+    def init(self, sid, time_resolution=1.0, runtime: LevelRuntime | None = None,
+             step_s: int = 900, tolerance_mw: float = 0.01, max_iterations: int = 10,
+             timing: Timing | None = None):
+        self.rt: LevelRuntime = runtime
+        self.level = runtime.level
+        self.step_s = step_s
+        self.tol = tolerance_mw
+        self.max_iter = max_iterations
+        self.timing = timing or Timing()
         self.iteration = 0
         self.v_out = None
         self.v_sent: dict = {}
@@ -163,7 +166,7 @@ class GridSim(mosaik_api_v3.Simulator):
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
         except PowerFlowNotConverged:
             res = None
-        self.ctx.timing["powerflow_s"] += _time.perf_counter() - t0
+        self.timing.powerflow_s += _time.perf_counter() - t0
         self.iteration += 1
         for eid, st in self.state.items():
             sl = rt.grids[eid]

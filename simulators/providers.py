@@ -1,6 +1,6 @@
 """mosaik simulator of the flexibility providers.
 
-Every step it publishes the bid book (what each resource offers, from forecasts and state) and
+Every step it publishes the offers (MW and price per bid slot, from forecasts and state) and
 a neutral set-point message that starts the grids' step. When the coordinator's activations
 arrive (same step, weak connection) it turns them into set-point changes per grid and updates
 the resources' state (state of charge).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mosaik_api_v3
 import numpy as np
+from tsodso.simulators.flexibility import Offers, Portfolio
 
 META = {
     "api_version": "3.0",
@@ -27,10 +28,11 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         super().__init__(META)
         self.out: dict = {}
 
-    def init(self, sid, time_resolution=1.0, ctx=None):
-        self.ctx = ctx
-        self.portfolio = ctx.portfolio
-        self.step_s = ctx.step_s
+    def init(self, sid, time_resolution=1.0, portfolio: Portfolio | None = None,
+             step_s: int = 900, until: int = 0):
+        self.portfolio = portfolio
+        self.step_s = step_s
+        self.until = until
         return self.meta
 
     def create(self, num, model):
@@ -47,9 +49,10 @@ class ProvidersSim(mosaik_api_v3.Simulator):
             self.out = {"setpoints": setpoints} if np.any(activated > 1e-6) else {}
             return None
         book = self.portfolio.offer(k)
-        self.out = {"bids": book, "setpoints": self.portfolio.neutral()}
+        self.out = {"bids": Offers(book.mw.copy(), book.price.copy()),
+                    "setpoints": self.portfolio.neutral()}
         nxt = time + self.step_s
-        return nxt if nxt < self.ctx.until else None
+        return nxt if nxt < self.until else None
 
     def get_data(self, outputs):
         wanted = outputs.get("providers", [])

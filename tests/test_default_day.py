@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tsodso.coordination.schemes import SCHEMES
+from tsodso.coordination.schemes import scheme_names
 from tsodso.scenarios.load import load
 
 from tsodso import results
@@ -14,7 +14,7 @@ from tsodso.compare import compare
 def table(tmp_path_factory):
     sc = load("default", {"run.start": "2016-05-30T11:00:00", "run.steps": 12})
     out = tmp_path_factory.mktemp("default")
-    compare(sc, list(SCHEMES), out)
+    compare(sc, list(scheme_names()), out)
     return results.compare(out)
 
 
@@ -26,7 +26,7 @@ def test_d_congestion_and_imbalance_occur(table):
 
 
 def test_every_scheme_activates_and_schemes_differ(table):
-    for scheme in SCHEMES:
+    for scheme in scheme_names():
         if scheme != "none":
             assert table.loc[scheme, "activated_mwh"] > 0, scheme
     totals = table["total_cost_eur"]

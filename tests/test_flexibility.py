@@ -28,7 +28,7 @@ def portfolio():
                    sto_bus=np.array([], dtype=int), sto_rating=np.zeros(0), sto_e_min=np.zeros(0),
                    sto_e_max=np.zeros(0), sto_e0=np.zeros(0), fc_load=z, fc_sgen=z, fc_sto=z,
                    bus_name={})
-    return Portfolio(sc, [t, _grid()], lambda g, b: 0, 0, step_h=0.25)
+    return Portfolio(sc.flexibility, [t, _grid()], lambda g, b: 0, 0, step_h=0.25)
 
 
 def _slot(p, resource_part, direction):
@@ -40,7 +40,7 @@ def _slot(p, resource_part, direction):
 
 def test_availability(portfolio):
     book = portfolio.offer(0)
-    share = portfolio.scenario.flexibility
+    share = portfolio.flex
     assert book.mw[_slot(portfolio, "pv@b1", -1)] == pytest.approx(8.0 * share.pv.share)
     assert book.mw[_slot(portfolio, "wind@b2", -1)] == pytest.approx(10.0 * share.wind.share)
     assert book.mw[_slot(portfolio, "load@b1", 1)] == pytest.approx(4.0 * share.load.share)

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from tsodso.coordination.schemes import SCHEMES
+from tsodso.coordination.schemes import scheme_names
 from tsodso.results.report import SCHEME_LABELS, SECTIONS, build_report
 from tsodso.scenarios.load import load, parse
 
@@ -128,7 +128,7 @@ def assert_shown(cell: str, expected: float) -> None:
 @pytest.fixture(scope="module")
 def cmp_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cmp")
-    compare(make_scenario(steps=STEPS, extra=TIGHT_D), list(SCHEMES), out)
+    compare(make_scenario(steps=STEPS, extra=TIGHT_D), list(scheme_names()), out)
     return out
 
 
@@ -282,7 +282,7 @@ def test_self_contained(report, page):
 
 def test_reproduce_command_and_stored_scenario(page, cmp_dir):
     cmd = page.text_by_id["command"]
-    assert cmd == (f"tsodso compare test-tiny.toml --schemes {','.join(SCHEMES)} "
+    assert cmd == (f"tsodso compare test-tiny.toml --schemes {','.join(scheme_names())} "
                    f"--steps {STEPS} --seed 1 --out {cmp_dir}")
     link = next(v for t, k, v in page.attrs if t == "a" and k == "href" and v.startswith("data:"))
     toml_text = base64.b64decode(link.split(",", 1)[1]).decode("utf-8")

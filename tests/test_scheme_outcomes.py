@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from tsodso.coordination.need import assess
-from tsodso.coordination.schemes import SCHEMES
+from tsodso.coordination.schemes import scheme_names
 from tsodso.scenarios.world import prepare
 from tsodso.simulators import coordinator
 
@@ -23,7 +23,7 @@ STRESS = "2016-07-21T11:00:00"
 def runs(tmp_path_factory):
     out = {}
     base = tmp_path_factory.mktemp("outcomes")
-    for scheme in SCHEMES:
+    for scheme in scheme_names():
         path = base / f"{scheme}.h5"
         kpis = run(make_scenario(steps=1, start=STRESS), scheme, path)
         with h5py.File(path) as f:
@@ -91,7 +91,7 @@ def _linear_cost(common, x_slot, need, reports) -> float:
     flow = common.t_flow(reports) + common.tm.ptdf[:, book.t_bus] @ signed
     cost += pen.overload_eur_per_mwh * np.maximum(np.abs(flow) - common.tm.limit_mw, 0).sum()
     xp = np.bincount(common.pools.pool_of, weights=signed, minlength=common.pools.n)
-    state = common.d_state(reports)
+    state = common.dg.state(reports)
     for dr in common.rows:
         st = state[dr.grid]
         vm = st.vm + dr.dv @ xp[dr.pools]
@@ -105,12 +105,13 @@ def _linear_cost(common, x_slot, need, reports) -> float:
 
 def test_common_is_cheapest_on_the_linear_model(step_inputs):
     sc = make_scenario(steps=1, start=STRESS)
-    contexts = {s: prepare(sc, s) for s in SCHEMES}
+    contexts = {s: prepare(sc, s) for s in scheme_names()}
     common = contexts["common"].scheme
     needs = assess(0, step_inputs, contexts["common"].limits)
     costs = {}
     for s, ctx in contexts.items():
-        ctx.portfolio.offer(0)  # the providers' bids of the step
+        offers = ctx.portfolio.offer(0)  # the providers' bids of the step
+        ctx.scheme.book.update(offers.mw, offers.price)
         outcome = ctx.scheme.clear(needs, step_inputs)
         costs[s] = _linear_cost(common, outcome.activated, needs.tso_need_mw, step_inputs)
     tie_tolerance = 1e-5 * len(common.book) * 10.0 * common.step_h

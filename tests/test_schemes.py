@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 from tsodso.coordination.market import DState
-from tsodso.coordination.schemes import SCHEMES
+from tsodso.coordination.schemes import scheme_names
 from tsodso.scenarios.world import prepare
 
 from tests.conftest import make_scenario
@@ -31,13 +31,13 @@ def test_d_offer_caps_never_create_violations(local_ctx):
         vm = np.full(n_bus, 1.095)  # 0.005 pu below the 1.10 limit
         vm[0] = 1.12  # one bus already above
         state[g] = DState(vm, np.full(n_br, 95.0), 0.9, 1.10, 100.0)
-    caps = scheme.deliverable(mw, state, no_worse=True)
+    caps = scheme.dg.deliverable(mw, state, no_worse=True)
     assert np.all(caps <= mw + 1e-12) and np.all(caps >= 0)
     for trial in range(20):
         take = caps * rng.uniform(0.0, 1.0, len(caps)) if trial else caps
         signed = book.direction * take
         for g, st in state.items():
-            dv, dl = scheme.d_effect(g, signed)
+            dv, dl = scheme.dg.effect(g, signed)
             vm_new, ld_new = st.vm + dv, st.loading + dl
             assert np.all(vm_new <= np.maximum(st.vm_max, st.vm) + 1e-9)
             assert np.all(vm_new >= np.minimum(st.vm_min, st.vm) - 1e-9)
@@ -56,7 +56,7 @@ price_down = 25.0
 """
 
 
-@pytest.mark.parametrize("scheme", [s for s in SCHEMES if s != "none"])
+@pytest.mark.parametrize("scheme", [s for s in scheme_names() if s != "none"])
 def test_every_scheme_balances_tiny(tmp_path, scheme):
     path = tmp_path / f"{scheme}.h5"
     kpis = run(make_scenario(steps=6, start="2016-06-15T11:00:00", extra=AMPLE), scheme, path)

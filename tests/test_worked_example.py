@@ -12,9 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from tsodso.coordination.bid import BidBook
+from tsodso.coordination.dgrids import DGridView, DModel
 from tsodso.coordination.dnetwork import DSensitivity
 from tsodso.coordination.need import GridLimits, Needs
-from tsodso.coordination.schemes import DModel, TransmissionModel, make_scheme
+from tsodso.coordination.ptdf import TransmissionModel
+from tsodso.coordination.schemes import MarketSetup, make_scheme
 from tsodso.scenarios.load import parse
 
 ROWS = [  # resource, kind, grid, level, t_bus, direction, mw, price
@@ -26,25 +28,26 @@ ROWS = [  # resource, kind, grid, level, t_bus, direction, mw, price
 ]
 
 
-def _context(scheme: str):
+def _setup() -> MarketSetup:
     book = BidBook.from_rows(ROWS)
     sens = DSensitivity(bus=np.array([0]), branch=np.array([0]), dv_dp=np.array([[0.002]]),
                         dl_dp=np.array([[0.0]]), inj_bus=np.array([7]))
-    ctx = SimpleNamespace(
-        scenario=parse('name = "worked example"\n[market]\nvoltage_margin_pu = 0.0\n'
-                       'loading_margin_percent = 0.0\n', "example"), step_s=900, t_name="T",
-        dso_grids=["D1"],
-        portfolio=SimpleNamespace(book=book, slot_bus=np.array([-1, -1, 7, 7, 7])),
-        tmodel=TransmissionModel(ptdf=np.zeros((1, 2)), rows_of_report=np.array([0]),
-                                 limit_mw=np.array([1000.0])),
-        dmodel=DModel(sens=sens, inj_col={7: 0}, zone=np.array([-1, -1, 0, 0, 0]),
-                      capability=book.mw.copy()),
-        levels={"D": SimpleNamespace(grids={"D1": SimpleNamespace(bus=np.array([0]),
-                                                                  branch=np.array([0]))})},
-        limits={"D1": GridLimits(0.9, 1.10, 100.0, np.array([10.0]))},
-        brp_imbalance={})
-    ctx.scheme = make_scheme(scheme, ctx)
-    return ctx
+    scenario = parse('name = "worked example"\n[market]\nvoltage_margin_pu = 0.0\n'
+                     'loading_margin_percent = 0.0\n', "example")
+    dmodel = DModel(sens=sens, inj_col={7: 0}, zone=np.array([-1, -1, 0, 0, 0]),
+                    capability=book.mw.copy())
+    view = DGridView(book=book, slot_bus=np.array([-1, -1, 7, 7, 7]), model=dmodel,
+                     grids=("D1",), bus={"D1": np.array([0])}, branch={"D1": np.array([0])},
+                     limits={"D1": GridLimits(0.9, 1.10, 100.0, np.array([10.0]))})
+    return MarketSetup(
+        book=book, step_h=0.25, t_name="T",
+        transmission=TransmissionModel(ptdf=np.zeros((1, 2)), rows_of_report=np.array([0]),
+                                       limit_mw=np.array([1000.0])),
+        distribution=view, penalties=scenario.penalties, market=scenario.market)
+
+
+def _scheme(name: str):
+    return make_scheme(name, _setup())
 
 
 REPORTS = {"T": SimpleNamespace(p_from_mw=np.array([0.0])),
@@ -69,22 +72,22 @@ EXPECTED = {
 
 @pytest.mark.parametrize("scheme", sorted(EXPECTED))
 def test_worked_example(scheme):
-    ctx = _context(scheme)
-    out = ctx.scheme.clear(NEEDS, REPORTS)
+    sch = _scheme(scheme)
+    out = sch.clear(NEEDS, REPORTS)
     got = {(a.resource, a.buyer): (round(a.mw, 6), round(a.cost, 6)) for a in out.activations}
     assert got == EXPECTED[scheme]
     assert out.unserved_mw == pytest.approx(0.0 if scheme != "none" else 8.0, abs=1e-6)
     # D1's voltage after the market on the linear model
-    signed = ctx.scheme.book.direction * out.activated
-    dv, _ = ctx.scheme.d_effect("D1", signed)
+    signed = sch.book.direction * out.activated
+    dv, _ = sch.setup.distribution.effect("D1", signed)
     expected_v = {"none": 1.11, "centralized": 1.126}.get(scheme, 1.10)
     assert 1.11 + dv[0] == pytest.approx(expected_v, abs=1e-9)
 
 
 def test_pay_as_clear_centralized_price():
-    ctx = _context("centralized")
-    ctx.scheme.pricing = "pay_as_clear"
-    out = ctx.scheme.clear(NEEDS, REPORTS)
+    sch = _scheme("centralized")
+    sch.pricing = "pay_as_clear"
+    out = sch.clear(NEEDS, REPORTS)
     (act,) = out.activations
     assert act.price == pytest.approx(50.0)  # the marginal up offer sets the price
     assert act.cost == pytest.approx(8.0 * 50.0 * 0.25)

@@ -12,7 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from tsodso.coordination.schemes import SCHEMES  # noqa: E402
+from tsodso.coordination.schemes import scheme_names  # noqa: E402
 from tsodso.scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
 
 
@@ -35,6 +35,15 @@ def scenarios() -> None:
         click.echo(f"{name:10s} {sc.description}")
 
 
+@main.command(name="schemes")
+def list_schemes() -> None:
+    """List the coordination schemes."""
+    from tsodso.coordination.schemes import scheme_class
+
+    for name in scheme_names():
+        click.echo(f"{name:18s} {scheme_class(name).label}")
+
+
 @main.command()
 @click.argument("file")
 def validate(file: str) -> None:
@@ -50,7 +59,7 @@ def validate(file: str) -> None:
 @main.command()
 @click.argument("scenario", default="default")
 @click.option("--scheme", default="centralized", show_default=True,
-              type=click.Choice(list(SCHEMES)), help="coordination scheme")
+              help="coordination scheme (see `tsodso schemes`)")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -61,6 +70,8 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
     """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
     from tsodso.runner import run as run_scheme
 
+    if scheme not in scheme_names():
+        _fail(f"unknown scheme '{scheme}'; known: {', '.join(scheme_names())}")
     try:
         sc = load(scenario, {"run.steps": steps, "run.seed": seed})
     except ScenarioError as exc:
@@ -91,11 +102,12 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     from tsodso.compare import compare as run_compare
     from tsodso.compare import format_table
 
-    names = list(SCHEMES) if schemes == "all" else [s.strip() for s in schemes.split(",")]
-    unknown = [s for s in names if s not in SCHEMES]
+    known = scheme_names()
+    names = list(known) if schemes == "all" else [s.strip() for s in schemes.split(",")]
+    unknown = [s for s in names if s not in known]
     if unknown or not names:
         _fail(f"unknown scheme(s) {', '.join(unknown) or '(none given)'}; "
-              f"known: {', '.join(SCHEMES)}")
+              f"known: {', '.join(known)}")
     try:
         sc = load(scenario, {"run.steps": steps, "run.seed": seed})
         rows = run_compare(sc, names, out_dir)
