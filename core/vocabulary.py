@@ -3,10 +3,12 @@ keys. One definition each, imported by every layer that names these things."""
 
 from __future__ import annotations
 
-#: Asset kinds whose RES output can be curtailed (down only).
-RES_KINDS: tuple[str, ...] = ("wind", "pv", "other_res")
-#: Asset kinds of the grids' elements (forecast errors and flexibility offers per kind).
-ASSET_KINDS: tuple[str, ...] = (*RES_KINDS, "load", "storage")
+from tsodso.core.assets import KINDS
+
+#: Asset kinds of the grids' elements (defined in tsodso.core.assets), in table order.
+ASSET_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS)
+#: Asset kinds whose RES output can be curtailed (the generators: down only).
+RES_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS if k.table == "sgen")
 #: Kinds of bid slots: the asset kinds plus the TSO's balancing ladder at the EHV link.
 BID_KINDS: tuple[str, ...] = (*ASSET_KINDS, "balancing")
 

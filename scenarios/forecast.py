@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.random import PCG64, Generator, SeedSequence
+from tsodso.core.assets import KINDS as ASSET_DEFS
+from tsodso.core.assets import classify
 from tsodso.core.vocabulary import RES_KINDS
 
 __all__ = [
@@ -73,42 +75,22 @@ class ErrorParams:
             raise ValueError(f"common must be in [0, 1], got {self.common}")
 
 
-WIND_INTRADAY = ErrorParams(sigma=0.05, rho=0.95, common=0.6)
-"""Wind, 15 min to 1 h ahead: single-farm RMSE ~4-6 % of capacity; errors persist for hours
-(rho 0.95 per 15 min ~ 5 h e-folding) and weather fronts hit neighbouring farms together."""
-PV_INTRADAY = ErrorParams(sigma=0.04, rho=0.9, common=0.5)
-"""PV, 15 min to 1 h ahead: RMSE ~3-5 % of installed power, driven by cloud passages that are
-shorter-lived than wind errors (rho 0.9 ~ 2.5 h) and partly regional."""
-OTHER_RES_INTRADAY = ErrorParams(sigma=0.01, rho=0.9, common=0.0)
-"""Biomass, hydro and other SimBench RES: steady, nearly dispatchable output, ~1 % of capacity,
-plant-specific."""
-LOAD_INTRADAY = ErrorParams(sigma=0.03, rho=0.9, common=0.3)
-"""Load, 15 min to 1 h ahead: ~3 % of peak for a single MV/HV connection (system-level error is
-1-2 %); the temperature-driven part is shared."""
-STORAGE_INTRADAY = ErrorParams(sigma=0.0, rho=0.0, common=0.0)
-"""Storage: scheduled by its operator and executed exactly, no forecast error."""
-
 DEFAULT_ERRORS: dict[str, ErrorParams] = {
-    "wind": WIND_INTRADAY,
-    "pv": PV_INTRADAY,
-    "other_res": OTHER_RES_INTRADAY,
-    "load": LOAD_INTRADAY,
-    "storage": STORAGE_INTRADAY,
-    "balancing": STORAGE_INTRADAY,
-}
-"""Intraday (15 min to 1 h ahead) defaults per asset kind; "balancing" (the TSO's offer ladder)
-has no forecast error."""
+    k.name: ErrorParams(*k.error) for k in ASSET_DEFS}
+"""Intraday (15 min to 1 h ahead) defaults per asset kind, with their sources in
+`tsodso.core.assets`; "balancing" (the TSO's offer ladder) has no forecast error."""
+DEFAULT_ERRORS["balancing"] = ErrorParams(0.0, 0.0, 0.0)
+WIND_INTRADAY = DEFAULT_ERRORS["wind"]
+PV_INTRADAY = DEFAULT_ERRORS["pv"]
+OTHER_RES_INTRADAY = DEFAULT_ERRORS["other_res"]
+LOAD_INTRADAY = DEFAULT_ERRORS["load"]
+STORAGE_INTRADAY = DEFAULT_ERRORS["storage"]
 
 
 def asset_kind_sgen(sgen_type: str) -> str:
-    """Asset kind of a SimBench sgen ``type``: Wind/Wind_MV -> "wind"; PV_MV, lv_RES (rooftop
-    PV) -> "pv"; everything else (Biomass_MV, Hydro_MV, mv_rural, ...) -> "other_res"."""
-    t = str(sgen_type)
-    if t.startswith("Wind"):
-        return "wind"
-    if t.startswith("PV") or t == "lv_RES":
-        return "pv"
-    return "other_res"
+    """Asset kind of a SimBench sgen ``type`` (see `tsodso.core.assets`): Wind/Wind_MV ->
+    "wind"; PV_MV, lv_RES (rooftop PV) -> "pv"; everything else -> "other_res"."""
+    return str(classify("sgen", [sgen_type])[0])
 
 
 def forecast_errors(rating: np.ndarray, kinds: np.ndarray, params: Mapping[str, ErrorParams],

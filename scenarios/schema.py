@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from tsodso.core.assets import KINDS as ASSET_DEFS
 from tsodso.core.vocabulary import ASSET_KINDS
 from tsodso.scenarios.forecast import DEFAULT_ERRORS
 
@@ -69,14 +70,11 @@ def _default_error(kind: str) -> ErrorCfg:
     return ErrorCfg(sigma=p.sigma, rho=p.rho, common=p.common)
 
 
-class ForecastCfg(Strict):
-    """Defaults: intraday forecast errors (see scenarios/forecast.py for their sources)."""
-
-    wind: ErrorCfg = _default_error("wind")
-    pv: ErrorCfg = _default_error("pv")
-    other_res: ErrorCfg = _default_error("other_res")
-    load: ErrorCfg = _default_error("load")
-    storage: ErrorCfg = _default_error("storage")
+#: One section per asset kind of tsodso.core.assets. Defaults: intraday forecast errors.
+ForecastCfg = create_model(
+    "ForecastCfg", __base__=Strict,
+    __doc__="Forecast error per asset kind (defaults and sources: tsodso.core.assets).",
+    **{k.name: (ErrorCfg, _default_error(k.name)) for k in ASSET_DEFS})
 
 
 class OfferCfg(Strict):
@@ -97,16 +95,18 @@ class LadderCfg(Strict):
     price_step: float = Field(20.0, ge=0.0, le=1e5)  # added per further block
 
 
-class FlexibilityCfg(Strict):
-    wind: OfferCfg = OfferCfg(share=0.5, price_up=0.0, price_down=35.0)
-    pv: OfferCfg = OfferCfg(share=0.5, price_up=0.0, price_down=45.0)
-    other_res: OfferCfg = OfferCfg(share=0.2, price_up=0.0, price_down=60.0)
-    load: OfferCfg = OfferCfg(share=0.1, price_up=120.0, price_down=25.0)
-    storage: OfferCfg = OfferCfg(share=0.8, price_up=70.0, price_down=15.0)
-    balancing: LadderCfg = LadderCfg()
-
+class _FlexibilityBase(Strict):
     def offer(self, kind: str) -> OfferCfg:
         return getattr(self, kind)
+
+
+#: One offer section per asset kind of tsodso.core.assets, then the TSO's balancing ladder.
+FlexibilityCfg = create_model(
+    "FlexibilityCfg", __base__=_FlexibilityBase,
+    __doc__="Flexibility offered per asset kind, and the TSO's balancing ladder.",
+    **{k.name: (OfferCfg, OfferCfg(share=k.offer[0], price_up=k.offer[1],
+                                   price_down=k.offer[2])) for k in ASSET_DEFS},
+    balancing=(LadderCfg, LadderCfg()))
 
 
 class LevelLimits(Strict):

@@ -24,10 +24,10 @@ from tsodso.coordination.dnetwork import sensitivities
 from tsodso.coordination.need import GridLimits
 from tsodso.coordination.ptdf import TransmissionModel, transmission_ptdf
 from tsodso.coordination.schemes import MarketSetup, Scheme, make_scheme
+from tsodso.core.assets import classify
 from tsodso.core.powerflow import GridModel
 from tsodso.scenarios.forecast import (
     ErrorParams,
-    asset_kind_sgen,
     forecast_errors,
     physical_bounds,
     realise,
@@ -172,11 +172,12 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
         "sto_p": _window(profiles, "storage", "p_mw", net.storage.index, rows,
                          net.storage.p_mw.to_numpy()),
     }
-    sgen_kind = np.array([asset_kind_sgen(str(t)) for t in net.sgen.type], dtype=object)
+    sgen_kind = classify("sgen", net.sgen.type)
+    load_kind = classify("load", net.load.profile if "profile" in net.load
+                         else [None] * len(net.load))
     rating = np.r_[np.abs(net.load.p_mw.to_numpy(float)), net.sgen.p_mw.to_numpy(float),
                    np.abs(net.storage.max_p_mw.fillna(net.storage.p_mw.abs()).to_numpy(float))]
-    kinds = np.r_[np.full(len(net.load), "load", dtype=object), sgen_kind,
-                  np.full(len(net.storage), "storage", dtype=object)].astype(str)
+    kinds = np.r_[load_kind, sgen_kind, classify("storage", [None] * len(net.storage))]
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
     # the error stream runs in quarter hours; a longer step takes every stride-th value
     err = forecast_errors(rating, kinds, params, (n - 1) * run.stride + 1, run.seed,
@@ -253,7 +254,7 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
             soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
             assets.append(GridAssets(
                 name=g, level=level,
-                sgen_kind=sgen_kind[spos[sl_sgen]].astype(str),
+                sgen_kind=sgen_kind[spos[sl_sgen]], load_kind=load_kind[lpos[sl_load]],
                 sgen_bus=lnet.sgen.bus.to_numpy()[sl_sgen],
                 load_bus=lnet.load.bus.to_numpy()[sl_load], sto_bus=sto.bus.to_numpy(),
                 sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),

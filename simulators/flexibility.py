@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from tsodso.coordination.bid import BidBook
-from tsodso.core.vocabulary import RES_KINDS
+from tsodso.core.assets import KINDS, TABLES
 
 
 @dataclass
@@ -45,6 +45,19 @@ class GridAssets:
     fc_sgen: np.ndarray  # (steps, n_sgen) forecast p (injection +)
     fc_sto: np.ndarray  # (steps, n_sto) forecast p (charging +)
     bus_name: dict[int, str]
+    load_kind: np.ndarray | None = None  # (n_load,) kind of each load (None: all "load")
+
+    def kinds(self, table: str) -> np.ndarray:
+        """The asset kind of every element of `table` (tsodso.core.assets)."""
+        if table == "sgen":
+            return self.sgen_kind
+        if table == "load":
+            return (self.load_kind if self.load_kind is not None
+                    else np.full(len(self.load_bus), "load"))
+        return np.full(len(self.sto_bus), "storage")
+
+    def buses(self, table: str) -> np.ndarray:
+        return {"sgen": self.sgen_bus, "load": self.load_bus, "storage": self.sto_bus}[table]
 
 
 @dataclass(frozen=True)
@@ -81,19 +94,14 @@ class Portfolio:
         self._members: list[tuple[str, str, np.ndarray]] = []
         bus_of_slot: list[int] = []
         flex = flexibility
-        for g in grids:
-            for kind in RES_KINDS:
-                for bus in np.unique(g.sgen_bus[g.sgen_kind == kind]):
-                    idx = np.flatnonzero((g.sgen_kind == kind) & (g.sgen_bus == bus))
-                    self._add(rows, bus_of_slot, g, kind, "sgen", idx, int(bus), t_col, (-1,), flex)
-            for bus in np.unique(g.load_bus):
-                idx = np.flatnonzero(g.load_bus == bus)
-                self._add(rows, bus_of_slot, g, "load", "load", idx, int(bus), t_col, (1, -1),
-                          flex)
-            for bus in np.unique(g.sto_bus):
-                idx = np.flatnonzero(g.sto_bus == bus)
-                self._add(rows, bus_of_slot, g, "storage", "storage", idx, int(bus), t_col,
-                          (1, -1), flex)
+        for g in grids:  # one resource per kind and bus, in the order of the kinds table
+            for kind in KINDS:
+                is_kind = g.kinds(kind.table) == kind.name
+                buses = g.buses(kind.table)
+                for bus in np.unique(buses[is_kind]):
+                    idx = np.flatnonzero(is_kind & (buses == bus))
+                    self._add(rows, bus_of_slot, g, kind.name, kind.table, idx, int(bus), t_col,
+                              kind.directions, flex)
         ladder = flex.balancing
         t_grid = next(g.name for g in grids if g.level == "T")
         for direction, base in ((1, ladder.price_up), (-1, ladder.price_down)):
@@ -137,8 +145,9 @@ class Portfolio:
                 self._slot_of[(grid, table, int(self.book.direction[s]))][idx] = s
         self._balancing = np.flatnonzero(self.book.kind == "balancing")
         flex = self.flex
-        self._sgen_share = {name: np.array([flex.offer(k).share for k in g.sgen_kind])
-                            for name, g in self.grids.items()}
+        self._share = {(name, table): np.array([flex.offer(k).share for k in g.kinds(table)],
+                                               dtype=float)
+                       for name, g in self.grids.items() for table in TABLES}
 
     # --- each step ----------------------------------------------------------------------
     def offer(self, k: int) -> BidBook:
@@ -149,10 +158,10 @@ class Portfolio:
         mw[self._balancing] = flex.balancing.block_mw
         self._weights: dict[tuple[str, str, int], np.ndarray] = {}
         for name, g in self.grids.items():
-            w_sgen = np.maximum(g.fc_sgen[k], 0.0) * self._sgen_share[name]
-            w_load = np.maximum(g.fc_load[k], 0.0) * flex.load.share
+            w_sgen = np.maximum(g.fc_sgen[k], 0.0) * self._share[(name, "sgen")]
+            w_load = np.maximum(g.fc_load[k], 0.0) * self._share[(name, "load")]
             base, rating, soc = g.fc_sto[k], g.sto_rating, self.soc[name]
-            share = flex.storage.share
+            share = self._share[(name, "storage")]
             # up: discharge more (power down to -rating, energy above e_min); down: the opposite
             w_up = np.minimum(np.minimum(share * rating, base + rating),
                               (soc - g.sto_e_min) / self.step_h + base)
