@@ -1,6 +1,7 @@
-"""tsodso results: the HDF5 format (``writer``), KPIs (``kpis``), low-level readers (``read``)
-and the analyst API (``api``), re-exported here: ``results.open(path)`` -> ``Run``,
-``results.compare(dir)`` -> KPI DataFrame, ``results.export(dir_or_file, fmt)``.
+"""tsodso results: the HDF5 format (``format``, ``writer``), KPIs (``kpis``), the one reader
+(``read``), the HTML report (``report``) and the analyst API (``api``), re-exported here:
+``results.open(path)`` -> ``Run``, ``results.compare(dir)`` -> KPI DataFrame,
+``results.export(dir_or_file, fmt)``.
 
 The API is imported on first use (PEP 562), so that the simulation, which only needs
 ``results.writer``, does not pay for importing pandas and xarray.

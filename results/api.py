@@ -10,7 +10,6 @@ imported only when a Dataset is asked for.
 
 from __future__ import annotations
 
-import csv
 import re
 import warnings
 from datetime import datetime
@@ -21,27 +20,27 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 import pandas as pd
-from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS, compute_kpis
-from tsodso.results.read import _attr, open_results, steps_written
+from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS, read_kpis
+from tsodso.results.read import (
+    attr_value,
+    candidate_files,
+    check_format,
+    is_results_file,
+    meta_of,
+    names,
+    open_results,
+    read_costs,
+    read_table,
+    root_meta,
+    run_order,
+    steps_written,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
 
-#: Columns of ``Run.costs`` before the per-DSO-grid ones (``dso:<grid>``), all EUR per step.
-COST_COLUMNS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation", "total")
 #: Export formats of ``export``.
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "xlsx")
-
-_FORMAT_NAME = "tsodso-results"
-
-
-def _is_results_file(path: Path) -> bool:
-    """True if ``path`` is an HDF5 file with the tsodso-results format marker."""
-    try:
-        with open_results(path) as f:
-            return _attr(f.attrs.get("format")) == _FORMAT_NAME
-    except OSError:
-        return False
 
 
 class Run:
@@ -56,9 +55,7 @@ class Run:
         self.path = Path(path)
         self._closed = False
         with self._open() as f:  # fail early on a missing or foreign file
-            fmt = _attr(f.attrs.get("format"))
-            if fmt != _FORMAT_NAME:
-                raise ValueError(f"{self.path} is not a tsodso results file (format={fmt!r})")
+            check_format(f, self.path)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -83,16 +80,9 @@ class Run:
         return f"<results.Run {str(self.path)!r} ({state})>"
 
     @staticmethod
-    def _meta(f: h5py.File) -> dict:
-        meta = {k: _attr(v) for k, v in f.attrs.items()}
-        meta["start"] = datetime.fromisoformat(meta["start"])
-        meta["complete"] = bool(meta["complete"])
-        return meta
-
-    @staticmethod
     def _times(f: h5py.File, steps: np.ndarray) -> pd.DatetimeIndex:
         """Timestamps of step indices: start + step * step_s."""
-        start = pd.Timestamp(datetime.fromisoformat(_attr(f.attrs["start"])))
+        start = pd.Timestamp(datetime.fromisoformat(attr_value(f.attrs["start"])))
         seconds = np.asarray(steps, dtype=np.int64) * int(f.attrs["step_s"])
         return pd.DatetimeIndex(start + pd.to_timedelta(seconds, unit="s"), name="time")
 
@@ -100,18 +90,16 @@ class Run:
     def _time_index(cls, f: h5py.File) -> pd.DatetimeIndex:
         return cls._times(f, np.arange(steps_written(f)))
 
-    @staticmethod
-    def _names(ds: h5py.Dataset) -> list[str]:
-        return [str(s) for s in ds.asstr()[:]]
-
     # -- metadata -------------------------------------------------------------------------
 
     @property
     def meta(self) -> dict:
         """Root attributes (format, scheme, scenario, seed, start as datetime, step_s,
-        n_steps, complete as bool, software_version, scenario_toml)."""
+        n_steps, complete as bool, software_version, scenario_toml, and the scheme
+        description: scheme_label, scheme_short, scheme_description, scheme_counterfactual,
+        scheme_balances_areas, scheme_order, builtin; defaults for files without them)."""
         with self._open() as f:
-            return self._meta(f)
+            return root_meta(f)
 
     @property
     def steps(self) -> int:
@@ -135,24 +123,16 @@ class Run:
     def timing(self) -> dict[str, float]:
         """Wall-clock seconds of the run, when it reported them (``/timing``), else empty."""
         with self._open() as f:
-            return {k: _attr(v) for k, v in f["timing"].attrs.items()}
+            return {k: attr_value(v) for k, v in f["timing"].attrs.items()}
 
     # -- tables ---------------------------------------------------------------------------
 
     def _table(self, name: str) -> pd.DataFrame:
         with self._open() as f:
-            group = f[name]
-            columns = [_attr(c) for c in group.attrs["columns"]]
-            rows = min(group[c].shape[0] for c in columns)
-            data: dict[str, np.ndarray] = {}
-            for col in columns:
-                ds = group[col]
-                if ds.dtype.kind in "SO":
-                    data[col] = np.asarray(ds.asstr()[:rows], dtype=object)
-                else:
-                    data[col] = ds[:rows]
-            keep = data["step"] < steps_written(f)  # rows of a block the writer never finished
-            data = {c: v[keep] for c, v in data.items()}
+            data = read_table(f, name)
+            columns = list(data)
+            # strings as Python str objects, as pandas keeps them
+            data = {c: v.astype(object) if v.dtype.kind == "U" else v for c, v in data.items()}
             df = pd.DataFrame(data, columns=columns)
             df.insert(columns.index("step") + 1, "time", self._times(f, data["step"]))
         return df
@@ -175,12 +155,10 @@ class Run:
         """EUR incurred in each step, indexed by time: tso, dso, brp, imbalance, violation,
         total, then one ``dso:<grid>`` column per DSO grid."""
         with self._open() as f:
-            n = steps_written(f)
-            g = f["costs"]
-            data = {key: g[key][:n] for key in COST_COLUMNS}
-            by_grid = g["dso_by_grid"][:n]
-            for j, grid in enumerate(self._names(g["dso_grid"])):
-                data[f"dso:{grid}"] = by_grid[:, j]
+            costs = read_costs(f, steps_written(f))
+            data = dict(costs.parts)
+            for j, grid in enumerate(costs.dso_grid):
+                data[f"dso:{grid}"] = costs.dso_by_grid[:, j]
             return pd.DataFrame(data, index=self._time_index(f))
 
     @property
@@ -198,8 +176,8 @@ class Run:
         """KPIs (float Series named after the scheme, in ``KPI_UNITS`` order; units in
         ``.attrs["units"]``). Computed from the data when the file has none (killed run)."""
         with self._open() as f:
-            values = _kpis(f)
-            scheme = _attr(f.attrs["scheme"])
+            values = read_kpis(f)
+            scheme = attr_value(f.attrs["scheme"])
         series = pd.Series(values, name=scheme, dtype=float)
         series.index.name = "kpi"
         series.attrs["units"] = dict(KPI_UNITS)
@@ -209,7 +187,7 @@ class Run:
 
     @staticmethod
     def _var(ds: h5py.Dataset, n: int, dims: tuple[str, ...]) -> tuple:
-        attrs = {k: _attr(ds.attrs[k]) for k in ("units", "description") if k in ds.attrs}
+        attrs = {k: attr_value(ds.attrs[k]) for k in ("units", "description") if k in ds.attrs}
         return dims, ds[:n], attrs
 
     @property
@@ -224,9 +202,9 @@ class Run:
             return xr.Dataset(
                 {key: self._var(g[key], n, ("time", "interface")) for key in ("p_mw", "q_mvar")},
                 coords={"time": self._time_index(f).values,
-                        "interface": self._names(g["name"]),
-                        "grid": ("interface", self._names(g["grid"]))},
-                attrs={"scheme": _attr(f.attrs["scheme"])},
+                        "interface": names(g["name"]),
+                        "grid": ("interface", names(g["grid"]))},
+                attrs={"scheme": attr_value(f.attrs["scheme"])},
             )
 
     def grid(self, name: str) -> xr.Dataset:
@@ -240,24 +218,16 @@ class Run:
                 raise KeyError(f"no grid {name!r} in {self.path}; grids: {list(f['grids'])}")
             n = steps_written(f)
             g = f["grids"][name]
-            attrs = {"grid": name, **{k: _attr(v) for k, v in g.attrs.items()}}
+            attrs = {"grid": name, **{k: attr_value(v) for k, v in g.attrs.items()}}
             return xr.Dataset(
                 {"vm_pu": self._var(g["vm_pu"], n, ("time", "bus")),
                  "branch_loading_percent": self._var(g["branch_loading_percent"], n,
                                                      ("time", "branch"))},
                 coords={"time": self._time_index(f).values,
-                        "bus": self._names(g["bus"]),
-                        "branch": self._names(g["branch"])},
+                        "bus": names(g["bus"]),
+                        "branch": names(g["branch"])},
                 attrs=attrs,
             )
-
-
-def _kpis(f: h5py.File) -> dict[str, float]:
-    """The stored /kpis, or (file of a killed run, or missing names) KPIs computed now."""
-    stored = {k: _attr(v) for k, v in f["kpis"].attrs.items()}
-    if all(k in stored for k in KPI_UNITS):
-        return {k: stored[k] for k in KPI_UNITS}
-    return compute_kpis(f)
 
 
 def open_run(path: str | Path) -> Run:
@@ -268,52 +238,35 @@ def open_run(path: str | Path) -> Run:
 # -- comparison directories ---------------------------------------------------------------
 
 
-def _summary_order(directory: Path) -> list[str]:
-    """Scheme order of DIR/summary.csv (empty if there is none)."""
-    summary = directory / "summary.csv"
-    if not summary.is_file():
-        return []
-    with summary.open(newline="", encoding="utf-8") as fh:
-        return [row["scheme"] for row in csv.DictReader(fh) if row.get("scheme")]
-
-
 def _runs(path: str | Path) -> list[tuple[str, Path, dict, dict[str, float]]]:
     """(scheme, file, meta, kpis) of a run file, or of every run file in a directory.
 
-    Directory order: the order of summary.csv if present, other schemes after it by file
-    name. Files that are not tsodso results are skipped with a warning; two files of the
-    same scheme are an error.
+    Directory order: the order of summary.csv if present, then the schemes' own order
+    (``scheme_order``), then file name. Files that are not tsodso results are skipped with a
+    warning; two files of the same scheme are an error.
     """
     src = Path(path)
+    files = candidate_files(src)
     if src.is_dir():
-        files = []
-        for p in sorted(src.glob("*.h5")):
-            if _is_results_file(p):
-                files.append(p)
-            else:
-                warnings.warn(f"skipping {p}: not a tsodso results file", stacklevel=3)
+        for p in [p for p in files if not is_results_file(p)]:
+            warnings.warn(f"skipping {p}: not a tsodso results file", stacklevel=3)
+            files.remove(p)
         if not files:
             raise ValueError(f"no tsodso results files (*.h5) in {src}")
-    elif src.is_file():
-        files = [src]
-    else:
-        raise FileNotFoundError(f"no such file or directory: {src}")
 
-    found: dict[str, tuple[str, Path, dict, dict[str, float]]] = {}
+    found: list[tuple[str, Path, dict, dict[str, float]]] = []
+    seen: dict[str, Path] = {}
     for p in files:
         with open_results(p) as f:
-            if _attr(f.attrs.get("format")) != _FORMAT_NAME:
-                raise ValueError(f"{p} is not a tsodso results file")
-            meta = Run._meta(f)
-            meta["steps_written"] = steps_written(f)
-            kpis = _kpis(f)
+            check_format(f, p)
+            meta = meta_of(f)
+            kpis = read_kpis(f)
         scheme = meta["scheme"]
-        if scheme in found:
-            raise ValueError(f"two results files of scheme {scheme!r}: {found[scheme][1]} and {p}")
-        found[scheme] = (scheme, p, meta, kpis)
-    order = [s for s in _summary_order(src) if s in found] if src.is_dir() else []
-    order += [s for s in found if s not in order]
-    return [found[s] for s in order]
+        if scheme in seen:
+            raise ValueError(f"two results files of scheme {scheme!r}: {seen[scheme]} and {p}")
+        seen[scheme] = p
+        found.append((scheme, p, meta, kpis))
+    return [found[i] for i in run_order(src, [m for _, _, m, _ in found])]
 
 
 def _kpi_table(runs: list[tuple[str, Path, dict, dict[str, float]]]) -> pd.DataFrame:

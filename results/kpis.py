@@ -6,12 +6,16 @@ Works on complete and on interrupted files (only the steps written count).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import h5py
 import numpy as np
-from tsodso.core.vocabulary import RES_KINDS
-from tsodso.results.read import steps_written
+from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, RES_KINDS, TSO
+from tsodso.results.read import (
+    attr_value,
+    count_violations,
+    slabs,
+    steps_written,
+    table_slabs,
+)
 
 #: KPI name -> units, in the order they are written to /kpis.
 KPI_UNITS: dict[str, str] = {
@@ -35,15 +39,6 @@ COUNT_KPIS = frozenset({"conflicts", "voltage_violation_bus_steps", "overload_br
 #: Asset kinds whose downward activation is renewable curtailment.
 CURTAILABLE_KINDS = tuple(k.encode() for k in RES_KINDS)
 
-_SLAB_ROWS = 8192
-_TABLE_SLAB_ROWS = 65536
-
-
-def _slabs(ds: h5py.Dataset, n: int, rows: int = _SLAB_ROWS) -> Iterator[np.ndarray]:
-    """Rows [0, n) of a dataset, a slab at a time."""
-    for i in range(0, n, rows):
-        yield ds[i : min(i + rows, n)]
-
 
 def compute_kpis(f: h5py.File) -> dict[str, float]:
     """All KPIs of the steps written in ``f`` (counts as ``int``, the rest as ``float``).
@@ -57,34 +52,31 @@ def compute_kpis(f: h5py.File) -> dict[str, float]:
     k: dict[str, float] = {}
 
     costs = f["costs"]
-    k["total_cost_eur"] = sum(float(np.sum(a)) for a in _slabs(costs["total"], n))
-    for key in ("tso", "dso", "brp", "imbalance", "violation"):
-        k[f"{key}_cost_eur"] = sum(float(np.sum(a)) for a in _slabs(costs[key], n))
+    k["total_cost_eur"] = sum(float(np.sum(a)) for a in slabs(costs["total"], n))
+    for key in COST_KEYS:
+        k[f"{key}_cost_eur"] = sum(float(np.sum(a)) for a in slabs(costs[key], n))
 
     ds = f["needs/unresolved_imbalance_mw"]
-    k["unresolved_imbalance_mwh"] = sum(float(np.sum(np.abs(a))) for a in _slabs(ds, n)) * step_h
+    k["unresolved_imbalance_mwh"] = sum(float(np.sum(np.abs(a))) for a in slabs(ds, n)) * step_h
 
     volt = over = 0
     for grid in f["grids"].values():
-        vmin, vmax = float(grid.attrs["vm_min_pu"]), float(grid.attrs["vm_max_pu"])
-        lmax = float(grid.attrs["loading_max_percent"])
-        for a in _slabs(grid["vm_pu"], n):
-            volt += int(np.count_nonzero((a < vmin) | (a > vmax)))
-        for a in _slabs(grid["branch_loading_percent"], n):
-            over += int(np.count_nonzero(a > lmax))
+        v, o = count_violations(grid, n)
+        volt += v
+        over += o
     k["voltage_violation_bus_steps"] = volt
     k["overload_branch_steps"] = over
 
     activated = cross = curtailed = 0.0
     act = f["activations"]
-    for r0, r1, keep in _table_rows(act, n):
+    for r0, r1, keep in table_slabs(act, n):
         mwh = np.abs(act["mw"][r0:r1][keep]) * step_h
         level = act["level"][r0:r1][keep]
         buyer = act["buyer"][r0:r1][keep]
         kind = act["kind"][r0:r1][keep]
         direction = act["direction"][r0:r1][keep]
-        is_cross = ((buyer == b"TSO") & (level == b"D")) | (
-            np.char.startswith(buyer, b"DSO:") & (level == b"T")
+        is_cross = ((buyer == TSO.encode()) & (level == b"D")) | (
+            np.char.startswith(buyer, DSO_PREFIX.encode()) & (level == b"T")
         )
         is_curtail = np.isin(kind, CURTAILABLE_KINDS) & (direction == -1)
         activated += float(np.sum(mwh))
@@ -96,7 +88,7 @@ def compute_kpis(f: h5py.File) -> dict[str, float]:
 
     count, volume = 0, 0.0
     con = f["conflicts"]
-    for r0, r1, keep in _table_rows(con, n):
+    for r0, r1, keep in table_slabs(con, n):
         count += int(np.count_nonzero(keep))
         volume += float(np.sum(np.abs(con["mw"][r0:r1][keep]))) * step_h
     k["conflicts"] = count
@@ -105,13 +97,12 @@ def compute_kpis(f: h5py.File) -> dict[str, float]:
     return {name: k[name] for name in KPI_UNITS}
 
 
-def _table_rows(group: h5py.Group, n: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Row slabs (r0, r1, mask of rows whose step < n) of a table group."""
-    columns = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs["columns"]]
-    rows = min(group[c].shape[0] for c in columns)
-    for r0 in range(0, rows, _TABLE_SLAB_ROWS):
-        r1 = min(r0 + _TABLE_SLAB_ROWS, rows)
-        yield r0, r1, group["step"][r0:r1] < n
+def read_kpis(f: h5py.File) -> dict[str, float]:
+    """The stored /kpis, or (file of a killed run, or missing names) KPIs computed now."""
+    stored = {k: attr_value(v) for k, v in f["kpis"].attrs.items()}
+    if all(k in stored for k in KPI_UNITS):
+        return {k: stored[k] for k in KPI_UNITS}
+    return compute_kpis(f)
 
 
 def write_kpis(f: h5py.File, kpis: dict[str, float]) -> None:

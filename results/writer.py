@@ -20,13 +20,11 @@ from types import TracebackType
 import h5py
 import numpy as np
 from tsodso.core.records import Activation, Conflict, StepRecord
-from tsodso.core.vocabulary import COST_KEYS
+from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS
+from tsodso.results.format import FORMAT_NAME, FORMAT_VERSION
 from tsodso.results.kpis import compute_kpis, write_kpis
 
 __all__ = ["Activation", "Conflict", "StepRecord", "ResultsWriter", "RunMeta", "GridLayout"]
-
-FORMAT_NAME = "tsodso-results"
-FORMAT_VERSION = 1
 
 
 #: Fixed byte widths (UTF-8) of the string columns of the event tables. Variable-length
@@ -92,13 +90,14 @@ class RunMeta:
     software_version: str
     scenario_toml: str
     limits: dict[str, tuple[float, float, float]]  # level -> (vm_min_pu, vm_max_pu, loading_max_%)
-    scheme_label: str = ""
-    scheme_short: str = ""
-    scheme_description: str = ""
-    scheme_counterfactual: bool = False
-    scheme_balances_areas: bool = False
-    scheme_order: int = 100
-    builtin: str = ""
+    # The scheme describes itself, so that readers never branch on scheme names:
+    scheme_label: str = ""  # plain-language name, e.g. "Common TSO–DSO market"
+    scheme_short: str = ""  # short name for tables
+    scheme_description: str = ""  # what the scheme does, with notes specific to this run
+    scheme_counterfactual: bool = False  # the no-coordination baseline others are measured by
+    scheme_balances_areas: bool = False  # DSOs keep their interface on its agreed schedule
+    scheme_order: int = 100  # sort position in reports when no summary.csv gives an order
+    builtin: str = ""  # built-in scenario reproducing this run with its steps and seed, or ""
 
 
 class _Series:
@@ -186,6 +185,13 @@ class ResultsWriter:
         f.attrs["complete"] = np.bool_(False)
         f.attrs["software_version"] = m.software_version
         f.attrs["scenario_toml"] = m.scenario_toml
+        f.attrs["scheme_label"] = m.scheme_label
+        f.attrs["scheme_short"] = m.scheme_short
+        f.attrs["scheme_description"] = m.scheme_description
+        f.attrs["scheme_counterfactual"] = np.bool_(m.scheme_counterfactual)
+        f.attrs["scheme_balances_areas"] = np.bool_(m.scheme_balances_areas)
+        f.attrs["scheme_order"] = np.int64(m.scheme_order)
+        f.attrs["builtin"] = m.builtin
 
         b = self.block_steps
         time = self._resizable(f, "time", (), "int64", "s",
@@ -234,7 +240,7 @@ class ResultsWriter:
                "imbalance the market left unserved (same sign convention)")
 
         gc = f.create_group("costs")
-        for key in (*COST_KEYS, "total"):
+        for key in COST_COLUMNS:
             desc = "sum of the other components" if key == "total" else f"{key} cost"
             series(gc, key, None, "EUR", f"{desc} in the step (+ = paid, - = earned)")
         dso = self._names(gc, "dso_grid", list(dso_grids), "DSO grids (columns of dso_by_grid)")

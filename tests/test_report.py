@@ -1,9 +1,11 @@
 """The regulator report (`results.report.build_report`): sections, ranking and numbers read
-back from the results files, one self-contained HTML file, scenario text escaped, and the page
-rendered in headless Chromium (skipped where Chromium or playwright is not installed)."""
+back from the results files, one self-contained HTML file, scenario text escaped, the page
+rendered in headless Chromium (skipped where Chromium or playwright is not installed), a new
+section is one function and one list entry, and the results layer knows no scheme names."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
 import shutil
@@ -16,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from tsodso.coordination.schemes import scheme_names
-from tsodso.results.report import SCHEME_LABELS, SECTIONS, build_report
+from tsodso.results.report import SECTIONS, build_report, sections
 from tsodso.scenarios.load import load, parse
 
 from tests.conftest import make_scenario, scenario_text
@@ -29,6 +31,7 @@ STEPS = 8
 EVIL_NAME = "<script>alert(1)</script>"
 EVIL_DESC = "<img src=x onerror=alert(2)> & co"
 CHROMIUM = Path("/usr/bin/chromium")
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic"]
@@ -125,6 +128,12 @@ def assert_shown(cell: str, expected: float) -> None:
     assert abs(shown - expected) <= tol, (cell, expected)
 
 
+def label_of(path: Path) -> str:
+    """The scheme's plain-language name as the report shows it (stored, else the scheme)."""
+    with h5py.File(path) as f:
+        return str(f.attrs.get("scheme_label", "") or f.attrs["scheme"])
+
+
 @pytest.fixture(scope="module")
 def cmp_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cmp")
@@ -162,8 +171,8 @@ def evil_report(tmp_path_factory) -> Path:
 
 def test_sections_present(report, page, cmp_dir):
     assert report == cmp_dir / "report.html"
-    assert page.sections == list(SECTIONS)
-    for sid in SECTIONS:
+    assert page.sections == [sid for sid, _, _ in SECTIONS]
+    for sid, _, _ in SECTIONS:
         assert page.text_by_id[sid], sid
 
 
@@ -183,17 +192,17 @@ def test_ranking_matches_summary_totals(page, summary):
     assert_shown(page.text_by_id["cheapest"].split(" with ")[1].split(" EUR")[0], best)
 
 
-def test_findings_from_the_data(report, summary):
+def test_findings_from_the_data(report, summary, cmp_dir):
     text = report.read_text(encoding="utf-8")
     items = text.split('<ul id="findings">')[1].split("</ul>")[0].count("<li>")
     assert 3 <= items <= 5
     plain = " ".join(Page(text).text_by_id["findings"].split())
     top = max(summary, key=lambda r: int(r["conflicts"]))  # first of equals, like the report
-    assert (f"{SCHEME_LABELS[top['scheme']]} records the most TSO–DSO conflicts: "
+    assert (f"{label_of(cmp_dir / (top['scheme'] + '.h5'))} records the most TSO–DSO conflicts: "
             f"{int(top['conflicts']):,}") in plain
     dso = max((r for r in summary if r["scheme"] != "none"),
               key=lambda r: float(r["dso_cost_eur"]))
-    assert f"The DSOs pay most in {SCHEME_LABELS[dso['scheme']]}: " in plain
+    assert f"The DSOs pay most in {label_of(cmp_dir / (dso['scheme'] + '.h5'))}: " in plain
 
 
 def test_cost_split_matches_summary(page, summary):
@@ -313,6 +322,77 @@ def test_scenario_html_is_escaped(evil_report):
     assert EVIL_DESC in page.text_by_id["scenario-facts"]
 
 
+def test_new_section_is_one_function_and_one_entry(cmp_dir, tmp_path, monkeypatch):
+    def extra(rep) -> str:
+        return f'<p id="extra-body">{len(rep.runs)} runs, cheapest {rep.ranked[0][1].key}</p>'
+
+    monkeypatch.setattr(sections, "SECTIONS", [*SECTIONS, ("extra", "An extra section", extra)])
+    page = Page(build_report(cmp_dir, tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert page.sections == [*(sid for sid, _, _ in SECTIONS), "extra"]
+    assert page.text_by_id["extra"].startswith(f"{len(SECTIONS) + 1}. An extra section")
+    assert page.text_by_id["extra-body"].startswith(f"{len(scheme_names())} runs, cheapest ")
+    assert ('href', '#extra') in [(k, v) for t, k, v in page.attrs if t == "a"]
+
+
+def test_counterfactual_and_labels_come_from_the_files(cmp_dir, tmp_path):
+    """A label stored in the file is shown; the counterfactual is whatever the file says."""
+    src = tmp_path / "cmp"
+    src.mkdir()
+    for s in ("none", "local"):
+        shutil.copy(cmp_dir / f"{s}.h5", src / f"{s}.h5")
+    with h5py.File(src / "local.h5", "r+") as f:
+        f.attrs["scheme_label"] = "Local <markets>"
+        f.attrs["scheme_description"] = "Each DSO buys first & passes the rest on."
+    page = Page(build_report(src).read_text(encoding="utf-8"))
+    assert "Local <markets>" in page.text_by_id["cheapest"] + page.text_by_id["findings"]
+    assert "Each DSO buys first & passes the rest on." in page.text_by_id["assumptions"]
+    assert "Without coordination the same period would cost" in page.text_by_id["findings"]
+    with h5py.File(src / "none.h5", "r+") as f:
+        f.attrs["scheme_counterfactual"] = np.bool_(False)
+    page = Page(build_report(src).read_text(encoding="utf-8"))
+    assert "Without coordination" not in page.text_by_id["findings"]
+
+
+def _results_sources() -> list[Path]:
+    files = sorted(RESULTS_DIR.rglob("*.py"))
+    assert len(files) > 8
+    return files
+
+
+def test_results_code_names_no_scheme():
+    """Scheme names are data in the files, never literals or branches in the results layer."""
+    found = []
+    for path in _results_sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # plotting options such as edgecolors="none" are keyword values, not scheme names
+        options = {id(k.value) for k in ast.walk(tree) if isinstance(k, ast.keyword)}
+        for node in ast.walk(tree):
+            if id(node) in options:
+                continue
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                names = scheme_names()
+                if text in names or "shared_balancing" in text or "Shared balancing" in text:
+                    found.append(f"{path.name}:{node.lineno}: {text[:60]!r}")
+            if isinstance(node, ast.Name | ast.Attribute):
+                name = node.id if isinstance(node, ast.Name) else node.attr
+                if name.startswith("SCHEME_") and name != "SCHEME_ATTR_DEFAULTS":
+                    found.append(f"{path.name}:{node.lineno}: {name}")
+    assert found == []
+
+
+def test_results_layer_imports_only_core_and_results():
+    banned = ("tsodso.scenarios", "tsodso.simulators", "tsodso.coordination", "tsodso.runner",
+              "tsodso.compare", "tsodso.cli")
+    found = []
+    for path in _results_sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {m}" for m in mods if m.startswith(banned)]
+    assert found == []
+
+
 # ---------------------------------------------------------------------------------------------
 # headless Chromium
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +424,7 @@ def _open(browser, path: Path):
 
 def test_report_in_headless_chromium(browser, report, tmp_path):
     page, errors, requests, _ = _open(browser, report)
-    for sid in SECTIONS:
+    for sid, _, _ in SECTIONS:
         assert page.locator(f"section#{sid} h2").count() == 1, sid
         assert page.locator(f"section#{sid}").is_visible()
     images = page.evaluate(

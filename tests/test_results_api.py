@@ -83,6 +83,7 @@ def test_meta_and_time(hand_file):
         meta = r.meta
         assert meta["start"] == datetime(2016, 3, 1) and meta["complete"] is True
         assert meta["scheme"] == "centralized" and meta["step_s"] == STEP_S
+        assert meta["scheme_label"] == "Centralized market" and meta["builtin"] == ""
         assert r.steps == HAND_N and r.grids == ["HV1", "MV1.101"]
         assert r.timing == {"powerflow_s": 1.5, "clearing_s": 2.5, "total_s": 5.0}
         t = r.time

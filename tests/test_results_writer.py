@@ -46,6 +46,10 @@ def make_meta(n_steps: int = N) -> RunMeta:
         software_version="0.1.0",
         scenario_toml='name = "unit"\n',
         limits={"T": (0.9, 1.1, 100.0), "D": (0.95, 1.05, 80.0)},
+        scheme_label="Centralized market",
+        scheme_short="Centralized",
+        scheme_description="The TSO runs one market. In this run DSO prequalification is off.",
+        scheme_order=1,
     )
 
 
@@ -179,10 +183,30 @@ def test_root_attributes(run_file):
         assert f["grids/MV1.101"].attrs["vm_min_pu"] == 0.95
         assert f["grids/MV1.101"].attrs["loading_max_percent"] == 80.0
         assert dict(f["timing"].attrs) == {"powerflow_s": 1.5, "clearing_s": 2.5, "total_s": 5.0}
+        assert a["scheme_label"] == "Centralized market" and a["scheme_short"] == "Centralized"
+        assert a["scheme_description"].endswith("prequalification is off.")
+        assert not a["scheme_counterfactual"] and not a["scheme_balances_areas"]
+        assert a["scheme_order"] == 1 and a["builtin"] == ""
     meta = read_meta(path)
     assert meta["complete"] is True and meta["steps_written"] == N
+    assert meta["scheme_counterfactual"] is False and meta["scheme_order"] == 1
     assert meta["start"] == datetime(2016, 3, 1)
     assert meta["grids"]["HV1"]["vm_max_pu"] == 1.1
+
+
+def test_scheme_attributes_of_older_files_default(tmp_path):
+    """Files written before the scheme attributes existed read with the documented defaults."""
+    path = tmp_path / "old.h5"
+    write_run(path, n=3, block_steps=2)
+    with h5py.File(path, "r+") as f:
+        for key in ("scheme_label", "scheme_short", "scheme_description",
+                    "scheme_counterfactual", "scheme_balances_areas", "scheme_order", "builtin"):
+            del f.attrs[key]
+    meta = read_meta(path)
+    assert meta["scheme_label"] == meta["scheme_short"] == "centralized"
+    assert meta["scheme_description"] == "" and meta["builtin"] == ""
+    assert meta["scheme_counterfactual"] is False and meta["scheme_balances_areas"] is False
+    assert meta["scheme_order"] == 100
 
 
 def test_shapes_units_and_scales(run_file):

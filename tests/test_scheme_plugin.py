@@ -37,7 +37,7 @@ class MeritOrder(Scheme):
     label = "Merit-order toy market"
     short = "Merit order"
     description = "The TSO takes the cheapest offers until the system is balanced."
-    order = 90
+    order = 9
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
         book = self.book

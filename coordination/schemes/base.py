@@ -65,7 +65,7 @@ class Scheme:
     description: ClassVar[str] = ""  # the scheme as implemented, in plain language
     counterfactual: ClassVar[bool] = False  # the no-coordination reference
     dso_balances_area: ClassVar[bool] = False  # DSOs keep their interface on schedule
-    order: ClassVar[int] = 100  # position in tables and reports
+    order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
 
     def __init__(self, setup: MarketSetup):
         self.setup = setup

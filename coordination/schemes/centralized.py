@@ -23,7 +23,7 @@ class Centralized(Scheme):
                    "grid's limits (DC power flow). Distribution grids are not checked unless "
                    "DSO prequalification is switched on, which caps distribution offers to what "
                    "the distribution grids can take.")
-    order = 10
+    order = 1
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)

@@ -32,7 +32,7 @@ class Common(Scheme):
                    "cost. A distribution-connected activation counts as the DSO's purchase when "
                    "it relieves a violation that existed in its grid before the market; all "
                    "others are the TSO's.")
-    order = 40
+    order = 4
     parties: tuple[str, ...] = ()
 
     def __init__(self, setup: MarketSetup):

@@ -24,7 +24,7 @@ class Integrated(Common):
                    "responsible parties (BRPs) also trade: each BRP may buy flexibility against "
                    "its own portfolio imbalance instead of paying the imbalance price; the TSO "
                    "buys the balancing that is left and the DSOs their grid needs.")
-    order = 50
+    order = 5
 
     def __init__(self, setup: MarketSetup):
         self.parties = tuple(setup.brp_imbalance) if setup.market.brp_trading else ()

@@ -23,7 +23,7 @@ class Local(Scheme):
                    "passed to the TSO's market, capped to what the distribution grid can carry "
                    "without new violations; the TSO then buys to balance the system, including "
                    "the balance the DSOs' purchases moved.")
-    order = 20
+    order = 2
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)

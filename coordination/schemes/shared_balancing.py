@@ -24,7 +24,7 @@ class SharedBalancing(Scheme):
                    "the transmission-connected assets with transmission resources. Both markets "
                    "clear at the same time, independently.")
     dso_balances_area = True
-    order = 30
+    order = 3
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)

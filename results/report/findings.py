@@ -1,0 +1,142 @@
+"""Plain-language findings at the top of the report: who is cheapest, which violations and
+conflicts remain, who pays, what crosses the TSO–DSO boundary. Every number from the files;
+the run without coordination is recognised by its file's ``scheme_counterfactual``."""
+
+from __future__ import annotations
+
+from tsodso.results.report.data import TIE_EUR, ReportData
+from tsodso.results.report.format import count, esc, eur, kind_label, label, mwh, names, num, pct
+
+
+def findings(rep: ReportData) -> list[str]:
+    """Three to five plain-language findings (HTML), every number from the files."""
+    runs, ranked, crosses, conflicts = rep.runs, rep.ranked, rep.crosses, rep.conflicts
+    out = []
+    best_total = ranked[0][1].kpis["total_cost_eur"]
+    tied = [r for rank, r, _, _ in ranked if rank == 1]
+    coordinated = rep.coordinated
+    if len(runs) == 1:
+        k = runs[0].kpis
+        out.append(f"<strong>{esc(label(runs[0]))}</strong> costs {eur(best_total)} EUR over "
+                   f"the period: {eur(k['tso_cost_eur'])} EUR paid by the TSO, "
+                   f"{eur(k['dso_cost_eur'])} EUR by the DSOs, {eur(k['brp_cost_eur'])} EUR by "
+                   f"BRPs, {eur(k['imbalance_cost_eur'])} EUR imbalance and "
+                   f"{eur(k['violation_cost_eur'])} EUR violation penalties.")
+    elif len(tied) > 1:
+        out.append(f"{names(tied)} tie for the lowest total cost, {eur(best_total)} EUR over "
+                   f"the period (within {num(TIE_EUR, 1)} EUR of each other).")
+    else:
+        out.append(f"<strong>{esc(label(tied[0]))}</strong> has the lowest total cost: "
+                   f"{eur(best_total)} EUR over the period.")
+    if len(coordinated) > 1:
+        worst = max(coordinated, key=lambda r: r.kpis["total_cost_eur"])
+        best = min(coordinated, key=lambda r: r.kpis["total_cost_eur"])
+        diff = worst.kpis["total_cost_eur"] - best.kpis["total_cost_eur"]
+        if diff >= TIE_EUR:
+            rel = pct(diff / abs(best.kpis["total_cost_eur"]) * 100) if abs(
+                best.kpis["total_cost_eur"]) > 1e-9 else "–"
+            out[-1] += (f" Among the coordination schemes the most expensive, "
+                        f"{esc(label(worst))}, costs {eur(diff)} EUR ({rel}) more than "
+                        f"{esc(label(best))}.")
+    none = rep.counterfactual
+    if none is not None and coordinated:
+        k = none.kpis
+        pens = [f"{eur(k[key])} EUR {what}" for key, what in
+                (("imbalance_cost_eur", "penalties for unresolved imbalance"),
+                 ("violation_cost_eur", "penalties for grid violations")) if abs(k[key]) >= TIE_EUR]
+        out[-1] += (f" Without coordination the same period would cost "
+                    f"{eur(k['total_cost_eur'])} EUR"
+                    + (f", of which {' and '.join(pens)}." if pens else "."))
+
+    # distribution violations left
+    dv = {r.key: (r.levels["D"].volt_viol, r.levels["D"].overload) for r in runs
+          if "D" in r.levels}
+    left = [r for r in coordinated if sum(dv.get(r.key, (0, 0))) > 0]
+    if left:
+        worst = max(left, key=lambda r: sum(dv[r.key]))
+        clean = [r for r in coordinated if sum(dv.get(r.key, (0, 0))) == 0]
+        text = (f"<strong>{esc(label(worst))}</strong> leaves the most distribution-grid "
+                f"problems unresolved: {count(dv[worst.key][0])} bus-steps outside the voltage "
+                f"band and {count(dv[worst.key][1])} overloaded branch-steps.")
+        if clean:
+            text += f" {names(clean)} leave{'s' if len(clean) == 1 else ''} none."
+        else:
+            fewest = min(left, key=lambda r: sum(dv[r.key]))
+            text += (f" The fewest remain with {esc(label(fewest))} "
+                     f"({count(dv[fewest.key][0])} and {count(dv[fewest.key][1])}).")
+        if none is not None and none.key in dv:
+            worse = [r for r in coordinated if sum(dv.get(r.key, (0, 0))) > sum(dv[none.key])]
+            text += (f" Without coordination: {count(dv[none.key][0])} and "
+                     f"{count(dv[none.key][1])}")
+            if worse:
+                who = ("every coordination scheme ends" if len(worse) == len(coordinated) > 1
+                       else f"{names(worse)} end{'s' if len(worse) == 1 else ''}")
+                text += f"; {who} with more distribution-grid violations than no coordination."
+            else:
+                text += "."
+        out.append(text)
+    elif dv and not coordinated:
+        k = next(iter(dv.values()))
+        out.append(f"Without coordination the distribution grids see {count(k[0])} bus-steps "
+                   f"outside the voltage band and {count(k[1])} overloaded branch-steps.")
+    elif dv:
+        base = " (none arose even without coordination)" if none is not None and sum(
+            dv.get(none.key, (0, 0))) == 0 else ""
+        out.append("No coordination scheme leaves a voltage-band or loading violation in the "
+                   f"distribution grids{base}.")
+
+    # conflicts
+    totals = {r.key: sum(c for c, _ in conflicts[r.key][0].values()) for r in runs}
+    if any(totals.values()):
+        top = max(runs, key=lambda r: totals[r.key])
+        kinds = conflicts[top.key][0]
+        main_kind = max(kinds, key=lambda k: kinds[k][0])
+        grid_count: dict[str, int] = {}
+        for r in runs:
+            for g, (c, _) in conflicts[r.key][1].items():
+                grid_count[g] = grid_count.get(g, 0) + c
+        g_top = max(grid_count, key=lambda g: grid_count[g])
+        all_c = sum(grid_count.values())
+        vol = sum(v for _, v in kinds.values())
+        out.append(f"<strong>{esc(label(top))}</strong> records the most TSO–DSO conflicts: "
+                   f"{count(totals[top.key])} ({mwh(vol)} MWh), mostly "
+                   f"“{esc(kind_label(main_kind))}” ({count(kinds[main_kind][0])})."
+                   f" Across all schemes they concentrate in grid <code>{esc(g_top)}</code> "
+                   f"({count(grid_count[g_top])} of {count(all_c)} records, "
+                   f"{pct(grid_count[g_top] / all_c * 100)}).")
+    else:
+        out.append("No TSO–DSO conflict was recorded in any scheme.")
+
+    # who pays
+    paying = [r for r in coordinated if abs(r.kpis["dso_cost_eur"]) >= TIE_EUR]
+    if paying:
+        top = max(paying, key=lambda r: r.kpis["dso_cost_eur"])
+        k = top.kpis
+        proc = k["tso_cost_eur"] + k["dso_cost_eur"] + k["brp_cost_eur"]
+        share = pct(k["dso_cost_eur"] / proc * 100) if abs(proc) > 1e-9 else "–"
+        out.append(f"The DSOs pay most in <strong>{esc(label(top))}</strong>: "
+                   f"{eur(k['dso_cost_eur'])} EUR ({share} of what was paid for flexibility), "
+                   f"while the TSO pays {eur(k['tso_cost_eur'])} EUR there.")
+    elif coordinated:
+        out.append("The TSO pays for all flexibility in every scheme; the DSOs buy nothing.")
+
+    # across the boundary
+    top = max(runs, key=lambda r: r.kpis["cross_level_mwh"])
+    if top.kpis["cross_level_mwh"] > 0:
+        c = crosses[top.key]
+        act = top.kpis["activated_mwh"]
+        share = pct(top.kpis["cross_level_mwh"] / act * 100) if act > 0 else "–"
+        who = []
+        if c.tso_d_mwh > 0:
+            who.append(f"the TSO bought {mwh(c.tso_d_mwh)} MWh from distribution-connected "
+                       "resources")
+        if c.dso_t_mwh > 0:
+            who.append(f"the DSOs bought {mwh(c.dso_t_mwh)} MWh from transmission-connected "
+                       "resources")
+        out.append(f"<strong>{esc(label(top))}</strong> moves the most flexibility across the "
+                   f"TSO–DSO boundary: {mwh(top.kpis['cross_level_mwh'])} MWh ({share} of its "
+                   f"activated volume) for {eur(c.tso_d_eur + c.dso_t_eur)} EUR; "
+                   + " and ".join(who) + ".")
+    else:
+        out.append("No flexibility was bought across the TSO–DSO boundary in any scheme.")
+    return out[:5]
