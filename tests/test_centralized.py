@@ -152,9 +152,9 @@ def test_failed_warm_start_falls_back_to_a_cold_solve():
     check = mk.lp.checked
     calls = []
 
-    def reject_first(res):  # as if HiGHS had returned "unknown" once
+    def reject_first(status):  # as if HiGHS had returned "unknown" once
         calls.append(1)
-        return None if len(calls) == 1 else check(res)
+        return None if len(calls) == 1 else check(status)
 
     mk.lp.checked = reject_first
     c = mk.clear(bk.mw, bk.price, 45.0, NO_FLOW, NO_LIMIT)

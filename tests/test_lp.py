@@ -176,9 +176,9 @@ def test_failed_check_restarts_cold_on_the_same_model():
     mk.clear(mw, price, need={"system": 10.0}, t_flow0=np.zeros(3), t_limit=limit)
     check, calls = mk.lp.checked, []
 
-    def reject_first(res):
+    def reject_first(status):
         calls.append(1)
-        return None if len(calls) == 1 else check(res)
+        return None if len(calls) == 1 else check(status)
 
     mk.lp.checked = reject_first
     model = mk.model
