@@ -98,7 +98,7 @@ class Solution:
     row_dual: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)
 class MarketLP:
     """A market LP: the pyomo model the ``define_*`` functions fill, what each step changes,
     and (after :meth:`attach`) its persistent HiGHS solver."""
