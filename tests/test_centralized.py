@@ -149,14 +149,14 @@ def test_failed_warm_start_falls_back_to_a_cold_solve():
     mk = CentralizedMarket(bk, NO_NET, PEN, STEP_H)
     mk.clear(bk.mw, bk.price, 30.0, NO_FLOW, NO_LIMIT)
     model = mk.model
-    check = mk._optimal_values
+    check = mk.lp.checked
     calls = []
 
-    def reject_first(res, mw):  # as if HiGHS had returned "unknown" once
+    def reject_first(status):  # as if HiGHS had returned "unknown" once
         calls.append(1)
-        return None if len(calls) == 1 else check(res, mw)
+        return None if len(calls) == 1 else check(status)
 
-    mk._optimal_values = reject_first
+    mk.lp.checked = reject_first
     c = mk.clear(bk.mw, bk.price, 45.0, NO_FLOW, NO_LIMIT)
     assert mk.n_cold_restarts == 1 and mk.model is model
     assert np.allclose(c.activated, [20, 5, 20, 0])

@@ -1,0 +1,458 @@
+"""The one market LP core: constraint families, the persistent HiGHS solver, tie breaking.
+
+Every market of the schemes (the TSO's centralized market, the DSOs' local markets, the common
+TSO-DSO market) is one LP over columns ``x_p`` (activated MW per pool of bid slots, in the
+pool's direction ``dir_p = +1`` up / ``-1`` down), built once per run from the families below,
+each added by one ``define_*`` function (one named family per function, as in PyPSA's
+``optimization/constraints.py``)::
+
+    define_offers                 x_p in [0, mw_p]; cost sum_p price_p x_p
+    define_balance                sum_{p in a} dir_p x_p + short_a - long_a = need_a   (area a)
+    define_parties                sum_b y_bp <= x_p;  sum_p dir_p y_bp + qs_b - ql_b = qneed_b
+    define_transmission           lo_l <= sum_p PTDF[l, t_p] dir_p x_p - up_l + dn_l <= hi_l
+    define_interface_voltage      u_g = sum_p hv_g[p] dir_p x_p           (D grid g's HV bus)
+    define_distribution_voltage   sum_p dV[r, p] dir_p x_p + u_g - ovu_r <= vmax_r - v0_r
+                                  sum_p dV[r, p] dir_p x_p + u_g + ovd_r >= vmin_r - v0_r
+    define_distribution_loading   sum_p dL[b, p] dir_p x_p - ovl_b <= lmax_b - l0_b   (%)
+    define_objective              min sum price_p x_p + pen_imb (short + long + qs + ql)
+                                      + pen_T (up + dn) + pen_V (ovu + ovd) + sum_b pen_L_b ovl_b
+
+in MW and EUR/h (reported costs are x step_h). The slacks (all >= 0) keep every step feasible.
+``hi_l = limit_l - flow0_l``, ``lo_l = -limit_l - flow0_l``; T branches no pool can move (all
+coefficients below the family's tolerance) are left out. pen_V is per pu (the scenario's price
+per bus-hour buys ``VOLTAGE_STEP_PU``), pen_L_b per percentage point (the overload price times
+the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` are left out;
+``u_g`` is fixed to 0 for a grid without interface-voltage coupling.
+
+Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
+``x``), needs and the right-hand sides of the network rows. Each family records its rows
+(``MarketLP.rows``) and columns (``MarketLP.columns``); the solver writes the step's numbers
+straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
+more than the solve) and re-solves from the previous basis. The pyomo Params only hold the
+build-time values, except before a cold restart, when the step's numbers are stored in them.
+
+Ties: equal prices are ranked by pool index (lower index activated first) through a cost
+perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
+order; the optimum is then unique and independent of the warm-start history. Two policies:
+``"always"`` perturbs every solve and reports the duals of the perturbed LP (the D and common
+markets); ``"offered"`` perturbs only when offered pools share a price (rounded to 1e-6) and, with
+``exact_prices``, re-solves from that basis at the true prices for the exact duals (normally
+zero simplex iterations; the centralized market). The perturbation is at most
+``TIE_EPS * n`` (0.02 EUR/MWh for 2,000 pools); costs and settlement use the true prices.
+
+Robustness: every solve is checked (status, and reduced-cost signs against the bounds of every
+column); a warm-started HiGHS 1.15 run that fails the check (seen: status "unknown", or a
+claimed optimum that is not dual feasible, on tied prices; cf. ERGO-Code/HiGHS#1561, #3194) is
+repeated on a fresh HiGHS model built from the pyomo model (cold start, counted in
+``n_cold_restarts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.solvers.highs import Highs
+from pyomo.core.expr.numeric_expr import LinearExpression
+
+TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
+COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
+VOLTAGE_STEP_PU = 0.01  # one bus-hour penalty buys 0.01 pu of voltage for an hour
+ZERO_MW = 1e-6  # reported MW below this are set to zero (solver noise)
+RC_TOL = 1e-6  # EUR/MWh: reduced-cost sign tolerance of the optimality check (< TIE_EPS)
+
+
+@dataclass
+class DRows:
+    """Linear constraints of one D grid (sensitivities fixed for the run)."""
+
+    grid: str
+    pools: np.ndarray  # pool indices of this grid (columns)
+    dv: np.ndarray  # (buses, pools) pu per MW injected
+    dl: np.ndarray  # (branches, pools) percentage points per MW injected
+    rating_mva: np.ndarray  # (branches,)
+    hv: np.ndarray | None = None  # (all pools,) pu change of the grid's interface voltage per
+    #                               MW injected by each pool of the market: all its buses follow
+
+
+@dataclass
+class RowFamily:
+    """Rows whose bounds change per step: the constraint and the Params its bounds read
+    (``None``: that side is infinite; ``lo is hi`` for an equality)."""
+
+    con: pyo.Constraint
+    n: int
+    lo: pyo.Param | None
+    hi: pyo.Param | None
+
+
+@dataclass
+class Solution:
+    """One checked optimum, in HiGHS's column and row order."""
+
+    col: np.ndarray  # column values
+    rc: np.ndarray  # reduced costs
+    row_dual: np.ndarray
+
+
+@dataclass(eq=False)
+class MarketLP:
+    """A market LP: the pyomo model the ``define_*`` functions fill, what each step changes,
+    and (after :meth:`attach`) its persistent HiGHS solver."""
+
+    name: str
+    direction: np.ndarray
+    model: pyo.ConcreteModel = field(init=False)
+    rows: dict[str, RowFamily] = field(default_factory=dict)
+    columns: dict[str, list] = field(default_factory=dict)
+    cost_coefs: list = field(default_factory=list)
+    cost_vars: list = field(default_factory=list)
+    n_solves: int = 0
+    n_cold_restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.direction = np.asarray(self.direction, dtype=float)
+        self.n = len(self.direction)
+        self.model = pyo.ConcreteModel(name=self.name)
+        self.solver: Highs | None = None
+        self._mw = np.zeros(self.n)
+        self._cost = np.zeros(self.n)
+        self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add_cost(self, coefs: Sequence, variables: Sequence) -> None:
+        """Objective terms (coefficient, variable) of a family."""
+        self.cost_coefs += list(coefs)
+        self.cost_vars += list(variables)
+
+    # --- solver -----------------------------------------------------------------------
+    def attach(self) -> None:
+        """Hand the model to a (new) persistent HiGHS instance: a fresh HiGHS model with no
+        basis. Nothing in the structure changes afterwards, so pyomo's change detection is
+        off; the step's numbers go straight into the HiGHS model, which is run directly."""
+        if self.solver is None:
+            solver = Highs()
+            cfg = solver.config
+            au = cfg.auto_updates
+            for key in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
+                        "check_for_new_or_removed_params", "check_for_new_objective",
+                        "update_constraints", "update_vars", "update_named_expressions",
+                        "update_objective", "update_parameters"):
+                setattr(au, key, False)
+            cfg.load_solutions = False
+            cfg.raise_exception_on_nonoptimal_result = False
+            cfg.solver_options = {"output_flag": False, "threads": 1}
+            self.solver = solver
+        self.solver.set_instance(self.model)
+        self.highs = h = self.solver._solver_model
+        for key, val in self.solver.config.solver_options.items():
+            h.setOptionValue(key, val)
+        vmap = self.solver._pyomo_var_to_solver_var_map
+        cmap = self.solver._pyomo_con_to_solver_con_map
+        self.col_index = {key: np.array([vmap[id(v)] for v in vs], dtype=np.int32)
+                          for key, vs in self.columns.items()}
+        self.row_index = {key: np.array([cmap[fam.con[k]] for k in range(fam.n)],
+                                        dtype=np.int32)
+                          for key, fam in self.rows.items()}
+        lp = self.highs.getLp()
+        self._lb = np.array(lp.col_lower_, dtype=float)
+        self._ub = np.array(lp.col_upper_, dtype=float)
+
+    def set_offers(self, mw: np.ndarray) -> None:
+        """Upper bounds of ``x`` (offered MW) for this step."""
+        self._mw = mw
+        idx = self.col_index["x"]
+        self.highs.changeColsBounds(self.n, idx, np.zeros(self.n), mw)
+        self._ub[idx] = mw
+
+    def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
+        """Bounds of one row family for this step (``None``: that side is infinite)."""
+        fam = self.rows[key]
+        if fam.n == 0:
+            return
+        lo = np.full(fam.n, -np.inf) if lo is None else np.asarray(lo, dtype=float)
+        hi = np.full(fam.n, np.inf) if hi is None else np.asarray(hi, dtype=float)
+        self._bounds[key] = (lo, hi)
+        self.highs.changeRowsBounds(fam.n, self.row_index[key], lo, hi)
+
+    def _store(self) -> None:
+        """The step's numbers into the pyomo model (before building a fresh HiGHS model)."""
+        m = self.model
+        for v, ub in zip(self.columns["x"], self._mw.tolist(), strict=True):
+            v.setub(ub)
+        m.cost.store_values(dict(enumerate(self._cost.tolist())), check=False)
+        for key, (lo, hi) in self._bounds.items():
+            fam = self.rows[key]
+            for par, val in ((fam.lo, lo), (fam.hi, hi)):
+                if par is not None:
+                    par.store_values(dict(enumerate(val.tolist())), check=False)
+
+    def solve(self, cost: np.ndarray) -> Solution:
+        """Solve with objective coefficients ``cost`` on ``x``, warm-started from the last
+        basis; a result that fails :meth:`checked` is solved again on a fresh HiGHS model."""
+        self._cost = cost
+        self.highs.changeColsCost(self.n, self.col_index["x"], cost)
+        sol = self.checked(self._run())
+        if sol is None:
+            self.n_cold_restarts += 1
+            self._store()
+            self.attach()  # new HiGHS model: no basis, presolve on
+            status = self._run()
+            sol = self.checked(status)
+            if sol is None:
+                raise RuntimeError(f"{self.name} LP not solved: {status}")
+        return sol
+
+    def _run(self) -> highspy.HighsModelStatus:
+        """One HiGHS run on the model as it stands (pyomo's ``solve`` would only add a few
+        ms of output capture and result bookkeeping per call)."""
+        self.highs.run()
+        self.n_solves += 1
+        return self.highs.getModelStatus()
+
+    def checked(self, status: highspy.HighsModelStatus) -> Solution | None:
+        """The solution if ``status`` is optimal and its reduced costs have the right signs
+        (>= 0 at a lower bound, <= 0 at an upper bound, 0 in between), else None."""
+        if status != highspy.HighsModelStatus.kOptimal:
+            return None
+        sol = self.highs.getSolution()
+        val = np.asarray(sol.col_value, dtype=float)
+        rc = np.asarray(sol.col_dual, dtype=float)
+        tol_x = 1e-7 * (1.0 + np.abs(val))
+        at_lb = val <= self._lb + tol_x
+        at_ub = val >= self._ub - tol_x
+        bad = (at_lb & ~at_ub & (rc < -RC_TOL)) | (at_ub & ~at_lb & (rc > RC_TOL)) \
+            | (~at_lb & ~at_ub & (np.abs(rc) > RC_TOL))
+        if bad.any():
+            return None
+        return Solution(val, rc, np.asarray(sol.row_dual, dtype=float))
+
+    def clear_prices(self, price: np.ndarray, ties: str = "always",
+                     exact_prices: bool = False) -> tuple[Solution, Solution]:
+        """Solve at ``price`` with ties broken (see the module docstring): the solution to
+        read activations from, and the one to read prices (duals, reduced costs) from."""
+        if ties not in ("always", "offered"):
+            raise ValueError(f"unknown tie policy '{ties}'")
+        if ties == "always" or (ties == "offered" and has_ties(price, self._mw)):
+            sol = self.solve(price + TIE_EPS * tie_rank(price))
+            if exact_prices and ties == "offered":
+                return sol, self.solve(price)  # same basis, true prices: exact duals
+            return sol, sol
+        sol = self.solve(price)
+        return sol, sol
+
+    def values(self, sol: Solution, key: str) -> np.ndarray:
+        return sol.col[self.col_index[key]]
+
+    def reduced_costs(self, sol: Solution, key: str) -> np.ndarray:
+        return sol.rc[self.col_index[key]]
+
+    def duals(self, sol: Solution, key: str) -> np.ndarray:
+        return sol.row_dual[self.row_index[key]] if key in self.row_index else np.zeros(0)
+
+
+def tie_rank(price: np.ndarray) -> np.ndarray:
+    """Rank of each pool in (price, index) order."""
+    n = len(price)
+    order = np.lexsort((np.arange(n), price))
+    rank = np.empty(n)
+    rank[order] = np.arange(n)
+    return rank
+
+
+def has_ties(price: np.ndarray, mw: np.ndarray) -> bool:
+    """Whether offered pools share a price (to 1e-6 EUR/MWh)."""
+    offered = np.round(price[mw > 0.0], 6)
+    return len(np.unique(offered)) < len(offered)
+
+
+# --- the families ---------------------------------------------------------------------------
+def define_offers(lp: MarketLP) -> None:
+    """Columns ``x`` (activated MW per pool, upper bound = offer) and their cost."""
+    m = lp.model
+    n = lp.n
+    m.P = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.P, bounds=(0.0, 0.0))
+    m.cost = pyo.Param(m.P, mutable=True, initialize=0.0)
+    lp.columns["x"] = [m.x[p] for p in range(n)]
+    lp.add_cost([m.cost[p] for p in range(n)], lp.columns["x"])
+
+
+def define_balance(lp: MarketLP, areas: dict[str, np.ndarray], pen_imbalance: float) -> None:
+    """One balance row per area (rhs: the area's need) with short/long slacks."""
+    m = lp.model
+    names = list(areas)
+    m.A = pyo.RangeSet(0, len(names) - 1)
+    m.need = pyo.Param(m.A, mutable=True, initialize=0.0)
+    m.short = pyo.Var(m.A, within=pyo.NonNegativeReals)
+    m.long = pyo.Var(m.A, within=pyo.NonNegativeReals)
+    d = lp.direction
+
+    def area_rule(m, a):
+        pools = areas[names[a]]
+        return LinearExpression(
+            linear_coefs=[d[p] for p in pools] + [1.0, -1.0],
+            linear_vars=[m.x[int(p)] for p in pools] + [m.short[a], m.long[a]],
+        ) == m.need[a]
+
+    m.balance = pyo.Constraint(m.A, rule=area_rule)
+    for a in range(len(names)):
+        lp.add_cost([pen_imbalance, pen_imbalance], [m.short[a], m.long[a]])
+    lp.rows["balance"] = RowFamily(m.balance, len(names), m.need, m.need)
+
+
+def define_parties(lp: MarketLP, parties: list[str], pen_imbalance: float) -> None:
+    """Market parties (BRPs): ``y[b, p]``, the part of ``x[p]`` party ``b`` buys for its own
+    balance; one balance row per party (unserved at the imbalance price)."""
+    m = lp.model
+    n = lp.n
+    m.Q = pyo.RangeSet(0, len(parties) - 1)
+    m.y = pyo.Var(m.Q, m.P, within=pyo.NonNegativeReals)
+    m.q_need = pyo.Param(m.Q, mutable=True, initialize=0.0)
+    m.q_short = pyo.Var(m.Q, within=pyo.NonNegativeReals)
+    m.q_long = pyo.Var(m.Q, within=pyo.NonNegativeReals)
+    lp.columns["y"] = [m.y[b, p] for b in range(len(parties)) for p in range(n)]
+    if not parties:
+        return
+    m.share = pyo.Constraint(m.P, rule=lambda m, p: LinearExpression(
+        linear_coefs=[1.0] * len(parties) + [-1.0],
+        linear_vars=[m.y[b, p] for b in m.Q] + [m.x[p]]) <= 0.0)
+    m.party = pyo.Constraint(m.Q, rule=lambda m, b: LinearExpression(
+        linear_coefs=lp.direction.tolist() + [1.0, -1.0],
+        linear_vars=[m.y[b, p] for p in m.P] + [m.q_short[b], m.q_long[b]])
+        == m.q_need[b])
+    for b in range(len(parties)):
+        lp.add_cost([pen_imbalance, pen_imbalance], [m.q_short[b], m.q_long[b]])
+    lp.rows["party"] = RowFamily(m.party, len(parties), m.q_need, m.q_need)
+
+
+def define_transmission(lp: MarketLP, t_col: np.ndarray, ptdf: np.ndarray,
+                        pen_overload: float, tol: float = COEF_TOL) -> np.ndarray:
+    """T branch rows through the PTDF (pools with ``t_col < 0`` have no T effect) with
+    up/down overload slacks; only branches some pool can move (a coefficient ``>= tol``).
+    Returns those branches (PTDF rows) in LP row order."""
+    m = lp.model
+    has_t = t_col >= 0
+    coef = np.zeros((ptdf.shape[0], lp.n))
+    coef[:, has_t] = ptdf[:, t_col[has_t]] * lp.direction[has_t]
+    coef[np.abs(coef) < tol] = 0.0
+    t_rows = np.flatnonzero(np.any(coef != 0.0, axis=1))
+    m.L = pyo.RangeSet(0, len(t_rows) - 1)
+    m.t_lo = pyo.Param(m.L, mutable=True, initialize=-1e9)
+    m.t_hi = pyo.Param(m.L, mutable=True, initialize=1e9)
+    m.t_up = pyo.Var(m.L, within=pyo.NonNegativeReals)
+    m.t_dn = pyo.Var(m.L, within=pyo.NonNegativeReals)
+
+    def t_rule(m, k):
+        row = coef[t_rows[k]]
+        nz = np.flatnonzero(row)
+        body = LinearExpression(
+            linear_coefs=row[nz].tolist() + [-1.0, 1.0],
+            linear_vars=[m.x[int(p)] for p in nz] + [m.t_up[k], m.t_dn[k]])
+        return pyo.inequality(m.t_lo[k], body, m.t_hi[k])
+
+    m.t_branch = pyo.Constraint(m.L, rule=t_rule)
+    for k in range(len(t_rows)):
+        lp.add_cost([pen_overload, pen_overload], [m.t_up[k], m.t_dn[k]])
+    lp.rows["t"] = RowFamily(m.t_branch, len(t_rows), m.t_lo, m.t_hi)
+    return t_rows
+
+
+def define_interface_voltage(lp: MarketLP, drows: list[DRows]) -> None:
+    """``u_g``: the move of D grid g's interface voltage (one row per grid with ``hv``;
+    fixed to 0 otherwise). Every voltage row of the grid follows it."""
+    m = lp.model
+    m.G = pyo.RangeSet(0, len(drows) - 1)
+    m.u = pyo.Var(m.G)
+    for g, dr in enumerate(drows):
+        if dr.hv is None:
+            m.u[g].fix(0.0)
+
+    def hv_rule(m, g):
+        dr = drows[g]
+        if dr.hv is None:
+            return pyo.Constraint.Skip
+        c = dr.hv * lp.direction
+        nz = np.flatnonzero(np.abs(c) >= COEF_TOL)
+        return LinearExpression(linear_coefs=[1.0] + (-c[nz]).tolist(),
+                                linear_vars=[m.u[g]] + [m.x[int(p)] for p in nz]) == 0.0
+
+    m.hv = pyo.Constraint(m.G, rule=hv_rule)
+
+
+def _sparse_rows(drows: list[DRows], attr: str, d: np.ndarray) -> list[tuple]:
+    """(grid, row, pools, coefficients) of every D row with a coefficient >= COEF_TOL."""
+    out = []
+    for g, dr in enumerate(drows):
+        c = getattr(dr, attr) * d[dr.pools]
+        for r in range(c.shape[0]):
+            nz = np.flatnonzero(np.abs(c[r]) >= COEF_TOL)
+            if len(nz):
+                out.append((g, r, dr.pools[nz], c[r, nz]))
+    return out
+
+
+def define_distribution_voltage(lp: MarketLP, drows: list[DRows],
+                                pen_voltage_bus_h: float) -> list[tuple[int, int]]:
+    """Upper and lower voltage rows of the D buses (with the interface voltage's move) and
+    their slacks. Returns (grid, bus) of each row pair."""
+    m = lp.model
+    vb = _sparse_rows(drows, "dv", lp.direction)
+    m.V = pyo.RangeSet(0, len(vb) - 1)
+    m.v_hi = pyo.Param(m.V, mutable=True, initialize=1e9)
+    m.v_lo = pyo.Param(m.V, mutable=True, initialize=-1e9)
+    m.ovu = pyo.Var(m.V, within=pyo.NonNegativeReals)
+    m.ovd = pyo.Var(m.V, within=pyo.NonNegativeReals)
+
+    def v_up(m, k):
+        g, _, pools, c = vb[k]
+        return LinearExpression(linear_coefs=c.tolist() + [1.0, -1.0],
+                                linear_vars=[m.x[int(p)] for p in pools] + [m.u[g], m.ovu[k]]
+                                ) <= m.v_hi[k]
+
+    def v_dn(m, k):
+        g, _, pools, c = vb[k]
+        return LinearExpression(linear_coefs=c.tolist() + [1.0, 1.0],
+                                linear_vars=[m.x[int(p)] for p in pools] + [m.u[g], m.ovd[k]]
+                                ) >= m.v_lo[k]
+
+    m.v_up = pyo.Constraint(m.V, rule=v_up)
+    m.v_dn = pyo.Constraint(m.V, rule=v_dn)
+    pen_v = pen_voltage_bus_h / VOLTAGE_STEP_PU
+    for k in range(len(vb)):
+        lp.add_cost([pen_v, pen_v], [m.ovu[k], m.ovd[k]])
+    lp.rows["v_up"] = RowFamily(m.v_up, len(vb), None, m.v_hi)
+    lp.rows["v_dn"] = RowFamily(m.v_dn, len(vb), m.v_lo, None)
+    return [(g, r) for g, r, _, _ in vb]
+
+
+def define_distribution_loading(lp: MarketLP, drows: list[DRows],
+                                pen_overload: float) -> list[tuple[int, int]]:
+    """Loading rows of the D branches (percent) and their slacks, priced per percentage point
+    at the overload price times the branch rating / 100. Returns (grid, branch) per row."""
+    m = lp.model
+    lb = _sparse_rows(drows, "dl", lp.direction)
+    m.B = pyo.RangeSet(0, len(lb) - 1)
+    m.l_hi = pyo.Param(m.B, mutable=True, initialize=1e9)
+    m.ovl = pyo.Var(m.B, within=pyo.NonNegativeReals)
+
+    def l_up(m, k):
+        _, _, pools, c = lb[k]
+        return LinearExpression(linear_coefs=c.tolist() + [-1.0],
+                                linear_vars=[m.x[int(p)] for p in pools] + [m.ovl[k]]
+                                ) <= m.l_hi[k]
+
+    m.l_up = pyo.Constraint(m.B, rule=l_up)
+    for k, (g, r, _, _) in enumerate(lb):
+        lp.add_cost([pen_overload * drows[g].rating_mva[r] / 100.0], [m.ovl[k]])
+    lp.rows["l_up"] = RowFamily(m.l_up, len(lb), None, m.l_hi)
+    return [(g, r) for g, r, _, _ in lb]
+
+
+def define_objective(lp: MarketLP) -> None:
+    """The sum of every family's cost terms, minimised."""
+    lp.model.obj = pyo.Objective(
+        expr=LinearExpression(linear_coefs=lp.cost_coefs, linear_vars=lp.cost_vars),
+        sense=pyo.minimize)

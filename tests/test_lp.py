@@ -1,0 +1,191 @@
+"""The market LP core: each constraint family adds exactly its rows and columns, and a
+hand-computed 3-bus case (T congestion, D voltage with interface coupling, a party) clears as
+worked out by hand through the shared core."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+from tsodso.coordination.lp import (
+    TIE_EPS,
+    VOLTAGE_STEP_PU,
+    DRows,
+    MarketLP,
+    define_balance,
+    define_distribution_loading,
+    define_distribution_voltage,
+    define_interface_voltage,
+    define_objective,
+    define_offers,
+    define_parties,
+    define_transmission,
+)
+from tsodso.coordination.market import DState, FlexMarket
+
+STEP_H = 0.25
+PEN_V = 1e4  # EUR per bus-hour at 0.01 pu: high enough that the voltage rows bind
+# 3-bus ring, equal reactances, slack bus 0; rows: line 0-1, 1-2, 0-2 (from -> to)
+PTDF3 = np.array([
+    [0.0, -2 / 3, -1 / 3],
+    [0.0, 1 / 3, -1 / 3],
+    [0.0, -1 / 3, -2 / 3],
+])
+
+
+def _count(m: pyo.ConcreteModel) -> tuple[int, int]:
+    """(constraint rows, columns) in the model."""
+    rows = sum(1 for _ in m.component_data_objects(pyo.Constraint, active=True))
+    cols = sum(1 for _ in m.component_data_objects(pyo.Var))
+    return rows, cols
+
+
+def _drows() -> list[DRows]:
+    # one D grid with pools 0 and 2: 2 buses (the second insensitive), 1 branch
+    dv = np.array([[0.01, 0.002], [0.0, 1e-9]])
+    dl = np.array([[1.0, -0.5]])
+    hv = np.array([0.0, 0.001, 0.0])
+    return [DRows("D1", np.array([0, 2]), dv, dl, np.array([10.0]), hv)]
+
+
+def test_each_family_adds_exactly_its_rows_and_columns():
+    lp = MarketLP("t", np.array([1.0, -1.0, 1.0]))
+    m = lp.model
+    define_offers(lp)
+    assert _count(m) == (0, 3) and len(lp.cost_vars) == 3
+    define_balance(lp, {"a": np.array([0, 1]), "b": np.array([2])}, 100.0)
+    assert _count(m) == (2, 3 + 4) and lp.rows["balance"].n == 2
+    define_parties(lp, ["BRP:x"], 100.0)
+    assert _count(m) == (2 + 3 + 1, 7 + 3 + 2)  # share row per pool, one party row
+    t_rows = define_transmission(lp, np.array([1, 0, -1]), PTDF3, 50.0)
+    # pool 1 sits at the slack bus and pool 2 has no T bus: only bus-1 pool 0 moves flows
+    assert t_rows.tolist() == [0, 1, 2]
+    assert _count(m) == (6 + 3, 12 + 6) and lp.rows["t"].n == 3
+    drows = _drows()
+    define_interface_voltage(lp, drows)
+    assert _count(m) == (9 + 1, 18 + 1)
+    vrows = define_distribution_voltage(lp, drows, 40.0)
+    assert vrows == [(0, 0)]  # the insensitive bus is left out
+    assert _count(m) == (10 + 2, 19 + 2)
+    lrows = define_distribution_loading(lp, drows, 50.0)
+    assert lrows == [(0, 0)]
+    assert _count(m) == (12 + 1, 21 + 1)
+    n_terms = len(lp.cost_vars)
+    assert n_terms == 3 + 4 + 2 + 6 + 2 + 1  # x, area slacks, party slacks, T, V, L slacks
+    define_objective(lp)
+    assert _count(m) == (13, 22)
+    coefs = dict(zip((v.name for v in lp.cost_vars), lp.cost_coefs, strict=True))
+    assert coefs["ovu[0]"] == pytest.approx(40.0 / VOLTAGE_STEP_PU)
+    assert coefs["ovl[0]"] == pytest.approx(50.0 * 10.0 / 100.0)
+
+
+def test_transmission_tolerance_leaves_out_rows_nothing_moves():
+    lp = MarketLP("t", np.array([1.0, 1.0]))
+    define_offers(lp)
+    ptdf = np.array([[0.5, 1e-8], [0.0, 1e-8], [0.0, 0.0]])
+    assert define_transmission(lp, np.array([0, 1]), ptdf, 1.0).tolist() == [0]
+    lp2 = MarketLP("t2", np.array([1.0, 1.0]))
+    define_offers(lp2)
+    assert define_transmission(lp2, np.array([0, 1]), ptdf, 1.0, tol=1e-9).tolist() == [0, 1]
+
+
+def _market(**kw) -> FlexMarket:
+    # pools: 0 cheap up at bus 1 (in D1), 1 dear up at bus 0 (T), 2 up in D1 at bus 2
+    return FlexMarket(np.array([1, 1, 1]), np.array([1, 0, 2]), STEP_H, 1000.0, 500.0, PEN_V,
+                      ptdf=PTDF3, areas={"system": np.arange(3)}, **kw)
+
+
+def test_hand_computed_three_bus_case():
+    """Need 70 MW up from pools at bus 1 (20 EUR/MWh), bus 0 (50) and bus 2 (30), 100 MW each.
+
+    Line 0-1 (limit 20 MW) carries 2/3 of pool 0 and 1/3 of pool 2: 2 x0 + x2 <= 60. With
+    x1 = 70 - x0 - x2 the cost is 3500 - 30 x0 - 20 x2, best at x0 = 0, x2 = 60 (1200 saved,
+    against 900 at x0 = 30): x = (0, 10, 60), and the next MW comes from pool 1 at 50.
+
+    A D voltage row on pools 0 and 2 (0.01 and 0.002 pu/MW, 0.05 pu headroom) adds
+    5 x0 + x2 <= 25: then x = (0, 45, 25). Pool 2's shadow on that row is 30 - 50 = -20 per
+    0.002 pu, so pool 0 (0.01 pu/MW) is worth 50 - 100 = -50 at its location.
+    """
+    mk = _market()
+    mw = np.full(3, 100.0)
+    price = np.array([20.0, 50.0, 30.0])
+    limit = np.array([20.0, np.inf, np.inf])
+    r = mk.clear(mw, price, need={"system": 70.0}, t_flow0=np.zeros(3), t_limit=limit)
+    assert np.allclose(r.x, [0.0, 10.0, 60.0])
+    assert r.unserved == {"system": pytest.approx(0.0)}
+    assert r.objective == pytest.approx((10 * 50 + 60 * 30) * STEP_H)
+    assert r.balance_price["system"] == pytest.approx(50.0, abs=3 * TIE_EPS)
+
+    dr = [DRows("D1", np.array([0, 2]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = _market(drows=dr)
+    st = {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
+    r = mk.clear(mw, price, need={"system": 70.0}, t_flow0=np.zeros(3), t_limit=limit,
+                 d_state=st)
+    assert np.allclose(r.x, [0.0, 45.0, 25.0])
+    assert r.balance_price["system"] == pytest.approx(50.0, abs=3 * TIE_EPS)
+    assert r.value == pytest.approx([-50.0, 50.0, 30.0], abs=1e-3)
+
+
+def test_interface_voltage_moves_every_d_bus():
+    """A T pool that raises the D grid's interface voltage by 0.001 pu/MW uses up the D bus's
+    headroom (0.02 pu): at most 20 MW from it, the rest from the dearer T pool."""
+    hv = np.array([0.0, 0.0, 0.001])
+    dr = [DRows("D1", np.array([0]), np.array([[1e-3]]), np.zeros((0, 1)), np.zeros(0), hv)]
+    mk = FlexMarket(np.array([1, 1, 1]), np.full(3, -1), STEP_H, 1000.0, 500.0, PEN_V,
+                    drows=dr, areas={"system": np.arange(3)})
+    st = {"D1": DState(np.array([1.03]), np.zeros(0), 0.9, 1.05, 100.0)}
+    r = mk.clear(np.array([0.0, 100.0, 100.0]), np.array([20.0, 50.0, 30.0]),
+                 need={"system": 50.0}, d_state=st)
+    assert np.allclose(r.x, [0.0, 30.0, 20.0])
+
+
+def test_party_buys_against_its_own_imbalance():
+    mk = FlexMarket(np.array([1, -1]), np.full(2, -1), STEP_H, 1000.0, 500.0, 40.0,
+                    areas={"system": np.arange(2)}, parties=["BRP:res"])
+    r = mk.clear(np.array([10.0, 10.0]), np.array([20.0, 30.0]), need={"system": 0.0},
+                 party_need={"BRP:res": 4.0})
+    # the party buys 4 MW up; the system balances it with 4 MW down (the TSO's view)
+    assert np.allclose(r.x, [4.0, 4.0])
+    assert np.allclose(r.party_x["BRP:res"], [4.0, 0.0])
+
+
+def test_tie_policies():
+    """'always' reports the perturbed dual; 'offered' with exact prices the true one."""
+    args = (np.array([1, 1, 1]), np.full(3, -1), STEP_H, 1000.0, 500.0, 40.0)
+    mw, price = np.full(3, 20.0), np.full(3, 50.0)
+    for ties, exact in (("always", False), ("offered", True)):
+        mk = FlexMarket(*args, areas={"system": np.arange(3)}, ties=ties)
+        r = mk.clear(mw, price, need={"system": 30.0}, exact_prices=exact)
+        assert np.allclose(r.x, [20.0, 10.0, 0.0])
+        if exact:
+            assert r.balance_price["system"] == 50.0
+            assert mk.lp.n_solves == 2
+        else:
+            assert r.balance_price["system"] == pytest.approx(50.0 + TIE_EPS)
+            assert mk.lp.n_solves == 1
+    with pytest.raises(ValueError, match="tie policy"):
+        FlexMarket(*args, areas={"system": np.arange(3)}, ties="never").clear(
+            mw, price, need={"system": 1.0})
+
+
+def test_failed_check_restarts_cold_on_the_same_model():
+    mk = _market()
+    mw, price = np.full(3, 100.0), np.array([20.0, 50.0, 30.0])
+    limit = np.array([20.0, np.inf, np.inf])
+    mk.clear(mw, price, need={"system": 10.0}, t_flow0=np.zeros(3), t_limit=limit)
+    check, calls = mk.lp.checked, []
+
+    def reject_first(status):
+        calls.append(1)
+        return None if len(calls) == 1 else check(status)
+
+    mk.lp.checked = reject_first
+    model = mk.model
+    r = mk.clear(mw, price, need={"system": 60.0}, t_flow0=np.zeros(3), t_limit=limit)
+    assert mk.lp.n_cold_restarts == 1 and mk.model is model
+    assert np.allclose(r.x, [0.0, 0.0, 60.0])
+    # and the next step warm-starts the fresh HiGHS model with the right numbers
+    mk.lp.checked = check
+    r = mk.clear(mw, price, need={"system": 30.0}, t_flow0=np.zeros(3), t_limit=limit)
+    assert np.allclose(r.x, [30.0, 0.0, 0.0])
