@@ -51,6 +51,7 @@ class Clearing:
     status: str
     flow_mw: np.ndarray | None = None  # DC flow per branch after clearing (flow0 + PTDF effect)
     value: np.ndarray | None = None  # EUR/MWh per slot: price - reduced cost (nodal, own dir)
+    parts: dict[str, np.ndarray] | None = None  # per slot: the value by cause (MarketResult)
 
 
 class CentralizedMarket:
@@ -149,4 +150,5 @@ class CentralizedMarket:
             status="optimal",
             flow_mw=flow,
             value=r.value,
+            parts=r.parts,
         )

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+import scipy.sparse as sp
 from pyomo.contrib.solver.solvers.highs import Highs
 from pyomo.core.expr.numeric_expr import LinearExpression
 
@@ -108,6 +109,7 @@ class MarketLP:
     model: pyo.ConcreteModel = field(init=False)
     rows: dict[str, RowFamily] = field(default_factory=dict)
     columns: dict[str, list] = field(default_factory=dict)
+    extra_rows: dict[str, list] = field(default_factory=dict)  # constant rows by family
     cost_coefs: list = field(default_factory=list)
     cost_vars: list = field(default_factory=list)
     n_solves: int = 0
@@ -156,9 +158,17 @@ class MarketLP:
         self.row_index = {key: np.array([cmap[fam.con[k]] for k in range(fam.n)],
                                         dtype=np.int32)
                           for key, fam in self.rows.items()}
+        self.extra_index = {key: np.array([cmap[c] for c in cons], dtype=np.int32)
+                            for key, cons in self.extra_rows.items()}
         lp = self.highs.getLp()
         self._lb = np.array(lp.col_lower_, dtype=float)
         self._ub = np.array(lp.col_upper_, dtype=float)
+        am = lp.a_matrix_
+        parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
+        shape = (lp.num_row_, lp.num_col_)
+        a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
+             else sp.csr_matrix(parts, shape=shape))
+        self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -243,6 +253,20 @@ class MarketLP:
         sol = self.solve(price)
         return sol, sol
 
+    def row_positions(self, key: str) -> np.ndarray:
+        """HiGHS row positions of a row family (or of the constant rows `extra_rows`)."""
+        if key in self.row_index:
+            return self.row_index[key]
+        return self.extra_index.get(key, np.zeros(0, dtype=np.int32))
+
+    def value_part(self, sol: Solution, rows: np.ndarray) -> np.ndarray:
+        """What the rows `rows` (HiGHS positions) add to each pool's locational value:
+        sum_r A[r, p] * dual_r. Over all rows this is the pool's price minus its reduced cost
+        (LP duality), so the parts of the row families split that value by cause."""
+        if len(rows) == 0:
+            return np.zeros(self.n)
+        return np.asarray(self._ax[rows].T @ sol.row_dual[rows]).ravel()
+
     def values(self, sol: Solution, key: str) -> np.ndarray:
         return sol.col[self.col_index[key]]
 
@@ -319,6 +343,7 @@ def define_parties(lp: MarketLP, parties: list[str], pen_imbalance: float) -> No
     m.share = pyo.Constraint(m.P, rule=lambda m, p: LinearExpression(
         linear_coefs=[1.0] * len(parties) + [-1.0],
         linear_vars=[m.y[b, p] for b in m.Q] + [m.x[p]]) <= 0.0)
+    lp.extra_rows["share"] = [m.share[p] for p in range(n)]
     m.party = pyo.Constraint(m.Q, rule=lambda m, b: LinearExpression(
         linear_coefs=lp.direction.tolist() + [1.0, -1.0],
         linear_vars=[m.y[b, p] for p in m.P] + [m.q_short[b], m.q_long[b]])
@@ -380,6 +405,8 @@ def define_interface_voltage(lp: MarketLP, drows: list[DRows]) -> None:
                                 linear_vars=[m.u[g]] + [m.x[int(p)] for p in nz]) == 0.0
 
     m.hv = pyo.Constraint(m.G, rule=hv_rule)
+    lp.extra_rows["hv"] = [m.hv[g] for g, dr in enumerate(drows) if dr.hv is not None]
+    lp.hv_grids = [g for g, dr in enumerate(drows) if dr.hv is not None]
 
 
 def _sparse_rows(drows: list[DRows], attr: str, d: np.ndarray) -> list[tuple]:

@@ -56,6 +56,10 @@ class MarketResult:
     balance_price: dict[str, float] = field(default_factory=dict)  # dual per area, EUR/MWh
     party_x: dict[str, np.ndarray] = field(default_factory=dict)  # MW per pool bought by party
     value: np.ndarray | None = None  # EUR/MWh per pool: price - reduced cost (own direction)
+    # EUR/MWh per pool: what each cause adds to the locational value (the duals of its rows
+    # times the pool's coefficients): "balance", "t" (T rows), "party" (BRP rows), and one
+    # entry per D grid (its voltage, loading and interface-voltage rows)
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class FlexMarket:
@@ -66,11 +70,13 @@ class FlexMarket:
                  ptdf: np.ndarray | None = None, drows: list[DRows] | None = None,
                  areas: dict[str, np.ndarray] | None = None,
                  parties: list[str] | None = None, ptdf_tol: float = COEF_TOL,
-                 ties: str = "always", name: str = "flexmarket"):
+                 ties: str = "always", name: str = "flexmarket",
+                 party_penalty: float | None = None):
         """`parties`: market parties (BRPs) that buy part of any pool's activation to cover
         their own imbalance (need per party per step; unserved at the imbalance price).
         `ptdf_tol`: PTDF coefficients below it are left out. `ties`: the tie policy of
-        :meth:`MarketLP.clear_prices` ("always" or "offered")."""
+        :meth:`MarketLP.clear_prices` ("always" or "offered"). `party_penalty`: EUR/MWh at
+        which a party values its open position (default: `pen_imbalance`)."""
         self.n = len(direction)
         self.dir = np.asarray(direction, dtype=float)
         self.step_h = step_h
@@ -82,7 +88,8 @@ class FlexMarket:
         lp = self.lp = MarketLP(name, self.dir)
         define_offers(lp)
         define_balance(lp, self.areas, pen_imbalance)
-        define_parties(lp, self.parties, pen_imbalance)
+        define_parties(lp, self.parties,
+                       pen_imbalance if party_penalty is None else party_penalty)
         self.t_rows = np.zeros(0, dtype=np.int64)
         if ptdf is not None:
             self.t_rows = define_transmission(lp, np.asarray(t_col), np.asarray(ptdf, float),
@@ -94,6 +101,24 @@ class FlexMarket:
         define_objective(lp)
         self.model = lp.model
         lp.attach()
+        self._cause_rows = self._rows_by_cause()
+
+    def _rows_by_cause(self) -> dict[str, np.ndarray]:
+        """HiGHS row positions of each cause of a locational value (see `MarketResult`)."""
+        lp = self.lp
+        out = {"balance": lp.row_positions("balance"), "t": lp.row_positions("t"),
+               "party": np.r_[lp.row_positions("share"), lp.row_positions("party")]}
+        vu, vd, lu = (lp.row_positions(k) for k in ("v_up", "v_dn", "l_up"))
+        hv = dict(zip(getattr(lp, "hv_grids", []), lp.row_positions("hv"), strict=True))
+        for g, dr in enumerate(self.drows):
+            vk = [k for k, (gg, _) in enumerate(self._vrows) if gg == g]
+            lk = [k for k, (gg, _) in enumerate(self._lrows) if gg == g]
+            rows = [vu[vk], vd[vk], lu[lk]] if len(vu) or len(lu) else []
+            if g in hv:
+                rows.append(np.array([hv[g]]))
+            out[dr.grid] = (np.concatenate(rows).astype(np.int32) if rows
+                            else np.zeros(0, dtype=np.int32))
+        return out
 
     @property
     def solver(self):
@@ -150,5 +175,6 @@ class FlexMarket:
         y = lp.values(primal, "y").reshape(len(self.parties), self.n)
         bought = {name: np.clip(np.where(y[b] < ZERO_MW, 0.0, y[b]), 0.0, x)
                   for b, name in enumerate(self.parties)}
+        parts = {cause: lp.value_part(dual, rows) for cause, rows in self._cause_rows.items()}
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
-                            balance_price=prices, party_x=bought, value=value)
+                            balance_price=prices, party_x=bought, value=value, parts=parts)

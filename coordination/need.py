@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from tsodso.core.vocabulary import UNSERVED_KEYS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Needs:
     overload_mva: dict[str, np.ndarray] = field(default_factory=dict)  # grid -> per branch
     undervoltage: dict[str, np.ndarray] = field(default_factory=dict)  # grid -> bool per bus
     overvoltage: dict[str, np.ndarray] = field(default_factory=dict)
+    voltage_excess_pu: dict[str, np.ndarray] = field(default_factory=dict)  # grid -> pu outside
+    #                                                                  the band, per bus (>= 0)
 
     @property
     def tso_need_mw(self) -> float:
@@ -56,13 +59,35 @@ def assess(step: int, reports: dict, limits: dict[str, GridLimits]) -> Needs:
         vm = np.nan_to_num(r.vm_pu, nan=1.0)
         needs.undervoltage[name] = vm < lim.vm_min_pu
         needs.overvoltage[name] = vm > lim.vm_max_pu
+        needs.voltage_excess_pu[name] = (np.maximum(vm - lim.vm_max_pu, 0.0)
+                                         + np.maximum(lim.vm_min_pu - vm, 0.0))
     return needs
 
 
-def violation_cost(needs: Needs, step_h: float, overload_eur_per_mwh: float,
-                   voltage_eur_per_bus_h: float) -> float:
-    """Penalty for what is violated: MVA above ratings and buses outside the voltage band."""
-    mva = sum(float(v.sum()) for v in needs.overload_mva.values())
-    buses = sum(int(v.sum()) for v in needs.undervoltage.values())
-    buses += sum(int(v.sum()) for v in needs.overvoltage.values())
-    return step_h * (mva * overload_eur_per_mwh + buses * voltage_eur_per_bus_h)
+def unserved(needs: Needs, unserved_mw: float, level: dict[str, str],
+             step_h: float) -> dict[str, float]:
+    """What stays unserved in a step (`needs` assessed after the market; `unserved_mw` the
+    balancing need the market left): MWh of imbalance, MWh (MVA x h) above branch ratings and
+    pu x h outside the voltage band, per level (T, D) — the quantities the social cost values.
+    A power flow that did not converge (NaN) counts as nothing unserved there."""
+    out = dict.fromkeys(UNSERVED_KEYS, 0.0)
+    out["imbalance_mwh"] = abs(float(unserved_mw)) * step_h
+    for grid, mva in needs.overload_mva.items():
+        lv = level[grid].lower()
+        out[f"overload_{lv}_mwh"] += float(mva.sum()) * step_h
+        out[f"voltage_{lv}_puh"] += float(needs.voltage_excess_pu[grid].sum()) * step_h
+    return out
+
+
+def unserved_value(quantities: dict[str, float], penalties) -> dict[str, float]:
+    """EUR value of unserved quantities at the scenario's per-unit values (`penalties`:
+    imbalance EUR/MWh, overload EUR/MWh, voltage EUR per pu x h) — the same values the markets
+    minimise on their linear models."""
+    return {
+        "imbalance": quantities["imbalance_mwh"] * penalties.imbalance_eur_per_mwh,
+        "overload_t": quantities["overload_t_mwh"] * penalties.overload_eur_per_mwh,
+        "overload_d": quantities["overload_d_mwh"] * penalties.overload_eur_per_mwh,
+        "voltage_t": quantities["voltage_t_puh"] * penalties.voltage_eur_per_pu_h,
+        "voltage_d": quantities["voltage_d_puh"] * penalties.voltage_eur_per_pu_h,
+    }
+

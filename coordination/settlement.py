@@ -60,5 +60,6 @@ def settle(book: BidBook, clearing: Clearing, buyer: str | np.ndarray, pricing: 
             mw=float(mw[i]),
             price=price,
             cost=price * float(mw[i]) * float(step_h),
+            bid_price=float(book.price[i]),
         ))
     return out

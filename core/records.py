@@ -3,7 +3,7 @@ occurred, and everything recorded for one step. Small frozen values, no behaviou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,8 +19,9 @@ class Activation:
     buyer: str
     direction: int
     mw: float
-    price: float
-    cost: float
+    price: float  # EUR/MWh the buyer pays (the pricing rule's price)
+    cost: float  # EUR the buyer pays over the step
+    bid_price: float = float("nan")  # EUR/MWh the provider asked (its resource cost)
 
 
 @dataclass(frozen=True)
@@ -45,5 +46,6 @@ class StepRecord:
     unresolved_imbalance_mw: float  # what the market left unserved (signed)
     activations: list[Activation]
     conflicts: list[Conflict]
-    costs: dict[str, float]  # keys vocabulary.COST_KEYS; total is computed by the writer
-    dso_cost_by_grid: np.ndarray  # (n DSO grids,)
+    costs: dict[str, float]  # keys vocabulary.COST_KEYS; `social` is computed by the writer
+    dso_cost_by_grid: np.ndarray  # (n DSO grids,) what each DSO paid for flexibility
+    unserved: dict[str, float] = field(default_factory=dict)  # keys vocabulary.UNSERVED_KEYS

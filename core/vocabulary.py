@@ -43,7 +43,21 @@ CONFLICT_KINDS: tuple[str, ...] = (
     "opposite_direction", "tso_causes_dso_violation", "dso_causes_tso_imbalance",
     "interface_schedule_deviation", "double_activation")
 
-#: Cost components of a step record; ``total`` is their sum (computed by the writer).
-COST_KEYS: tuple[str, ...] = ("tso", "dso", "brp", "imbalance", "violation")
-#: The per-step cost columns of a results file: the components and their total.
-COST_COLUMNS: tuple[str, ...] = (*COST_KEYS, "total")
+#: The social cost of a step (EUR), by which schemes are ranked: the resource cost of what was
+#: activated (at the providers' bid prices) plus the value of what stays unserved after the
+#: market (imbalance, MVA above branch ratings and voltage outside the band, T and D apart).
+SOCIAL_KEYS: tuple[str, ...] = ("resource", "imbalance", "overload_t", "overload_d", "voltage_t",
+                                "voltage_d")
+#: Money moved between parties in a step (EUR), never part of the social cost: what each
+#: buyer side paid for flexibility under the pricing rule, imbalance charges settled with the
+#: TSO (BRPs' open positions, DSOs' schedule deviations), and the congestion rent (the part of
+#: pay-as-clear payments priced by network constraints rather than by the balance).
+TRANSFER_KEYS: tuple[str, ...] = ("tso", "dso", "brp", "brp_imbalance_charges",
+                                  "dso_imbalance_charges", "congestion_rent")
+#: Cost components of a step record (social cost parts, then transfers).
+COST_KEYS: tuple[str, ...] = (*SOCIAL_KEYS, *TRANSFER_KEYS)
+#: The per-step cost columns of a results file: the components and the social cost.
+COST_COLUMNS: tuple[str, ...] = (*COST_KEYS, "social")
+#: Physical quantities left unserved in a step (after the market, on the AC grid).
+UNSERVED_KEYS: tuple[str, ...] = ("imbalance_mwh", "overload_t_mwh", "overload_d_mwh",
+                                  "voltage_t_puh", "voltage_d_puh")

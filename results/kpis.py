@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, RES_KINDS, TSO
+from tsodso.core.vocabulary import COST_COLUMNS, DSO_PREFIX, RES_KINDS, TSO, UNSERVED_KEYS
 from tsodso.results.read import (
     attr_value,
     count_violations,
@@ -17,19 +17,35 @@ from tsodso.results.read import (
     table_slabs,
 )
 
+#: KPI of each per-step cost column (the run's sum of that column).
+COST_KPI: dict[str, str] = {
+    "social": "social_cost_eur",
+    "resource": "resource_cost_eur",
+    "imbalance": "imbalance_value_eur",
+    "overload_t": "overload_t_value_eur",
+    "overload_d": "overload_d_value_eur",
+    "voltage_t": "voltage_t_value_eur",
+    "voltage_d": "voltage_d_value_eur",
+    "tso": "tso_paid_eur",
+    "dso": "dso_paid_eur",
+    "brp": "brp_paid_eur",
+    "brp_imbalance_charges": "brp_imbalance_charges_eur",
+    "dso_imbalance_charges": "dso_imbalance_charges_eur",
+    "congestion_rent": "congestion_rent_eur",
+}
+#: KPI of each per-step unserved quantity (the run's sum).
+UNSERVED_KPI: dict[str, str] = {key: f"unserved_{key}" for key in UNSERVED_KEYS}
+
 #: KPI name -> units, in the order they are written to /kpis.
 KPI_UNITS: dict[str, str] = {
-    "total_cost_eur": "EUR",
-    "tso_cost_eur": "EUR",
-    "dso_cost_eur": "EUR",
-    "brp_cost_eur": "EUR",
-    "imbalance_cost_eur": "EUR",
-    "violation_cost_eur": "EUR",
+    "social_cost_eur": "EUR",
+    "unserved_value_eur": "EUR",
+    **{COST_KPI[key]: "EUR" for key in COST_COLUMNS if key != "social"},
+    **{UNSERVED_KPI[key]: ("MWh" if key.endswith("mwh") else "pu h") for key in UNSERVED_KEYS},
     "activated_mwh": "MWh",
     "cross_level_mwh": "MWh",
     "conflicts": "1",
     "conflict_mwh": "MWh",
-    "unresolved_imbalance_mwh": "MWh",
     "voltage_violation_bus_steps": "1",
     "overload_branch_steps": "1",
     "curtailment_mwh": "MWh",
@@ -52,12 +68,11 @@ def compute_kpis(f: h5py.File) -> dict[str, float]:
     k: dict[str, float] = {}
 
     costs = f["costs"]
-    k["total_cost_eur"] = sum(float(np.sum(a)) for a in slabs(costs["total"], n))
-    for key in COST_KEYS:
-        k[f"{key}_cost_eur"] = sum(float(np.sum(a)) for a in slabs(costs[key], n))
-
-    ds = f["needs/unresolved_imbalance_mw"]
-    k["unresolved_imbalance_mwh"] = sum(float(np.sum(np.abs(a))) for a in slabs(ds, n)) * step_h
+    for key in COST_COLUMNS:
+        k[COST_KPI[key]] = sum(float(np.sum(a)) for a in slabs(costs[key], n))
+    k["unserved_value_eur"] = k["social_cost_eur"] - k["resource_cost_eur"]
+    for key in UNSERVED_KEYS:
+        k[UNSERVED_KPI[key]] = sum(float(np.sum(a)) for a in slabs(f["unserved"][key], n))
 
     volt = over = 0
     for grid in f["grids"].values():

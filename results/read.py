@@ -77,7 +77,9 @@ def time_series_paths(f: h5py.File) -> list[str]:
     paths = []
     for grid in f["grids"].values():
         paths += [grid["vm_pu"].name, grid["branch_loading_percent"].name]
-    for group in ("interfaces", "needs", "costs"):
+    for group in ("interfaces", "needs", "costs", "unserved"):
+        if group not in f:  # files written before /unserved existed
+            continue
         for ds in f[group].values():
             if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None:
                 paths.append(ds.name)

@@ -20,12 +20,44 @@ from types import TracebackType
 import h5py
 import numpy as np
 from tsodso.core.records import Activation, Conflict, StepRecord
-from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS
+from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS, SOCIAL_KEYS, UNSERVED_KEYS
 from tsodso.results.format import FORMAT_NAME, FORMAT_VERSION
 from tsodso.results.kpis import compute_kpis, write_kpis
 
 __all__ = ["Activation", "Conflict", "StepRecord", "ResultsWriter", "RunMeta", "GridLayout"]
 
+
+#: Description of each per-step cost dataset (EUR in the step).
+COST_DESCRIPTIONS: dict[str, str] = {
+    "resource": "resource cost of the activations at the providers' bid prices (social)",
+    "imbalance": "value of the imbalance left unserved (social)",
+    "overload_t": "value of MVA x h above T branch ratings after the market (social)",
+    "overload_d": "value of MVA x h above D branch ratings after the market (social)",
+    "voltage_t": "value of pu x h outside the T voltage band after the market (social)",
+    "voltage_d": "value of pu x h outside the D voltage band after the market (social)",
+    "tso": "what the TSO paid for flexibility under the pricing rule (a transfer)",
+    "dso": "what the DSOs paid for flexibility under the pricing rule (a transfer)",
+    "brp": "what balance responsible parties paid for flexibility (a transfer)",
+    "brp_imbalance_charges": "BRPs' open positions settled with the TSO at the imbalance "
+                             "price (a transfer; + = BRPs paid)",
+    "dso_imbalance_charges": "DSOs' interface schedule deviations settled with the TSO at the "
+                             "imbalance price (a transfer; + = DSOs paid)",
+    "congestion_rent": "part of pay-as-clear payments priced by network constraints, not by "
+                       "the balance (a transfer, included in the payments)",
+    "social": "social cost: the sum of the social components (resource cost and unserved "
+              "values); transfers are not part of it",
+}
+#: Units and descriptions of the per-step unserved quantities.
+UNSERVED_UNITS: dict[str, str] = {"imbalance_mwh": "MWh", "overload_t_mwh": "MWh",
+                                  "overload_d_mwh": "MWh", "voltage_t_puh": "pu h",
+                                  "voltage_d_puh": "pu h"}
+UNSERVED_DESCRIPTIONS: dict[str, str] = {
+    "imbalance_mwh": "balancing energy the market left unserved",
+    "overload_t_mwh": "MVA x h above T branch ratings after the market (AC)",
+    "overload_d_mwh": "MVA x h above D branch ratings after the market (AC)",
+    "voltage_t_puh": "pu x h outside the T voltage band after the market, summed over buses",
+    "voltage_d_puh": "pu x h outside the D voltage band after the market, summed over buses",
+}
 
 #: Fixed byte widths (UTF-8) of the string columns of the event tables. Variable-length
 #: strings cannot be appended safely in SWMR mode (their global heap is not SWMR-safe: a
@@ -50,8 +82,9 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("buyer", "str", "1", "who bought it: TSO, DSO:<grid> or BRP:<id>"),
         ("direction", "int8", "1", "+1 up (more injection / less consumption), -1 down"),
         ("mw", "float64", "MW", "activated power (magnitude, >= 0)"),
-        ("price", "float64", "EUR/MWh", "price paid for the activation"),
-        ("cost", "float64", "EUR", "cost of the activation over the step"),
+        ("price", "float64", "EUR/MWh", "price paid under the pricing rule"),
+        ("cost", "float64", "EUR", "what the buyer paid over the step (a transfer)"),
+        ("bid_price", "float64", "EUR/MWh", "price the provider asked (its resource cost)"),
     ),
     "conflicts": (
         ("step", "int64", "1", "step index (row of /time) of the conflict"),
@@ -241,10 +274,14 @@ class ResultsWriter:
 
         gc = f.create_group("costs")
         for key in COST_COLUMNS:
-            desc = "sum of the other components" if key == "total" else f"{key} cost"
-            series(gc, key, None, "EUR", f"{desc} in the step (+ = paid, - = earned)")
+            series(gc, key, None, "EUR", COST_DESCRIPTIONS[key])
         dso = self._names(gc, "dso_grid", list(dso_grids), "DSO grids (columns of dso_by_grid)")
-        series(gc, "dso_by_grid", dso, "EUR", "DSO cost per DSO grid in the step")
+        series(gc, "dso_by_grid", dso, "EUR",
+               "what each DSO paid for flexibility in the step (a transfer)")
+
+        gu = f.create_group("unserved")
+        for key in UNSERVED_KEYS:
+            series(gu, key, None, UNSERVED_UNITS[key], UNSERVED_DESCRIPTIONS[key])
 
         self._table_ds: dict[str, dict[str, h5py.Dataset]] = {}
         for table, cols in TABLE_COLUMNS.items():
@@ -364,12 +401,15 @@ class ResultsWriter:
         out["/needs/unresolved_imbalance_mw"] = float(rec.unresolved_imbalance_mw)
         if set(rec.costs) != set(COST_KEYS):
             raise ValueError(f"costs keys {sorted(rec.costs)} != {sorted(COST_KEYS)}")
-        total = 0.0
+        social = 0.0
         for key in COST_KEYS:
             value = float(rec.costs[key])
             out[f"/costs/{key}"] = value
-            total += value
-        out["/costs/total"] = total
+            if key in SOCIAL_KEYS:
+                social += value
+        out["/costs/social"] = social
+        for key in UNSERVED_KEYS:
+            out[f"/unserved/{key}"] = float(rec.unserved.get(key, 0.0))
         out["/costs/dso_by_grid"] = arr(rec.dso_cost_by_grid, self._n_dso, "dso_cost_by_grid")
 
         act_rows = []
@@ -379,7 +419,8 @@ class ResultsWriter:
             for col in ("resource", "kind", "grid", "level", "buyer"):
                 self._check_str(col, getattr(a, col))
             act_rows.append((rec.step, a.resource, a.kind, a.grid, a.level, a.buyer,
-                             int(a.direction), float(a.mw), float(a.price), float(a.cost)))
+                             int(a.direction), float(a.mw), float(a.price), float(a.cost),
+                             float(a.bid_price)))
         con_rows = []
         for c in rec.conflicts:
             self._check_str("kind", c.kind)

@@ -122,9 +122,26 @@ class LimitsCfg(Strict):
 
 
 class PenaltiesCfg(Strict):
-    imbalance_eur_per_mwh: float = Field(1000.0, ge=0.0, le=1e6)
-    overload_eur_per_mwh: float = Field(2000.0, ge=0.0, le=1e6)  # per MWh above a branch rating
-    voltage_eur_per_bus_h: float = Field(500.0, ge=0.0, le=1e6)  # per bus-hour outside the band
+    """Values of what stays unserved (docs/schemes.md, "Economics", gives their sources). The
+    markets minimise them on their linear models and the social cost counts them on the AC
+    grid. System balance is never traded for thermal loading: imbalance is valued above
+    overloads."""
+
+    # unserved balancing energy, both directions: the EU harmonised limit of balancing
+    # energy prices, of the order of value-of-lost-load estimates
+    imbalance_eur_per_mwh: float = Field(15000.0, gt=0.0, le=1e6)
+    # MVA x h above a branch rating: the cost of last-resort curtailment or load shedding
+    # that relieves the branch, below the value of lost load
+    overload_eur_per_mwh: float = Field(3000.0, ge=0.0, le=1e6)
+    # pu x h outside the voltage band, per bus (50,000 = 500 EUR per bus-hour at 0.01 pu)
+    voltage_eur_per_pu_h: float = Field(50000.0, ge=0.0, le=1e8)
+
+    @model_validator(mode="after")
+    def _balance_first(self) -> PenaltiesCfg:
+        if self.imbalance_eur_per_mwh <= self.overload_eur_per_mwh:
+            raise ValueError("imbalance_eur_per_mwh must exceed overload_eur_per_mwh (system "
+                             "balance is never traded for thermal loading)")
+        return self
 
 
 class CouplingCfg(Strict):
@@ -137,6 +154,9 @@ class MarketCfg(Strict):
     prequalification: bool = False  # centralized: DSOs cap D bids to what their grids carry
     schedule_tolerance_mw: float = Field(0.1, ge=0.0, le=1e4)  # shared balancing deviations
     brp_trading: bool = True  # integrated: BRPs buy flexibility against their own imbalance
+    # integrated: the imbalance price BRPs expect when they trade (what an open MWh costs
+    # them); they buy offers cheaper than that. Settlement uses the TSO's actual price.
+    brp_expected_imbalance_price: float = Field(150.0, ge=0.0, le=1e5)
     common_decomposed: bool = False  # common: DSO constraints cleared first, then jointly
     # markets aim this far inside the D limits, to absorb the linear model's error
     voltage_margin_pu: float = Field(0.002, ge=0.0, le=0.05)

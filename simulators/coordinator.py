@@ -14,9 +14,9 @@ import time as _time
 import mosaik_api_v3
 import numpy as np
 from tsodso.coordination.conflicts import StepView, detect
-from tsodso.coordination.need import assess, violation_cost
+from tsodso.coordination.need import assess, unserved, unserved_value
 from tsodso.core.records import StepRecord
-from tsodso.core.vocabulary import DSO_PREFIX, TSO, buyer_side
+from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, TSO, buyer_side
 from tsodso.simulators.timing import Timing
 
 META = {
@@ -87,18 +87,19 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         ctx = self.ctx
         needs, outcome, _ = self.pending
         acts = outcome.activations
-        costs = dict(tso=0.0, dso=0.0, brp=0.0)
+        costs = dict.fromkeys(COST_KEYS, 0.0)
         by_grid = np.zeros(len(ctx.dso_grids))
-        for a in acts:
+        for a in acts:  # payments (transfers) by buyer side, and the resource cost (social)
             side = buyer_side(a.buyer)
             costs[side] += a.cost
+            costs["resource"] += a.bid_price * a.mw * self.step_h
             if side == "dso":
                 by_grid[self.dso_pos[a.buyer[len(DSO_PREFIX):]]] += a.cost
-        pen = ctx.scenario.penalties
+        for key, value in outcome.transfers.items():
+            costs[key] += value
         after = assess(k, self.reports, ctx.limits)
-        costs["imbalance"] = abs(outcome.unserved_mw) * self.step_h * pen.imbalance_eur_per_mwh
-        costs["violation"] = violation_cost(after, self.step_h, pen.overload_eur_per_mwh,
-                                            pen.voltage_eur_per_bus_h)
+        left = unserved(after, outcome.unserved_mw, ctx.level, self.step_h)
+        costs.update(unserved_value(left, ctx.scenario.penalties))
         conflicts = detect(self._view(needs, outcome))
         reps = self.reports
         iface_s = np.array([reps[i.grid].interface_s.get(i.name, np.nan)
@@ -111,7 +112,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             tso_imbalance_mw=needs.imbalance_mw,
             unresolved_imbalance_mw=float(outcome.unserved_mw),
             activations=acts, conflicts=conflicts, costs=costs,
-            dso_cost_by_grid=by_grid)
+            dso_cost_by_grid=by_grid, unserved=left)
 
     def _view(self, needs, outcome) -> StepView:
         """What the conflict rules need: activations, offers, the D grids after the market,

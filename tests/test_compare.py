@@ -25,10 +25,10 @@ def test_compare_tiny(tmp_path):
         # same grid, day, forecasts: the imbalance before activations is identical
         np.testing.assert_array_equal(a["needs/tso_imbalance_mw"][:],
                                       b["needs/tso_imbalance_mw"][:])
-        assert float(rows[0]["total_cost_eur"]) == a["kpis"].attrs["total_cost_eur"]
+        assert float(rows[0]["social_cost_eur"]) == a["kpis"].attrs["social_cost_eur"]
     # the market pays for flexibility instead of the imbalance penalty
-    assert float(rows[1]["unresolved_imbalance_mwh"]) < float(rows[0]["unresolved_imbalance_mwh"])
-    assert float(rows[1]["total_cost_eur"]) < float(rows[0]["total_cost_eur"])
+    assert float(rows[1]["unserved_imbalance_mwh"]) < float(rows[0]["unserved_imbalance_mwh"])
+    assert float(rows[1]["social_cost_eur"]) < float(rows[0]["social_cost_eur"])
 
 
 def test_compare_unknown_scheme(tmp_path):

@@ -20,16 +20,16 @@ def table(tmp_path_factory):
 
 def test_d_congestion_and_imbalance_occur(table):
     none = table.loc["none"]
-    assert none["unresolved_imbalance_mwh"] > 10.0  # the system is out of balance
+    assert none["unserved_imbalance_mwh"] > 10.0  # the system is out of balance
     assert none["voltage_violation_bus_steps"] > 0 or none["overload_branch_steps"] > 0
-    assert table.loc["local", "dso_cost_eur"] > 0  # DSOs buy against D congestion
+    assert table.loc["local", "dso_paid_eur"] > 0  # DSOs buy against D congestion
 
 
 def test_every_scheme_activates_and_schemes_differ(table):
     for scheme in scheme_names():
         if scheme != "none":
             assert table.loc[scheme, "activated_mwh"] > 0, scheme
-    totals = table["total_cost_eur"]
+    totals = table["social_cost_eur"]
     assert totals.nunique() >= 4
     assert totals["none"] == totals.max()
     # the joint market beats the sequential DSO-first market on the same bids

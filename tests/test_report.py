@@ -177,12 +177,12 @@ def test_sections_present(report, page, cmp_dir):
 
 
 def test_ranking_matches_summary_totals(page, summary):
-    expected = sorted(summary, key=lambda r: float(r["total_cost_eur"]))  # stable, like the file
+    expected = sorted(summary, key=lambda r: float(r["social_cost_eur"]))  # stable, like the file
     rows = page.body_rows("ranking")
     assert [a["data-scheme"] for a, _ in rows] == [r["scheme"] for r in expected]
-    best = float(expected[0]["total_cost_eur"])
+    best = float(expected[0]["social_cost_eur"])
     for (_, cells), want in zip(rows, expected, strict=True):
-        total = float(want["total_cost_eur"])
+        total = float(want["social_cost_eur"])
         assert_shown(cells[2], total)
         assert_shown(cells[3], total - best)
         assert_shown(cells[4], (total - best) / best * 100.0)
@@ -201,7 +201,7 @@ def test_findings_from_the_data(report, summary, cmp_dir):
     assert (f"{label_of(cmp_dir / (top['scheme'] + '.h5'))} records the most TSO–DSO conflicts: "
             f"{int(top['conflicts']):,}") in plain
     dso = max((r for r in summary if r["scheme"] != "none"),
-              key=lambda r: float(r["dso_cost_eur"]))
+              key=lambda r: float(r["dso_paid_eur"]))
     assert f"The DSOs pay most in {label_of(cmp_dir / (dso['scheme'] + '.h5'))}: " in plain
 
 
@@ -227,7 +227,7 @@ def test_dso_costs_per_grid_match_file(page, cmp_dir, summary):
             assert_shown(rows[g][j], eur)
         assert_shown(rows["All DSOs"][j], per_grid.sum())
     # the tight D limits make some DSO buy something
-    assert any(float(r["dso_cost_eur"]) > 1.0 for r in summary)
+    assert any(float(r["dso_paid_eur"]) > 1.0 for r in summary)
 
 
 def test_cross_level_matches_activations(page, cmp_dir, summary):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from tsodso.core.vocabulary import COST_COLUMNS, SOCIAL_KEYS
 from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS
 from tsodso.results.read import open_results
 
@@ -33,6 +34,7 @@ KILL = """
 import os, sys
 sys.path.insert(0, {root!r})
 from tests import test_results_writer as t
+from tsodso.core.vocabulary import COST_COLUMNS, SOCIAL_KEYS
 from tsodso.results.writer import ResultsWriter
 w = ResultsWriter({path!r}, t.make_meta(), t.GRIDS, t.INTERFACES, t.DSO_GRIDS, block_steps=10)
 for step in range({steps}):
@@ -99,7 +101,7 @@ def test_tables_hand(hand_file):
     r = results.open(hand_file)
     act = r.activations
     assert list(act.columns) == ["step", "time", "resource", "kind", "grid", "level", "buyer",
-                                 "direction", "mw", "price", "cost"]
+                                 "direction", "mw", "price", "cost", "bid_price"]
     recs = [make_record(t) for t in range(HAND_N)]
     expected = [(t, a) for t in range(HAND_N) for a in recs[t].activations]
     assert act["step"].tolist() == [t for t, _ in expected]
@@ -143,14 +145,14 @@ def test_tables_equal_h5py(cmp_dir):
 
 def test_costs_hand(hand_file):
     costs = results.open(hand_file).costs
-    assert list(costs.columns) == ["tso", "dso", "brp", "imbalance", "violation", "total",
-                                   "dso:MV1.101"]
+    assert list(costs.columns) == [*COST_COLUMNS, "dso:MV1.101"]
     assert costs.index.name == "time" and len(costs) == HAND_N
     assert costs.index[33] == pd.Timestamp("2016-03-01 08:15")
-    # make_record: tso 1, dso 2, brp -0.5, imbalance t/100, violation 10 at t % 50 == 0
+    # make_record: resource 1.5, imbalance t/100, overload_t 10 at t % 50 == 0, voltage_d
+    # 0.25 at t % 25 == 0; payments (transfers) are not part of the social cost
     t = np.arange(HAND_N)
-    np.testing.assert_allclose(costs["total"], 2.5 + t / 100 + np.where(t == 0, 10.0, 0.0),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(costs["social"], 1.5 + t / 100 + np.where(t % 50 == 0, 10.0, 0.0)
+                               + np.where(t % 25 == 0, 0.25, 0.0), rtol=0, atol=1e-12)
     assert (costs["dso:MV1.101"] == 2.0).all()
 
 
@@ -160,15 +162,14 @@ def test_costs_and_needs_equal_h5py(cmp_dir):
         r = results.open(path)
         costs = r.costs
         grids = list(h5(path, "costs/dso_grid"))
-        assert list(costs.columns) == ["tso", "dso", "brp", "imbalance", "violation", "total",
-                                       *(f"dso:{g}" for g in grids)]
-        assert costs.shape == (STEPS, 6 + len(grids))
-        for key in ("tso", "dso", "brp", "imbalance", "violation", "total"):
+        assert list(costs.columns) == [*COST_COLUMNS, *(f"dso:{g}" for g in grids)]
+        assert costs.shape == (STEPS, len(COST_COLUMNS) + len(grids))
+        for key in COST_COLUMNS:
             np.testing.assert_array_equal(costs[key].to_numpy(), h5(path, f"costs/{key}"))
         np.testing.assert_array_equal(costs[[f"dso:{g}" for g in grids]].to_numpy(),
                                       h5(path, "costs/dso_by_grid"))
-        parts = costs[["tso", "dso", "brp", "imbalance", "violation"]].sum(axis=1)
-        np.testing.assert_allclose(costs["total"], parts, rtol=1e-12, atol=1e-9)
+        parts = costs[list(SOCIAL_KEYS)].sum(axis=1)
+        np.testing.assert_allclose(costs["social"], parts, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(costs["dso"], costs[[f"dso:{g}" for g in grids]].sum(axis=1),
                                    rtol=1e-12, atol=1e-9)
         # each buyer's per-step cost is what it paid for its activations
@@ -196,7 +197,10 @@ def test_kpis(hand_file, cmp_dir):
     # 8 cycles of 5 steps, 4 + 2 + 3 + 1 + 5 MW per cycle, 0.25 h per step
     assert kpis["activated_mwh"] == pytest.approx(8 * 15 * 0.25)
     assert kpis["conflicts"] == 3
-    assert kpis["total_cost_eur"] == pytest.approx(40 * 2.5 + sum(range(40)) / 100 + 10.0)
+    # 40 steps: resource 1.5 each, imbalance t/100, overload_t 10 at t = 0, voltage_d 0.25 at
+    # t = 0 and 25
+    assert kpis["social_cost_eur"] == pytest.approx(40 * 1.5 + sum(range(40)) / 100 + 10.0
+                                                    + 2 * 0.25)
     with h5py.File(cmp_dir / "centralized.h5", "r") as f:
         stored = {k: float(v) for k, v in f["kpis"].attrs.items()}
     assert results.open(cmp_dir / "centralized.h5").kpis.to_dict() == stored

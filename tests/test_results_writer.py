@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS, UNSERVED_KEYS
 from tsodso.results.read import load_table, open_results, read_meta
 from tsodso.results.writer import (
     Activation,
@@ -96,13 +97,27 @@ def make_record(t: int) -> StepRecord:
         activations=acts,
         conflicts=conflicts,
         costs={
+            "resource": 1.5,
+            "imbalance": t / 100.0,
+            "overload_t": 10.0 if t % 50 == 0 else 0.0,
+            "overload_d": 0.0,
+            "voltage_t": 0.0,
+            "voltage_d": 0.25 if t % 25 == 0 else 0.0,
             "tso": 1.0,
             "dso": 2.0,
             "brp": -0.5,
-            "imbalance": t / 100.0,
-            "violation": 10.0 if t % 50 == 0 else 0.0,
+            "brp_imbalance_charges": 0.0,
+            "dso_imbalance_charges": 0.1,
+            "congestion_rent": 0.0,
         },
         dso_cost_by_grid=np.array([2.0]),
+        unserved={
+            "imbalance_mwh": (2.0 if t % 2 == 0 else 1.0) * 0.25,
+            "overload_t_mwh": 0.25 if t % 50 == 0 else 0.0,
+            "overload_d_mwh": 0.0,
+            "voltage_t_puh": 0.0,
+            "voltage_d_puh": 0.0025 if t % 25 == 0 else 0.0,
+        },
     )
 
 
@@ -135,12 +150,12 @@ EXPECTED_UNITS = {
     "interfaces/q_mvar": "Mvar",
     "needs/tso_imbalance_mw": "MW",
     "needs/unresolved_imbalance_mw": "MW",
-    "costs/tso": "EUR",
-    "costs/dso": "EUR",
-    "costs/brp": "EUR",
-    "costs/imbalance": "EUR",
-    "costs/violation": "EUR",
-    "costs/total": "EUR",
+    **{f"costs/{key}": "EUR" for key in COST_COLUMNS},
+    "unserved/imbalance_mwh": "MWh",
+    "unserved/overload_t_mwh": "MWh",
+    "unserved/overload_d_mwh": "MWh",
+    "unserved/voltage_t_puh": "pu h",
+    "unserved/voltage_d_puh": "pu h",
     "costs/dso_by_grid": "EUR",
     "costs/dso_grid": "1",
     "activations/row": "1",
@@ -154,6 +169,7 @@ EXPECTED_UNITS = {
     "activations/mw": "MW",
     "activations/price": "EUR/MWh",
     "activations/cost": "EUR",
+    "activations/bid_price": "EUR/MWh",
     "conflicts/row": "1",
     "conflicts/step": "1",
     "conflicts/kind": "1",
@@ -171,7 +187,7 @@ def test_root_attributes(run_file):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "tsodso-results"
-        assert a["format_version"] == 1
+        assert a["format_version"] == 2
         assert a["scheme"] == "centralized" and a["scenario"] == "unit"
         assert a["seed"] == 42 and a["step_s"] == STEP_S and a["n_steps"] == N
         assert a["start"] == "2016-03-01T00:00:00"
@@ -226,7 +242,7 @@ def test_shapes_units_and_scales(run_file):
         "interfaces/q_mvar": (N, n_if),
         "needs/tso_imbalance_mw": (N,),
         "needs/unresolved_imbalance_mw": (N,),
-        "costs/total": (N,),
+        "costs/social": (N,),
         "costs/dso_by_grid": (N, 1),
         "costs/dso_grid": (1,),
     }
@@ -279,10 +295,13 @@ def test_contents_equal_appended(run_file):
                                       [r.tso_imbalance_mw for r in recs])
         np.testing.assert_array_equal(f["needs/unresolved_imbalance_mw"][:],
                                       [r.unresolved_imbalance_mw for r in recs])
-        for key in ("tso", "dso", "brp", "imbalance", "violation"):
+        for key in COST_KEYS:
             np.testing.assert_array_equal(f[f"costs/{key}"][:], [r.costs[key] for r in recs])
-        total = [1.0 + 2.0 - 0.5 + t / 100.0 + (10.0 if t % 50 == 0 else 0.0) for t in range(N)]
-        np.testing.assert_allclose(f["costs/total"][:], total, rtol=0, atol=1e-12)
+        for key in UNSERVED_KEYS:
+            np.testing.assert_array_equal(f[f"unserved/{key}"][:], [r.unserved[key] for r in recs])
+        total = [1.5 + t / 100.0 + (10.0 if t % 50 == 0 else 0.0) + (0.25 if t % 25 == 0 else 0.0)
+                 for t in range(N)]
+        np.testing.assert_allclose(f["costs/social"][:], total, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(f["costs/dso_by_grid"][:], np.full((N, 1), 2.0))
         assert f["activations/direction"].dtype == np.int8
         assert f["activations/step"].dtype == np.int64
@@ -290,7 +309,7 @@ def test_contents_equal_appended(run_file):
     act = load_table(path, "activations")
     expected = [(t, a) for t in range(N) for a in recs[t].activations]
     assert list(act) == ["step", "resource", "kind", "grid", "level", "buyer", "direction",
-                         "mw", "price", "cost"]
+                         "mw", "price", "cost", "bid_price"]
     assert act["step"].tolist() == [t for t, _ in expected]
     for col in ("resource", "kind", "grid", "level", "buyer", "direction", "mw", "price", "cost"):
         assert act[col].tolist() == [getattr(a, col) for _, a in expected], col
@@ -306,21 +325,34 @@ def test_kpis_hand_computed(run_file):
     path, kpis = run_file
     h = 0.25  # step in hours
     expected = {
-        "tso_cost_eur": 250 * 1.0,
-        "dso_cost_eur": 250 * 2.0,
-        "brp_cost_eur": 250 * -0.5,
-        "imbalance_cost_eur": (249 * 250 / 2) / 100.0,  # sum of t/100 for t = 0..249
-        "violation_cost_eur": 5 * 10.0,
+        "resource_cost_eur": 250 * 1.5,
+        "imbalance_value_eur": (249 * 250 / 2) / 100.0,  # sum of t/100 for t = 0..249
+        "overload_t_value_eur": 5 * 10.0,
+        "overload_d_value_eur": 0.0,
+        "voltage_t_value_eur": 0.0,
+        "voltage_d_value_eur": 10 * 0.25,
+        "tso_paid_eur": 250 * 1.0,
+        "dso_paid_eur": 250 * 2.0,
+        "brp_paid_eur": 250 * -0.5,
+        "brp_imbalance_charges_eur": 0.0,
+        "dso_imbalance_charges_eur": 250 * 0.1,
+        "congestion_rent_eur": 0.0,
+        "unserved_imbalance_mwh": (125 * 2.0 + 125 * 1.0) * h,
+        "unserved_overload_t_mwh": 5 * 0.25,
+        "unserved_overload_d_mwh": 0.0,
+        "unserved_voltage_t_puh": 0.0,
+        "unserved_voltage_d_puh": 10 * 0.0025,
         "activated_mwh": 50 * (4 + 2 + 3 + 1 + 5) * h,
         "cross_level_mwh": 50 * (4 + 2) * h,  # TSO<-D pv and DSO<-T storage
         "curtailment_mwh": 50 * (4 + 3) * h,  # pv down and wind down
         "conflicts": 14,
         "conflict_mwh": (13 * 1.5 + 2.0) * h,
-        "unresolved_imbalance_mwh": (125 * 2.0 + 125 * 1.0) * h,
         "voltage_violation_bus_steps": 25 + 10,
         "overload_branch_steps": 5 + 10,
     }
-    expected["total_cost_eur"] = 250 + 500 - 125 + 311.25 + 50
+    # social cost: resource cost and unserved values only; payments are transfers
+    expected["social_cost_eur"] = 375 + 311.25 + 50 + 2.5
+    expected["unserved_value_eur"] = 311.25 + 50 + 2.5
     assert set(kpis) == set(expected)
     for name, value in expected.items():
         assert kpis[name] == pytest.approx(value, abs=1e-9), name
@@ -338,7 +370,7 @@ def test_block_size_does_not_change_contents(run_file, tmp_path):
     other = tmp_path / "b7.h5"
     assert write_run(other, block_steps=7) == kpis
     with h5py.File(path, "r") as a, h5py.File(other, "r") as b:
-        for name in ("grids/HV1/vm_pu", "costs/total", "activations/mw", "conflicts/kind"):
+        for name in ("grids/HV1/vm_pu", "costs/social", "activations/mw", "conflicts/kind"):
             np.testing.assert_array_equal(a[name][:], b[name][:])
 
 
@@ -417,7 +449,7 @@ def test_interrupt_in_the_middle_of_a_block(tmp_path):
     meta = read_meta(path)
     assert meta["complete"] is False and meta["steps_written"] == 20  # block retried by close
     with h5py.File(path, "r") as f:
-        for name in ("time", "grids/HV1/vm_pu", "needs/unresolved_imbalance_mw", "costs/total"):
+        for name in ("time", "grids/HV1/vm_pu", "needs/unresolved_imbalance_mw", "costs/social"):
             assert f[name].shape[0] == 20, name
         n_act = sum(len(make_record(t).activations) for t in range(20))
         assert f["activations/step"].shape == f["activations/row"].shape == (n_act,)
@@ -484,7 +516,7 @@ def test_killed_writer_leaves_readable_file(tmp_path):
                                       np.stack([r.interface_p_mw for r in recs]))
         assert len(f["kpis"].attrs) == 0  # KPIs are only written by close()
     with h5py.File(path, "r", swmr=True) as f:
-        assert f["costs/total"].shape[0] >= 30
+        assert f["costs/social"].shape[0] >= 30
     meta = read_meta(path)
     assert meta["complete"] is False and meta["steps_written"] == 30
     con = load_table(path, "conflicts")

@@ -11,6 +11,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from tsodso.core.vocabulary import SOCIAL_KEYS
 from tsodso.results.read import read_meta, steps_written
 
 from tests.conftest import ZERO_ERRORS, make_scenario
@@ -29,7 +30,7 @@ def test_file_contract(centralized_run):
     sc, path, kpis = centralized_run
     with h5py.File(path, "r") as f:
         a = f.attrs
-        assert a["format"] == "tsodso-results" and a["format_version"] == 1
+        assert a["format"] == "tsodso-results" and a["format_version"] == 2
         assert a["scheme"] == "centralized" and a["scenario"] == sc.name
         assert bool(a["complete"]) and a["n_steps"] == 12 and a["step_s"] == 900
         assert "[run]" in a["scenario_toml"]
@@ -43,12 +44,20 @@ def test_file_contract(centralized_run):
             assert np.all((grp["vm_pu"][:] > 0.8) & (grp["vm_pu"][:] < 1.2))
         assert f["interfaces/p_mw"].shape == (12, len(f["interfaces/name"]))
         assert set(f["interfaces/grid"].asstr()[:]) == {g for g, lv in levels.items() if lv == "D"}
-        total = sum(f["costs"][k][:] for k in ("tso", "dso", "brp", "imbalance", "violation"))
-        np.testing.assert_allclose(f["costs/total"][:], total)
+        total = sum(f["costs"][k][:] for k in SOCIAL_KEYS)
+        np.testing.assert_allclose(f["costs/social"][:], total)
+        # the resource cost is the activations at their bid prices; the TSO's payments are
+        # what it paid under the pricing rule (a transfer, not in the social cost)
+        step = f["activations/step"][:]
+        bid = np.bincount(step, weights=f["activations/bid_price"][:] * f["activations/mw"][:]
+                          * 0.25, minlength=12)
+        np.testing.assert_allclose(f["costs/resource"][:], bid, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(f["costs/tso"][:], np.bincount(
+            step, weights=f["activations/cost"][:], minlength=12), rtol=1e-12, atol=1e-9)
         assert set(f["activations/buyer"].asstr()[:]) <= {"TSO"}
         for key in ("powerflow_s", "clearing_s", "total_s"):
             assert f["timing"].attrs[key] > 0
-    assert kpis["total_cost_eur"] == pytest.approx(float(total.sum()))
+    assert kpis["social_cost_eur"] == pytest.approx(float(total.sum()))
 
 
 def test_tso_need_is_met_or_recorded(centralized_run):
@@ -83,7 +92,7 @@ def test_same_seed_same_results(tmp_path):
         run(make_scenario(steps=5, seed=seed), "centralized", paths[-1])
     with h5py.File(paths[0], "r") as a, h5py.File(paths[1], "r") as b, \
             h5py.File(paths[2], "r") as c:
-        for key in ("needs/tso_imbalance_mw", "costs/total", "activations/mw",
+        for key in ("needs/tso_imbalance_mw", "costs/social", "activations/mw",
                     "grids/MV1.101/vm_pu"):
             np.testing.assert_array_equal(a[key][:], b[key][:])
         assert not np.array_equal(a["needs/tso_imbalance_mw"][:], c["needs/tso_imbalance_mw"][:])

@@ -102,7 +102,7 @@ def test_toy_scheme_runs_compares_and_reports(toy, tmp_path):
     assert [r["scheme"] for r in rows] == ["none", TOY]
     with (out / "summary.csv").open() as fh:
         table = {r["scheme"]: r for r in csv.DictReader(fh)}
-    assert float(table[TOY]["total_cost_eur"]) < float(table["none"]["total_cost_eur"])
+    assert float(table[TOY]["social_cost_eur"]) < float(table["none"]["social_cost_eur"])
     html = build_report(out).read_text(encoding="utf-8")
     assert MeritOrder.label in html and MeritOrder.description in html
 

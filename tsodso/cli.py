@@ -84,7 +84,8 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
     except KeyboardInterrupt:
         _fail(f"interrupted; the steps done so far are in {out} (complete = false)", 130)
     click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
-               f"total cost {kpis['total_cost_eur']:,.0f} EUR, "
+               f"social cost {kpis['social_cost_eur']:,.0f} EUR (flexibility "
+               f"{kpis['resource_cost_eur']:,.0f}, unserved {kpis['unserved_value_eur']:,.0f}), "
                f"activated {kpis['activated_mwh']:,.1f} MWh")
 
 

@@ -53,11 +53,12 @@ def write_summary(rows: list[dict], path: Path) -> None:
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of the main KPIs, one line per scheme."""
-    cols = [("scheme", "scheme", "{}"), ("total_cost_eur", "total EUR", "{:,.0f}"),
-            ("tso_cost_eur", "TSO EUR", "{:,.0f}"), ("dso_cost_eur", "DSO EUR", "{:,.0f}"),
-            ("brp_cost_eur", "BRP EUR", "{:,.0f}"),
-            ("imbalance_cost_eur", "imbalance EUR", "{:,.0f}"),
-            ("violation_cost_eur", "violation EUR", "{:,.0f}"),
+    cols = [("scheme", "scheme", "{}"), ("social_cost_eur", "social EUR", "{:,.0f}"),
+            ("resource_cost_eur", "resource EUR", "{:,.0f}"),
+            ("unserved_value_eur", "unserved EUR", "{:,.0f}"),
+            ("tso_paid_eur", "TSO paid", "{:,.0f}"), ("dso_paid_eur", "DSO paid", "{:,.0f}"),
+            ("brp_paid_eur", "BRP paid", "{:,.0f}"),
+            ("unserved_imbalance_mwh", "imbalance MWh", "{:,.1f}"),
             ("activated_mwh", "activated MWh", "{:,.1f}"),
             ("cross_level_mwh", "cross-level MWh", "{:,.1f}"), ("conflicts", "conflicts", "{}")]
     cells = [[h for _, h, _ in cols]]

@@ -16,7 +16,7 @@ import numpy as np
 from tsodso.coordination.bid import BidBook
 from tsodso.coordination.centralized import CentralizedMarket, Penalties
 from tsodso.coordination.dgrids import DGridView
-from tsodso.coordination.market import DState, FlexMarket
+from tsodso.coordination.market import VOLTAGE_STEP_PU, DState, FlexMarket
 from tsodso.coordination.need import Needs
 from tsodso.coordination.pooling import Pools, ZonePools
 from tsodso.coordination.ptdf import TransmissionModel
@@ -53,6 +53,9 @@ class Outcome:
     activated: np.ndarray  # MW per slot (all buyers together)
     activations: list[Activation]  # settled: who bought what, at which price
     unserved_mw: float  # signed balancing need left unserved
+    # money moved besides the payments for activations (EUR, vocabulary.TRANSFER_KEYS):
+    # imbalance charges settled with the TSO, congestion rent
+    transfers: dict[str, float] = field(default_factory=dict)
 
 
 class Scheme:
@@ -95,9 +98,8 @@ class Scheme:
 
     def settle_stage(self, x: np.ndarray, buyer: np.ndarray | str,
                      value: np.ndarray | None) -> list[Activation]:
-        """Activations of one market stage. Pay-as-clear pays each slot the locational value
-        of its pool in that market (its price minus its reduced cost: the clearing price at
-        its location and in its direction, congestion included)."""
+        """Activations of one market stage. Pay-as-clear pays each slot `value`, its
+        locational price in its own direction (see `clearing_prices`)."""
 
         class _C:
             activated = x
@@ -106,6 +108,67 @@ class Scheme:
 
         return settle(self.book, _C, buyer, self.pricing, self.step_h)
 
+    def clearing_prices(self, value: np.ndarray, parts: dict[str, np.ndarray] | None,
+                        offered: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Pay-as-clear prices per slot from a market's locational values, and the value by
+        cause scaled to them.
+
+        A value is the dual price of the market's real constraints at the slot's location and
+        direction. Where a slack binds (a need the offers cannot cover, an overload or a
+        voltage deviation the offers cannot remove) the duals carry the slack's value, not a
+        bid; the price is then the scarcity price: the highest price asked by any slot offered
+        in that direction in this market. Accepted slots are never paid less than they asked.
+        """
+        price = np.asarray(value, dtype=float).copy()
+        book = self.book
+        for d in (1, -1):
+            mine = book.direction == d
+            asked = book.price[mine & (offered > 0)]
+            cap = float(asked.max()) if len(asked) else float(book.price[mine].max(initial=0.0))
+            price[mine] = np.minimum(price[mine], cap)
+        if not parts:
+            return price, {}
+        total = sum(parts.values())
+        scale = np.divide(price, total, out=np.zeros_like(price), where=np.abs(total) > 1e-9)
+        return price, {c: p * scale for c, p in parts.items()}
+
+    def imbalance_price(self, res) -> float:
+        """EUR/MWh at which open positions are settled with the TSO (single price, + = paid
+        for being short): the marginal price of the TSO's balancing (the dual of its balance
+        row), held to the scarcity price of the offers when the balance slack binds."""
+        return self.scarcity_clip(float(res.marginal_price_system))
+
+    def scarcity_clip(self, lam: float) -> float:
+        """A balance price held within the highest price asked in its direction."""
+        d = 1 if lam >= 0 else -1
+        asked = self.book.price[self.book.direction == d]
+        cap = float(asked.max()) if len(asked) else 0.0
+        return float(np.clip(lam, -cap, cap))
+
+    def congestion_rent(self, x: np.ndarray, parts: dict[str, np.ndarray]) -> float:
+        """EUR of pay-as-clear payments priced by network rows (everything but the balance
+        and parties' rows): a transfer inside the payments. 0 under pay-as-bid."""
+        if self.pricing != "pay_as_clear" or not parts:
+            return 0.0
+        network = sum(p for c, p in parts.items() if c not in ("balance", "party"))
+        return float(np.sum(x * network)) * self.step_h if np.ndim(network) else 0.0
+
+    def cost_causation(self, x: np.ndarray, parts: dict[str, np.ndarray],
+                       dso_grids: tuple[str, ...]) -> dict[str, float]:
+        """Shares of a joint market's procurement per buyer, by cost causation from the duals:
+        the TSO for what its balance and T rows give the activated MW, each DSO for its D
+        rows. A cause whose rows lower the value (the activation worked against them) gets no
+        share; the others are normalised to sum to one. No binding row at all: the TSO's."""
+        money = {TSO: float(np.sum(x * (parts.get("balance", 0.0) + parts.get("t", 0.0))))}
+        for g in dso_grids:
+            if g in parts:
+                money[dso_buyer(g)] = float(np.sum(x * parts[g]))
+        pos = {b: max(m, 0.0) for b, m in money.items()}
+        total = sum(pos.values())
+        if total <= 1e-9:
+            return {TSO: 1.0}
+        return {b: m / total for b, m in pos.items() if m > 0}
+
     def tso_market(self) -> None:
         """Build the TSO's market over all slots, pooled by T bus, direction and price."""
         self.pools = Pools(self.book)
@@ -113,12 +176,18 @@ class Scheme:
                                         self.step_h)
 
     def tso_stage(self, mw: np.ndarray, need: float, flow0: np.ndarray):
-        """Clear the TSO's market on the offers `mw`; activations per slot."""
+        """Clear the TSO's market on the offers `mw`; activations per slot, pay-as-clear
+        prices (`marginal_price`, signed) and the congestion rent (`rent`, EUR)."""
         pooled, price = self.pools.offered(mw, self.book.price)
         res = self.market.clear(pooled, price, need, flow0, self.tm.limit_mw,
                                 exact_prices=self.pricing == "pay_as_clear")
         res.activated = self.pools.split(res.activated, mw)
-        res.marginal_price = self.book.direction * res.value[self.pools.pool_of]
+        of = self.pools.pool_of
+        paid, parts = self.clearing_prices(res.value[of], {c: p[of] for c, p in
+                                                            (res.parts or {}).items()}, mw)
+        res.marginal_price_system = res.marginal_price  # the balance dual, EUR/MWh up
+        res.marginal_price = self.book.direction * paid
+        res.rent = self.congestion_rent(res.activated, parts)
         return res
 
     def settle_tso(self, res) -> list[Activation]:
@@ -132,7 +201,7 @@ class Scheme:
         area = {dso_buyer(r.grid): r.pools for r in rows} if areas else None
         market = FlexMarket(pools.direction, np.full(pools.n, -1), self.step_h,
                             self.pen.imbalance_eur_per_mwh, self.pen.overload_eur_per_mwh,
-                            self.pen.voltage_eur_per_bus_h, drows=rows, areas=area)
+                            self.pen.voltage_eur_per_pu_h * VOLTAGE_STEP_PU, drows=rows, areas=area)
         return pools, market
 
     def dso_first(self, needs: Needs, reports: dict, state: dict[str, DState]):
@@ -149,7 +218,9 @@ class Scheme:
         need = needs.tso_need_mw - float(signed1.sum())
         flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
         after = self.dg.after(state, signed1)
-        acts = self.settle_stage(x1, self.dso_buyers(), r1.value[self.dpools.pool_of])
+        of = self.dpools.pool_of
+        paid, _ = self.clearing_prices(r1.value[of], None, d_mw)
+        acts = self.settle_stage(x1, self.dso_buyers(), paid)
         return x1, need, flow0, after, np.maximum(book.mw - x1, 0.0), acts
 
     def dso_buyers(self) -> np.ndarray:

@@ -40,4 +40,5 @@ class Centralized(Scheme):
         if self.prequalify:
             mw = self.dg.deliverable(mw, self.dg.state(reports), no_worse=False)
         res = self.tso_stage(mw, needs.tso_need_mw, self.t_flow(reports))
-        return Outcome(res.activated, self.settle_tso(res), res.unserved_mw)
+        return Outcome(res.activated, self.settle_tso(res), res.unserved_mw,
+                       {"congestion_rent": res.rent})

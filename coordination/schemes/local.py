@@ -37,4 +37,4 @@ class Local(Scheme):
                           residual)
         res = self.tso_stage(offers, need, flow0)
         acts += self.settle_tso(res)
-        return Outcome(x1 + res.activated, acts, res.unserved_mw)
+        return Outcome(x1 + res.activated, acts, res.unserved_mw, {"congestion_rent": res.rent})

@@ -38,12 +38,20 @@ class SharedBalancing(Scheme):
         r1 = self.dmarket.clear(self.dpools.offered(d_mw, book.price), self.dpools.price,
                                 need=area_need, d_state=self.dg.state(reports))
         x1 = self.dpools.split(r1.x, d_mw)
-        t_need = -needs.area_imbalance.get(self.setup.t_name, 0.0)
-        res = self.tso_stage(np.where(self.is_d, 0.0, book.mw), t_need, self.t_flow(reports))
+        signed1 = book.direction * x1
+        # what each DSO leaves of its area's imbalance: settled with the TSO, which balances it
+        residual = {g: r1.unserved.get(dso_buyer(g), 0.0) for g in self.dso_grids}
+        t_need = -needs.area_imbalance.get(self.setup.t_name, 0.0) + sum(residual.values())
+        # the TSO plans on interfaces at schedule: T flows after the DSOs' activations
+        flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
+        res = self.tso_stage(np.where(self.is_d, 0.0, book.mw), t_need, flow0)
+        paid, _ = self.clearing_prices(r1.value[self.dpools.pool_of], None, d_mw)
         acts = []
         for g in self.dso_grids:
             mine = np.where(book.grid == g, x1, 0.0)
-            acts += self.settle_stage(mine, dso_buyer(g), r1.value[self.dpools.pool_of])
+            acts += self.settle_stage(mine, dso_buyer(g), paid)
         acts += self.settle_tso(res)
         total = x1 + res.activated
-        return Outcome(total, acts, needs.tso_need_mw - float(book.direction @ total))
+        charges = self.imbalance_price(res) * sum(residual.values()) * self.step_h
+        return Outcome(total, acts, needs.tso_need_mw - float(book.direction @ total),
+                       {"congestion_rent": res.rent, "dso_imbalance_charges": charges})

@@ -219,18 +219,18 @@ def conflict_stats(run: RunData) -> tuple[dict, dict]:
 
 
 def ranking(runs: Sequence[RunData]) -> list[tuple[int, RunData, float, float | None]]:
-    """(rank, run, EUR above the cheapest, % above the cheapest) by total cost, cheapest first.
+    """(rank, run, EUR above the cheapest, % above the cheapest) by social cost, cheapest first.
 
     The sort is stable (equal totals keep the file order); totals within ``TIE_EUR`` share
     a rank."""
-    ordered = sorted(runs, key=lambda r: r.kpis["total_cost_eur"])
+    ordered = sorted(runs, key=lambda r: r.kpis["social_cost_eur"])
     if not ordered:
         return []
-    best = ordered[0].kpis["total_cost_eur"]
+    best = ordered[0].kpis["social_cost_eur"]
     out = []
     for r in ordered:
-        total = r.kpis["total_cost_eur"]
-        rank = 1 + sum(1 for o in ordered if o.kpis["total_cost_eur"] < total - TIE_EUR)
+        total = r.kpis["social_cost_eur"]
+        rank = 1 + sum(1 for o in ordered if o.kpis["social_cost_eur"] < total - TIE_EUR)
         diff = total - best
         pct = diff / abs(best) * 100.0 if abs(best) > 1e-9 else None
         out.append((rank, r, diff, pct))

@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 from tsodso.results.format import SCHEME_ATTR_DEFAULTS
+from tsodso.results.kpis import COST_KPI
 from tsodso.results.report.data import TIE_EUR, ReportData, RunData
-from tsodso.results.report.format import COST_PARTS, esc, eur, kind_label, label, short
+from tsodso.results.report.format import SOCIAL_PARTS, esc, eur, kind_label, label, short
 
 _PALETTE = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
             "#e377c2", "#bcbd22", "#17becf")
-_PART_COLORS = {"tso": "#1f77b4", "dso": "#2ca02c", "brp": "#9467bd", "imbalance": "#ff7f0e",
-                "violation": "#d62728"}
+_PART_COLORS = {"resource": "#1f77b4", "imbalance": "#ff7f0e", "overload_t": "#d62728",
+                "overload_d": "#e377c2", "voltage_t": "#8c564b", "voltage_d": "#bcbd22"}
 _KIND_COLORS = {"opposite_direction": "#d62728", "tso_causes_dso_violation": "#9467bd",
                 "dso_causes_tso_imbalance": "#1f77b4", "interface_schedule_deviation": "#ff7f0e",
                 "double_activation": "#8c564b"}
@@ -70,14 +71,16 @@ def figure_html(fig: Any, fid: str, alt: str, caption: str) -> str:
 
 
 def bar_costs(runs: Sequence[RunData]) -> str:
-    """Stacked horizontal bars: total cost per scheme split by who pays."""
+    """Stacked horizontal bars: social cost per scheme split into the resource cost of the
+    flexibility and the value of what stays unserved (the caller leaves out runs that would
+    flatten the others)."""
     fig = new_figure(height=0.9 + 0.45 * len(runs))
     ax = fig.add_subplot()
     y = np.arange(len(runs))
     pos = np.zeros(len(runs))
     neg = np.zeros(len(runs))
-    for key, name in COST_PARTS:
-        vals = np.array([r.kpis[f"{key}_cost_eur"] for r in runs])
+    for key, name in SOCIAL_PARTS:
+        vals = np.array([r.kpis[COST_KPI[key]] for r in runs])
         if not np.any(np.abs(vals) >= TIE_EUR):
             continue
         left = np.where(vals >= 0, pos, neg)
@@ -89,13 +92,15 @@ def bar_costs(runs: Sequence[RunData]) -> str:
     ax.set_xlabel("cost over the period (EUR)")
     ax.xaxis.set_major_formatter(_thousands())
     ax.grid(True, axis="x", alpha=0.3)
-    fig.legend(loc="outside lower center", fontsize="small", ncols=5, frameon=False)
-    alt = "Horizontal stacked bar chart of the total cost of each scheme, split by who pays. " + \
-        "; ".join(f"{label(r)}: {eur(r.kpis['total_cost_eur'])} EUR" for r in runs) + "."
+    fig.legend(loc="outside lower center", fontsize="small", ncols=3, frameon=False)
+    alt = "Horizontal stacked bar chart of the social cost of each scheme, split into the " \
+        "resource cost of flexibility and the value of what stays unserved. " + \
+        "; ".join(f"{label(r)}: {eur(r.kpis['social_cost_eur'])} EUR" for r in runs) + "."
     return figure_html(fig, "costs-split", alt,
-                       "Total cost per scheme, split into what the TSO, the DSOs and the BRPs "
-                       "paid for flexibility and the penalties for unresolved imbalance and "
-                       "remaining grid violations (EUR). Numbers in the table above.")
+                       "Social cost per scheme: the resource cost of the activated flexibility "
+                       "(at bid prices) and the value of the imbalance, overloads and voltage "
+                       "deviations left after the market (EUR). Payments between parties are "
+                       "not part of it. Numbers in the tables above.")
 
 
 def line_times(runs: Sequence[RunData], series: dict[str, np.ndarray], ylabel: str, fid: str,

@@ -4,49 +4,75 @@ the run without coordination is recognised by its file's ``scheme_counterfactual
 
 from __future__ import annotations
 
-from tsodso.results.report.data import TIE_EUR, ReportData
+from tsodso.results.kpis import COST_KPI
+from tsodso.results.report.data import TIE_EUR, ReportData, RunData
 from tsodso.results.report.format import count, esc, eur, kind_label, label, mwh, names, num, pct
+
+#: Unserved value components and what they value, for the findings.
+UNSERVED_WHAT: tuple[tuple[str, str], ...] = (
+    ("imbalance", "unserved imbalance"), ("overload_t", "transmission overloads"),
+    ("overload_d", "distribution overloads"),
+    ("voltage_t", "transmission voltage outside the band"),
+    ("voltage_d", "distribution voltage outside the band"),
+)
+_PART_WHAT = (("resource", "flexibility bought (at bid prices)"), *UNSERVED_WHAT)
+
+
+def cause(best: RunData, worst: RunData) -> str:
+    """Which social cost components make the gap between two runs, largest first, with a
+    caution where the gap rests on values of unserved quantities (penalty knobs)."""
+    gaps = sorted(((worst.kpis[COST_KPI[key]] - best.kpis[COST_KPI[key]], what)
+                   for key, what in _PART_WHAT), key=lambda g: -abs(g[0]))
+    main = [f"{'+' if d > 0 else '−'}{eur(abs(d))} EUR {what}" for d, what in gaps
+            if abs(d) >= TIE_EUR][:3]
+    text = ", ".join(main) + "." if main else "no single component stands out."
+    unserved_gap = sum(d for d, what in gaps if what != _PART_WHAT[0][1])
+    total_gap = worst.kpis["social_cost_eur"] - best.kpis["social_cost_eur"]
+    if total_gap > 0 and abs(unserved_gap) > 0.5 * total_gap:
+        text += (" Most of the gap is the value of unserved quantities, so it scales with the "
+                 "scenario's values for them (see the penalty sensitivity in the docs); the "
+                 "physical quantities are in the cost section.")
+    return text
 
 
 def findings(rep: ReportData) -> list[str]:
     """Three to five plain-language findings (HTML), every number from the files."""
     runs, ranked, crosses, conflicts = rep.runs, rep.ranked, rep.crosses, rep.conflicts
     out = []
-    best_total = ranked[0][1].kpis["total_cost_eur"]
+    best_total = ranked[0][1].kpis["social_cost_eur"]
     tied = [r for rank, r, _, _ in ranked if rank == 1]
     coordinated = rep.coordinated
     if len(runs) == 1:
         k = runs[0].kpis
-        out.append(f"<strong>{esc(label(runs[0]))}</strong> costs {eur(best_total)} EUR over "
-                   f"the period: {eur(k['tso_cost_eur'])} EUR paid by the TSO, "
-                   f"{eur(k['dso_cost_eur'])} EUR by the DSOs, {eur(k['brp_cost_eur'])} EUR by "
-                   f"BRPs, {eur(k['imbalance_cost_eur'])} EUR imbalance and "
-                   f"{eur(k['violation_cost_eur'])} EUR violation penalties.")
+        out.append(f"<strong>{esc(label(runs[0]))}</strong> has a social cost of "
+                   f"{eur(best_total)} EUR over the period: {eur(k['resource_cost_eur'])} EUR "
+                   f"of flexibility at bid prices and {eur(k['unserved_value_eur'])} EUR for "
+                   f"what stays unserved. The TSO paid {eur(k['tso_paid_eur'])} EUR, the DSOs "
+                   f"{eur(k['dso_paid_eur'])} EUR and BRPs {eur(k['brp_paid_eur'])} EUR.")
     elif len(tied) > 1:
-        out.append(f"{names(tied)} tie for the lowest total cost, {eur(best_total)} EUR over "
+        out.append(f"{names(tied)} tie for the lowest social cost, {eur(best_total)} EUR over "
                    f"the period (within {num(TIE_EUR, 1)} EUR of each other).")
     else:
-        out.append(f"<strong>{esc(label(tied[0]))}</strong> has the lowest total cost: "
+        out.append(f"<strong>{esc(label(tied[0]))}</strong> has the lowest social cost: "
                    f"{eur(best_total)} EUR over the period.")
     if len(coordinated) > 1:
-        worst = max(coordinated, key=lambda r: r.kpis["total_cost_eur"])
-        best = min(coordinated, key=lambda r: r.kpis["total_cost_eur"])
-        diff = worst.kpis["total_cost_eur"] - best.kpis["total_cost_eur"]
+        worst = max(coordinated, key=lambda r: r.kpis["social_cost_eur"])
+        best = min(coordinated, key=lambda r: r.kpis["social_cost_eur"])
+        diff = worst.kpis["social_cost_eur"] - best.kpis["social_cost_eur"]
         if diff >= TIE_EUR:
-            rel = pct(diff / abs(best.kpis["total_cost_eur"]) * 100) if abs(
-                best.kpis["total_cost_eur"]) > 1e-9 else "–"
+            rel = pct(diff / abs(best.kpis["social_cost_eur"]) * 100) if abs(
+                best.kpis["social_cost_eur"]) > 1e-9 else "–"
             out[-1] += (f" Among the coordination schemes the most expensive, "
                         f"{esc(label(worst))}, costs {eur(diff)} EUR ({rel}) more than "
-                        f"{esc(label(best))}.")
+                        f"{esc(label(best))}: {cause(best, worst)}")
     none = rep.counterfactual
     if none is not None and coordinated:
         k = none.kpis
-        pens = [f"{eur(k[key])} EUR {what}" for key, what in
-                (("imbalance_cost_eur", "penalties for unresolved imbalance"),
-                 ("violation_cost_eur", "penalties for grid violations")) if abs(k[key]) >= TIE_EUR]
-        out[-1] += (f" Without coordination the same period would cost "
-                    f"{eur(k['total_cost_eur'])} EUR"
-                    + (f", of which {' and '.join(pens)}." if pens else "."))
+        pens = [f"{eur(k[COST_KPI[key]])} EUR for {what}" for key, what in UNSERVED_WHAT
+                if abs(k[COST_KPI[key]]) >= TIE_EUR]
+        out[-1] += (f" Without coordination the same period has a social cost of "
+                    f"{eur(k['social_cost_eur'])} EUR"
+                    + (f", of which {', '.join(pens)}." if pens else "."))
 
     # distribution violations left
     dv = {r.key: (r.levels["D"].volt_viol, r.levels["D"].overload) for r in runs
@@ -108,15 +134,15 @@ def findings(rep: ReportData) -> list[str]:
         out.append("No TSO–DSO conflict was recorded in any scheme.")
 
     # who pays
-    paying = [r for r in coordinated if abs(r.kpis["dso_cost_eur"]) >= TIE_EUR]
+    paying = [r for r in coordinated if abs(r.kpis["dso_paid_eur"]) >= TIE_EUR]
     if paying:
-        top = max(paying, key=lambda r: r.kpis["dso_cost_eur"])
+        top = max(paying, key=lambda r: r.kpis["dso_paid_eur"])
         k = top.kpis
-        proc = k["tso_cost_eur"] + k["dso_cost_eur"] + k["brp_cost_eur"]
-        share = pct(k["dso_cost_eur"] / proc * 100) if abs(proc) > 1e-9 else "–"
+        proc = k["tso_paid_eur"] + k["dso_paid_eur"] + k["brp_paid_eur"]
+        share = pct(k["dso_paid_eur"] / proc * 100) if abs(proc) > 1e-9 else "–"
         out.append(f"The DSOs pay most in <strong>{esc(label(top))}</strong>: "
-                   f"{eur(k['dso_cost_eur'])} EUR ({share} of what was paid for flexibility), "
-                   f"while the TSO pays {eur(k['tso_cost_eur'])} EUR there.")
+                   f"{eur(k['dso_paid_eur'])} EUR ({share} of what was paid for flexibility), "
+                   f"while the TSO pays {eur(k['tso_paid_eur'])} EUR there.")
     elif coordinated:
         out.append("The TSO pays for all flexibility in every scheme; the DSOs buy nothing.")
 

@@ -8,12 +8,17 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
-from tsodso.core.vocabulary import COST_KEYS
+from tsodso.core.vocabulary import SOCIAL_KEYS, TRANSFER_KEYS
 from tsodso.results.report.data import RunData
 
-#: Cost component -> who pays it, in the order of ``COST_KEYS``.
-COST_PARTS: tuple[tuple[str, str], ...] = tuple(zip(COST_KEYS, (
-    "TSO", "DSOs", "BRPs", "Imbalance penalties", "Violation penalties"), strict=True))
+#: Social cost component -> its name, in the order of ``SOCIAL_KEYS``.
+SOCIAL_PARTS: tuple[tuple[str, str], ...] = tuple(zip(SOCIAL_KEYS, (
+    "Flexibility (bid prices)", "Unserved imbalance", "T overloads", "D overloads",
+    "T voltage", "D voltage"), strict=True))
+#: Transfer -> its name, in the order of ``TRANSFER_KEYS``.
+TRANSFER_PARTS: tuple[tuple[str, str], ...] = tuple(zip(TRANSFER_KEYS, (
+    "TSO paid", "DSOs paid", "BRPs paid", "BRP imbalance charges", "DSO imbalance charges",
+    "Congestion rent"), strict=True))
 
 #: Conflict kind -> short name.
 CONFLICT_LABELS: dict[str, str] = {

@@ -12,12 +12,14 @@ import tomllib
 from collections.abc import Callable
 
 import numpy as np
+from tsodso.results.kpis import COST_KPI
 from tsodso.results.report.assumptions import reproduce, toml_tables, versions
 from tsodso.results.report.data import TIE_EUR, LevelStats, ReportData, RunData
 from tsodso.results.report.figures import bar_costs, boxes, conflict_timeline, line_times
 from tsodso.results.report.findings import findings
 from tsodso.results.report.format import (
-    COST_PARTS,
+    SOCIAL_PARTS,
+    TRANSFER_PARTS,
     count,
     esc,
     eur,
@@ -53,51 +55,80 @@ CONFLICT_TEXT: dict[str, str] = {
 
 
 def summary(rep: ReportData) -> str:
-    """Ranking by total cost, the cheapest scheme and the findings."""
+    """Ranking by social cost, the cheapest scheme and the findings."""
     runs, ranked = rep.runs, rep.ranked
     rows, attrs = [], []
     for rank, r, diff, rel in ranked:
-        rows.append([str(rank), scheme_cell(r, full=True), eur(r.kpis["total_cost_eur"]),
+        k = r.kpis
+        rows.append([str(rank), scheme_cell(r, full=True), eur(k["social_cost_eur"]),
+                     eur(k["resource_cost_eur"]), eur(k["unserved_value_eur"]),
+                     eur(k["tso_paid_eur"] + k["dso_paid_eur"] + k["brp_paid_eur"]),
                      eur(diff), pct(rel)])
         attrs.append(f'data-scheme="{esc(r.key)}"')
     # the rank is the row header; the scheme name is a text column
-    tbl = table(["Rank", "Scheme", "Total cost (EUR)", "More than the cheapest (EUR)",
-                 "More than the cheapest (%)"], rows, tid="ranking", numeric_from=2,
-                row_attrs=attrs,
-                caption="Schemes ranked by total cost over the period (procurement by all "
-                        "buyers plus penalties). Totals within "
-                        f"{num(TIE_EUR, 1)} EUR share a rank.")
+    tbl = table(["Rank", "Scheme", "Social cost (EUR)", "of which flexibility (EUR)",
+                 "of which unserved (EUR)", "Paid for flexibility (EUR)",
+                 "More than the cheapest (EUR)", "More than the cheapest (%)"], rows,
+                tid="ranking", numeric_from=2, row_attrs=attrs,
+                caption="Schemes ranked by social cost over the period: the resource cost of "
+                        "the activated flexibility at bid prices plus the value of the "
+                        "imbalance, overloads and voltage deviations left after the market. "
+                        "What buyers paid is a transfer to the providers and not part of it. "
+                        f"Social costs within {num(TIE_EUR, 1)} EUR share a rank.")
     cheapest = [r for rank, r, _, _ in ranked if rank == 1]
     items = "".join(f"<li>{f}</li>" for f in findings(rep))
     head = "Cheapest" if len(runs) > 1 else "One scheme"
-    return (f'<p id="cheapest">{head}: <strong>{names(cheapest)}</strong> with '
-            f"{eur(ranked[0][1].kpis['total_cost_eur'])} EUR.</p>\n{tbl}\n"
+    return (f'<p id="cheapest">{head}: <strong>{names(cheapest)}</strong> with a social cost '
+            f"of {eur(ranked[0][1].kpis['social_cost_eur'])} EUR.</p>\n{tbl}\n"
             f"<h3>Findings</h3><ul id=\"findings\">{items}</ul>")
 
 
-
-
 def costs(rep: ReportData) -> str:
-    """Who pays: cost split, volumes, DSO costs per grid, cumulative cost over time."""
+    """Social cost and its parts, what stays unserved, who pays (transfers), DSO payments per
+    grid, and the cumulative social cost over time."""
     runs = rep.runs
     rows = []
     for r in runs:
         k = r.kpis
-        rows.append([scheme_cell(r), *(eur(k[f"{p}_cost_eur"]) for p, _ in COST_PARTS),
-                     eur(k["total_cost_eur"])])
-    parts = [table(["Scheme", *(f"{n} (EUR)" for _, n in COST_PARTS), "Total (EUR)"], rows,
-                   tid="cost-split", row_attrs=scheme_rows(runs),
-                   caption="Cost per scheme by who pays. Penalties price what the market left "
-                           "unsolved: unresolved imbalance and grid violations after the "
-                           "market (see Assumptions).")]
-    parts.append(bar_costs(runs))
+        rows.append([scheme_cell(r), *(eur(k[COST_KPI[p]]) for p, _ in SOCIAL_PARTS),
+                     eur(k["social_cost_eur"])])
+    parts = [table(["Scheme", *(f"{n} (EUR)" for _, n in SOCIAL_PARTS), "Social cost (EUR)"],
+                   rows, tid="cost-split", row_attrs=scheme_rows(runs),
+                   caption="Social cost per scheme: the flexibility's resource cost at bid "
+                           "prices and the value of what the market left unserved, on the AC "
+                           "grids after the market, at the scenario's values (see Assumptions)."
+                   )]
+    q_rows = [[scheme_cell(r), mwh(r.kpis["unserved_imbalance_mwh"]),
+               mwh(r.kpis["unserved_overload_t_mwh"]), mwh(r.kpis["unserved_overload_d_mwh"]),
+               num(r.kpis["unserved_voltage_t_puh"], 3),
+               num(r.kpis["unserved_voltage_d_puh"], 3)] for r in runs]
+    parts.append(table(["Scheme", "Unserved imbalance (MWh)", "T overload (MVA h)",
+                        "D overload (MVA h)", "T voltage outside band (pu h)",
+                        "D voltage outside band (pu h)"], q_rows, tid="unserved",
+                       caption="What stays unserved after the market, in physical units."))
+    t_rows = [[scheme_cell(r), *(eur(r.kpis[COST_KPI[p]]) for p, _ in TRANSFER_PARTS)]
+              for r in runs]
+    parts.append(table(["Scheme", *(f"{n} (EUR)" for _, n in TRANSFER_PARTS)], t_rows,
+                       tid="transfers", row_attrs=scheme_rows(runs),
+                       caption="Who pays: money moved between parties under the pricing rule "
+                               "(what each buyer paid for flexibility, imbalance charges "
+                               "settled with the TSO, and the congestion rent inside the "
+                               "payments). Transfers are not part of the social cost."))
+    none = rep.counterfactual
+    shown, note = list(runs), ""
+    others = [r.kpis["social_cost_eur"] for r in runs if not r.counterfactual]
+    if none is not None and others and none.kpis["social_cost_eur"] > 3 * max(max(others), 0.0):
+        shown = [r for r in runs if r is not none]
+        note = (f" {label(none)} is left out: its social cost, "
+                f"{eur(none.kpis['social_cost_eur'])} EUR, would flatten the other bars.")
+    parts.append(bar_costs(shown) + (f"<p class=note>{esc(note.strip())}</p>" if note else ""))
     vol_rows = [[scheme_cell(r), mwh(r.kpis["activated_mwh"]), mwh(r.kpis["curtailment_mwh"]),
-                 mwh(r.kpis["unresolved_imbalance_mwh"]),
-                 price(r.kpis["tso_cost_eur"] + r.kpis["dso_cost_eur"] + r.kpis["brp_cost_eur"],
-                        r.kpis["activated_mwh"])] for r in runs]
+                 price(r.kpis["tso_paid_eur"] + r.kpis["dso_paid_eur"] + r.kpis["brp_paid_eur"],
+                       r.kpis["activated_mwh"]),
+                 price(r.kpis["resource_cost_eur"], r.kpis["activated_mwh"])] for r in runs]
     parts.append(table(["Scheme", "Activated (MWh)", "of which renewable curtailment (MWh)",
-                        "Unresolved imbalance (MWh)", "Average price paid (EUR/MWh)"], vol_rows,
-                       tid="volumes", caption="Volumes behind the costs."))
+                        "Average price paid (EUR/MWh)", "Average bid price (EUR/MWh)"],
+                       vol_rows, tid="volumes", caption="Volumes behind the costs."))
     grids = list(dict.fromkeys(g for r in runs for g in r.dso_grid))
     if grids:
         by = {r.key: dict(zip(r.dso_grid, r.dso_by_grid.sum(axis=0), strict=True)) for r in runs}
@@ -107,22 +138,13 @@ def costs(rep: ReportData) -> str:
         parts.append(table(["DSO grid", *(esc(short(r)) for r in runs)], grows,
                            tid="dso-costs", caption="What each DSO paid for flexibility, per "
                            "scheme (EUR). The last row is the sum of the DSOs."))
-    shown, note = list(runs), ""
-    others = [r.kpis["total_cost_eur"] for r in runs if not r.counterfactual]
-    none = rep.counterfactual
-    if none is not None and others and none.kpis["total_cost_eur"] > 3 * max(max(others), 0.0):
-        shown = [r for r in runs if r is not none]
-        note = (f" {label(none)} is left out: it ends at "
-                f"{eur(none.kpis['total_cost_eur'])} EUR, which would flatten the other lines.")
     parts.append(line_times(
-        shown, {r.key: r.costs["total"] for r in shown}, "cumulative total cost (EUR)",
-        "costs-time", "Line chart of the cumulative total cost of each scheme over the period; "
-        + "; ".join(f"{label(r)} ends at {eur(r.kpis['total_cost_eur'])} EUR" for r in shown)
-        + "." + note, "Cumulative total cost over the period, per scheme (EUR). Steep stretches "
-        "are the expensive hours." + esc(note), cumulative=True))
+        shown, {r.key: r.costs["social"] for r in shown}, "cumulative social cost (EUR)",
+        "costs-time", "Line chart of the cumulative social cost of each scheme over the period; "
+        + "; ".join(f"{label(r)} ends at {eur(r.kpis['social_cost_eur'])} EUR" for r in shown)
+        + "." + note, "Cumulative social cost over the period, per scheme (EUR). Steep "
+        "stretches are the expensive hours." + esc(note), cumulative=True))
     return "\n".join(parts)
-
-
 
 
 def cross_level(rep: ReportData) -> str:
@@ -327,9 +349,14 @@ def assumptions(rep: ReportData) -> str:
         "forecasts with linear network models (transmission: DC power flow; distribution: "
         "linearised AC sensitivities); the grids then run a full AC power flow on realised "
         "values with the activations, and what stays violated is counted and priced.</li>"
-        "<li>Total cost = what all buyers paid for flexibility + unresolved imbalance × the "
-        "imbalance penalty + penalties for branch overloads (MVA above the rating) and buses "
-        "outside the voltage band after the market. Costs are in EUR, positive = paid.</li>"
+        "<li>Social cost = the resource cost of the activated flexibility (at the providers' "
+        "bid prices) + the value of what stays unserved after the market on the AC grids: "
+        "imbalance (MWh × the imbalance value), MVA × h above branch ratings (× the overload "
+        "value) and pu × h outside the voltage band (× the voltage value), transmission and "
+        "distribution apart. The markets minimise the same terms with the same values on "
+        "their linear models. Payments under the pricing rule, imbalance charges and "
+        "congestion rents move money between parties: they are shown per party and never "
+        "added to the social cost. EUR, positive = paid.</li>"
         "<li>Energy = |MW| × step length; direction up = more injection or less consumption."
         "</li><li>Violations count (bus, step) pairs outside the voltage band and (branch, "
         "step) pairs above the loading limit of the grid's level.</li></ul>")
