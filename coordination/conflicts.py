@@ -14,11 +14,14 @@ Rules:
   magnitude.
 - ``tso_causes_dso_violation`` (per D grid g with TSO activations in g): a bus outside
   [vm_min, vm_max] or a branch above loading_max in the after-state that would be within
-  limits without the TSO's activations (after-state minus dv_tso/dl_tso), i.e. a violation
+  limits without the TSO's activations in g — the AC power flow of g without them
+  (``vm_without_tso``/``loading_without_tso``) where given, else the after-state minus the
+  sensitivity estimate dv_tso/dl_tso — i.e. a violation
   the TSO's activations created; mw = |TSO net activation in g| (recorded once per grid and
   step if any such bus/branch exists). Only created violations count: a violation that
   exists without the TSO's activations too is not recorded, even if they made it worse.
-- ``dso_causes_tso_imbalance`` (per D grid g, only when dso_balances_area is False): DSO:g's
+- ``dso_causes_tso_imbalance`` (per D grid g, only when dso_balances_area and joint_balance
+  are False: in a joint market the balance is cleared together with the DSOs' needs): DSO:g's
   net activation is non-zero; it shifts the interface exchange, which the TSO has to
   balance; mw = |DSO net activation in g|.
 - ``interface_schedule_deviation`` (per D grid g, only when dso_balances_area is True):
@@ -79,6 +82,13 @@ class StepView:
     area_imbalance_mw: dict[str, float]
     schedule_tolerance_mw: float  # deviation below this is not a conflict
     dso_balances_area: bool  # True in shared balancing: the DSO must keep its interface on schedule
+    # True where one market clears the TSO's balance and the DSOs' needs together: a DSO's
+    # activation then moves no balance the TSO has to cover afterwards
+    joint_balance: bool = False
+    # D grid -> the AC state after the market without the TSO's activations of resources in
+    # that grid (a counterfactual power flow); when given, it decides instead of dv/dl_tso
+    vm_without_tso: dict[str, np.ndarray] | None = None
+    loading_without_tso: dict[str, np.ndarray] | None = None
 
 
 def net_activation(activations: list[Activation], buyer: str, grid: str) -> float:
@@ -109,8 +119,19 @@ def _pair(after: dict[str, np.ndarray], delta: dict[str, np.ndarray], grid: str,
 
 
 def _tso_created_violation(view: StepView, grid: str) -> bool:
-    """Whether a bus or branch of ``grid`` violates its limit only because of the TSO."""
+    """Whether a bus or branch of ``grid`` violates its limit only because of the TSO: by the
+    AC counterfactual where the view has one, else by the sensitivity estimate."""
     vm_min, vm_max, loading_max = view.limits[grid]
+    if view.vm_without_tso is not None and grid in view.vm_without_tso:
+        after = np.nan_to_num(np.asarray(view.vm_after[grid], dtype=float), nan=1.0)
+        without = np.nan_to_num(np.asarray(view.vm_without_tso[grid], dtype=float), nan=1.0)
+        bad = (after < vm_min) | (after > vm_max)
+        if np.any(bad & (without >= vm_min) & (without <= vm_max)):
+            return True
+        la = np.nan_to_num(np.asarray(view.loading_after[grid], dtype=float))
+        lw = np.nan_to_num(np.asarray((view.loading_without_tso or {}).get(grid, la),
+                                      dtype=float))
+        return bool(np.any((la > loading_max) & (lw <= loading_max)))
     vm = _pair(view.vm_after, view.dv_tso, grid, "voltage")
     if vm is not None:
         after, dv = vm
@@ -142,7 +163,7 @@ def _grid_conflicts(view: StepView, grid: str) -> list[Conflict]:
         deviation = view.area_imbalance_mw.get(grid, 0.0) + dso
         if abs(deviation) > view.schedule_tolerance_mw:
             out.append(Conflict("interface_schedule_deviation", grid, abs(deviation)))
-    elif abs(dso) > EPS_MW:
+    elif abs(dso) > EPS_MW and not view.joint_balance:
         out.append(Conflict("dso_causes_tso_imbalance", grid, abs(dso)))
     return out
 

@@ -17,6 +17,7 @@ from tsodso.coordination.conflicts import StepView, detect
 from tsodso.coordination.need import assess, unserved, unserved_value
 from tsodso.core.records import StepRecord
 from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, TSO, buyer_side
+from tsodso.simulators.flexibility import Dispatch
 from tsodso.simulators.timing import Timing
 
 META = {
@@ -79,9 +80,20 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.timing.clearing_s += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy())
         self.cleared_at = time
-        self.out = {"activations": outcome.activated}
+        self.out = {"activations": Dispatch(outcome.activated, self._without_tso_d(outcome))}
         if not np.any(outcome.activated > 1e-6):  # the grids stay as they are: record now
             self.out["record"] = self._record(k)
+
+    def _without_tso_d(self, outcome) -> np.ndarray | None:
+        """The activations without the TSO's activations of D-connected resources (None if
+        it made none): the D grids' counterfactual for the conflict rules."""
+        tso = np.zeros(len(self.book))
+        for a in outcome.activations:
+            if a.buyer == TSO and a.level == "D":
+                tso[self.slot_of[a.resource]] += a.mw
+        if not np.any(tso > 1e-6):
+            return None
+        return np.maximum(outcome.activated - tso, 0.0)
 
     def _record(self, k: int) -> StepRecord:
         ctx = self.ctx
@@ -137,7 +149,12 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
                         ctx.limits[g].loading_max_percent) for g in ctx.dso_grids},
             area_imbalance_mw=needs.area_imbalance,
             schedule_tolerance_mw=ctx.scenario.market.schedule_tolerance_mw,
-            dso_balances_area=self.scheme.dso_balances_area)
+            dso_balances_area=self.scheme.dso_balances_area,
+            joint_balance=self.scheme.joint_balance,
+            vm_without_tso={g: self.reports[g].vm_without_tso for g in ctx.dso_grids
+                            if self.reports[g].vm_without_tso is not None},
+            loading_without_tso={g: self.reports[g].loading_without_tso for g in ctx.dso_grids
+                                 if self.reports[g].loading_without_tso is not None})
 
     def get_data(self, outputs):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])

@@ -69,13 +69,25 @@ class Offers:
 
 
 @dataclass(frozen=True)
+class Dispatch:
+    """The coordinator's activations of a step, per bid slot (MW), and the same without the
+    TSO's activations of D-connected resources (for the AC counterfactual of the conflict
+    rules; None when the TSO activated none)."""
+
+    activated: np.ndarray
+    without_tso_d: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Setpoints:
-    """Changes to the realised element set-points of one grid (pandapower signs)."""
+    """Changes to the realised element set-points of one grid (pandapower signs);
+    `without_tso` holds the changes without the TSO's activations in this D grid."""
 
     dp_load: np.ndarray
     dp_sgen: np.ndarray
     dp_sto: np.ndarray
     dp_balancing: float = 0.0
+    without_tso: Setpoints | None = None
 
 
 class Portfolio:
@@ -204,6 +216,16 @@ class Portfolio:
 
         A slot's activation is spread over its elements in proportion to what each offered.
         """
+        out = self.setpoints(activated)
+        for name, g in self.grids.items():
+            if len(g.sto_e0):
+                charge = g.fc_sto[k] + out[name].dp_sto
+                self.soc[name] = np.clip(self.soc[name] + charge * self.step_h,
+                                         g.sto_e_min, g.sto_e_max)
+        return out
+
+    def setpoints(self, activated: np.ndarray) -> dict[str, Setpoints]:
+        """Element set-point changes per grid for activated MW per slot (no state change)."""
         mw = self.book.mw
         ratio = np.divide(activated, mw, out=np.zeros_like(mw), where=mw > 0)
         dp = {name: {"sgen": np.zeros(g.fc_sgen.shape[1]), "load": np.zeros(g.fc_load.shape[1]),
@@ -220,11 +242,5 @@ class Portfolio:
                 dp[name]["sgen"] += delta
             else:  # loads and storage: more injection = less consumption / charging
                 dp[name][table] -= delta
-        out = {name: Setpoints(dp_load=v["load"], dp_sgen=v["sgen"], dp_sto=v["storage"],
-                               dp_balancing=v["balancing"]) for name, v in dp.items()}
-        for name, g in self.grids.items():
-            if len(g.sto_e0):
-                charge = g.fc_sto[k] + out[name].dp_sto
-                self.soc[name] = np.clip(self.soc[name] + charge * self.step_h,
-                                         g.sto_e_min, g.sto_e_max)
-        return out
+        return {name: Setpoints(dp_load=v["load"], dp_sgen=v["sgen"], dp_sto=v["storage"],
+                                dp_balancing=v["balancing"]) for name, v in dp.items()}

@@ -38,6 +38,10 @@ class GridReport:
     interface_s: dict[str, complex]  # D grids: exchange per interface (MVA, from T into D)
     converged: bool
     iterations: int
+    # D grids: the state without the TSO's activations in the grid (AC counterfactual for
+    # the conflict rules), when the TSO activated D-connected resources this step
+    vm_without_tso: np.ndarray | None = None
+    loading_without_tso: np.ndarray | None = None
 
 
 @dataclass
@@ -130,7 +134,9 @@ class GridSim(mosaik_api_v3.Simulator):
         self._solve(time // self.step_s, time, iface_v)
         return None
 
-    def _injections(self, k: int):
+    def _injections(self, k: int, without_tso: bool = False):
+        """Realised injections of step k with this step's set-point changes (`without_tso`:
+        the changes without the TSO's activations in D grids, where given)."""
         rt = self.rt
         p_load = rt.re_load_p[k].copy()
         p_sgen = rt.re_sgen_p[k].copy()
@@ -139,6 +145,8 @@ class GridSim(mosaik_api_v3.Simulator):
             dp: Setpoints | None = st["dp"]
             if dp is None:
                 continue
+            if without_tso and dp.without_tso is not None:
+                dp = dp.without_tso
             sl = rt.grids[eid]
             p_load[sl.load] += dp.dp_load
             p_sgen[sl.sgen] += dp.dp_sgen
@@ -162,6 +170,14 @@ class GridSim(mosaik_api_v3.Simulator):
                     if iface.name in iface_v:
                         v_ref[sl.iface_slack[j]] = iface_v[iface.name]
         t0 = _time.perf_counter()
+        cf = None
+        if rt.level == "D" and any(st["dp"] is not None and st["dp"].without_tso is not None
+                                   for st in self.state.values()):
+            try:  # the counterfactual at the same interface voltages, solved first so that
+                #   the model keeps the real state as its last solution
+                cf = rt.model.solve(*self._injections(k, without_tso=True), v_ref=v_ref)
+            except PowerFlowNotConverged:
+                cf = None
         try:
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
         except PowerFlowNotConverged:
@@ -181,9 +197,11 @@ class GridSim(mosaik_api_v3.Simulator):
                 for j, iface in enumerate(sl.interfaces):
                     b = sl.iface_branch[j]
                     iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
-            st["report"] = GridReport(eid, rt.level, time, vm, ld, pf,
-                                      float(rt.imbalance[eid][k]), iface_s, res is not None,
-                                      self.iteration)
+            st["report"] = GridReport(
+                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]), iface_s,
+                res is not None, self.iteration,
+                None if cf is None else cf.vm_pu[sl.bus].copy(),
+                None if cf is None else cf.loading_percent[sl.branch].copy())
         if rt.level == "T":
             self._loop_control(res)
 

@@ -8,9 +8,11 @@ the resources' state (state of charge).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mosaik_api_v3
 import numpy as np
-from tsodso.simulators.flexibility import Offers, Portfolio
+from tsodso.simulators.flexibility import Dispatch, Offers, Portfolio
 
 META = {
     "api_version": "3.0",
@@ -43,8 +45,12 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         acts = [a for a in inputs.get("providers", {}).get("activations", {}).values()
                 if a is not None]
         if acts:
-            activated = np.asarray(acts[0])
+            dispatch: Dispatch = acts[0]
+            activated = np.asarray(dispatch.activated)
             setpoints = self.portfolio.activate(k, activated)
+            if dispatch.without_tso_d is not None:
+                cf = self.portfolio.setpoints(np.asarray(dispatch.without_tso_d))
+                setpoints = {g: replace(sp, without_tso=cf[g]) for g, sp in setpoints.items()}
             # nothing activated: the grids need not run again
             self.out = {"setpoints": setpoints} if np.any(activated > 1e-6) else {}
             return None

@@ -286,3 +286,38 @@ def test_several_grids_ordered_by_kind_then_grid():
         Conflict("interface_schedule_deviation", "D2", 1.0),
     ]  # D3: 0.5 MW is not above the 0.5 MW tolerance
     assert _kind(out, "dso_causes_tso_imbalance") == []
+
+
+# --- the rules as issue 8 asks: AC counterfactual, joint balance ---------------------------
+
+def test_ac_counterfactual_decides_tso_caused_violations():
+    """With the AC state without the TSO's activations, only buses that are in band there
+    and out of band after count; the sensitivity estimate is not used."""
+    acts = [_act("a:up", "D1", "TSO", 1, 5.0)]
+    after = {"D1": np.array([1.06, 1.07, 1.00])}
+    loading = {"D1": np.array([50.0])}
+    # bus 0 is out of band without the TSO too (not created); bus 1 was in band: created
+    without = {"D1": np.array([1.055, 1.04, 1.00])}
+    view = _view(acts, vm_after=after, loading_after=loading, dv_tso={"D1": np.zeros(3)},
+                 dl_tso={"D1": np.zeros(1)}, vm_without_tso=without,
+                 loading_without_tso={"D1": np.array([50.0])})
+    assert _kind(detect(view), "tso_causes_dso_violation") == [
+        Conflict("tso_causes_dso_violation", "D1", 5.0)]
+    # the same after-state, but without the TSO bus 1 was out of band too: nothing created
+    view = _view(acts, vm_after=after, loading_after=loading, dv_tso={"D1": np.zeros(3)},
+                 dl_tso={"D1": np.zeros(1)}, vm_without_tso={"D1": np.array([1.06, 1.07, 1.0])},
+                 loading_without_tso={"D1": np.array([50.0])})
+    assert _kind(detect(view), "tso_causes_dso_violation") == []
+    # a branch overloaded only with the TSO's activations
+    view = _view(acts, vm_after={"D1": np.ones(3)}, loading_after={"D1": np.array([101.0])},
+                 dv_tso={}, dl_tso={}, vm_without_tso={"D1": np.ones(3)},
+                 loading_without_tso={"D1": np.array([99.0])})
+    assert _kind(detect(view), "tso_causes_dso_violation") == [
+        Conflict("tso_causes_dso_violation", "D1", 5.0)]
+
+
+def test_no_dso_caused_imbalance_where_the_balance_is_cleared_jointly():
+    acts = [_act("b:down", "D1", "DSO:D1", -1, 4.0)]
+    assert _kind(detect(_view(acts)), "dso_causes_tso_imbalance") == [
+        Conflict("dso_causes_tso_imbalance", "D1", 4.0)]
+    assert _kind(detect(_view(acts, joint_balance=True)), "dso_causes_tso_imbalance") == []

@@ -184,12 +184,15 @@ def test_ranking_matches_summary_totals(page, summary):
     for (_, cells), want in zip(rows, expected, strict=True):
         total = float(want["social_cost_eur"])
         assert_shown(cells[2], total)
-        assert_shown(cells[3], total - best)
-        assert_shown(cells[4], (total - best) / best * 100.0)
+        assert_shown(cells[3], float(want["resource_cost_eur"]))
+        assert_shown(cells[4], float(want["unserved_value_eur"]))
+        assert_shown(cells[5], sum(float(want[f"{b}_paid_eur"]) for b in ("tso", "dso", "brp")))
+        assert_shown(cells[6], total - best)
+        assert_shown(cells[7], (total - best) / best * 100.0)
     # the cheapest scheme is named above the table
     cheapest_label = rows[0][1][1].rsplit(" ", 1)[0]
     assert cheapest_label in page.text_by_id["cheapest"]
-    assert_shown(page.text_by_id["cheapest"].split(" with ")[1].split(" EUR")[0], best)
+    assert_shown(page.text_by_id["cheapest"].split(" social cost of ")[1].split(" EUR")[0], best)
 
 
 def test_findings_from_the_data(report, summary, cmp_dir):
@@ -207,13 +210,24 @@ def test_findings_from_the_data(report, summary, cmp_dir):
 
 def test_cost_split_matches_summary(page, summary):
     by_scheme = {r["scheme"]: r for r in summary}
-    parts = ["tso", "dso", "brp", "imbalance", "violation", "total"]
+    parts = ["resource_cost_eur", "imbalance_value_eur", "overload_t_value_eur",
+             "overload_d_value_eur", "voltage_t_value_eur", "voltage_d_value_eur",
+             "social_cost_eur"]
     rows = page.body_rows("cost-split")
     assert [a["data-scheme"] for a, _ in rows] == [r["scheme"] for r in summary]
     for attrs, cells in rows:
         want = by_scheme[attrs["data-scheme"]]
         for cell, part in zip(cells[1:], parts, strict=True):
-            assert_shown(cell, float(want[f"{part}_cost_eur"]))
+            assert_shown(cell, float(want[part]))
+        # the parts add up to the social cost: payments are not in it
+        assert float(want["social_cost_eur"]) == pytest.approx(
+            sum(float(want[p]) for p in parts[:-1]), rel=1e-9, abs=1e-6)
+    transfers = page.body_rows("transfers")
+    for attrs, cells in transfers:
+        want = by_scheme[attrs["data-scheme"]]
+        for cell, part in zip(cells[1:], ("tso_paid_eur", "dso_paid_eur", "brp_paid_eur"),
+                              strict=False):
+            assert_shown(cell, float(want[part]))
 
 
 def test_dso_costs_per_grid_match_file(page, cmp_dir, summary):
@@ -346,7 +360,7 @@ def test_counterfactual_and_labels_come_from_the_files(cmp_dir, tmp_path):
     page = Page(build_report(src).read_text(encoding="utf-8"))
     assert "Local <markets>" in page.text_by_id["cheapest"] + page.text_by_id["findings"]
     assert "Each DSO buys first & passes the rest on." in page.text_by_id["assumptions"]
-    assert "Without coordination the same period would cost" in page.text_by_id["findings"]
+    assert "Without coordination the same period has a social cost of" in page.text_by_id["findings"]
     with h5py.File(src / "none.h5", "r+") as f:
         f.attrs["scheme_counterfactual"] = np.bool_(False)
     page = Page(build_report(src).read_text(encoding="utf-8"))

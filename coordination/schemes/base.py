@@ -68,6 +68,7 @@ class Scheme:
     description: ClassVar[str] = ""  # the scheme as implemented, in plain language
     counterfactual: ClassVar[bool] = False  # the no-coordination reference
     dso_balances_area: ClassVar[bool] = False  # DSOs keep their interface on schedule
+    joint_balance: ClassVar[bool] = False  # one market clears the balance with the DSOs' needs
     order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
 
     def __init__(self, setup: MarketSetup):

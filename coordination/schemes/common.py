@@ -33,6 +33,7 @@ class Common(Scheme):
                    "TSO pays for what its balance and transmission limits are worth to the "
                    "activated flexibility, each DSO for what its grid's limits are worth.")
     order = 4
+    joint_balance = True
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)
