@@ -360,7 +360,8 @@ def test_counterfactual_and_labels_come_from_the_files(cmp_dir, tmp_path):
     page = Page(build_report(src).read_text(encoding="utf-8"))
     assert "Local <markets>" in page.text_by_id["cheapest"] + page.text_by_id["findings"]
     assert "Each DSO buys first & passes the rest on." in page.text_by_id["assumptions"]
-    assert "Without coordination the same period has a social cost of" in page.text_by_id["findings"]
+    assert ("Without coordination the same period has a social cost of"
+            in page.text_by_id["findings"])
     with h5py.File(src / "none.h5", "r+") as f:
         f.attrs["scheme_counterfactual"] = np.bool_(False)
     page = Page(build_report(src).read_text(encoding="utf-8"))
