@@ -163,6 +163,18 @@ class MarketCfg(Strict):
     loading_margin_percent: float = Field(1.0, ge=0.0, le=20.0)
 
 
+class ControlCfg(Strict):
+    """The operators' own, non-market tools, applied every step before any market and the
+    same in every scheme."""
+
+    # the TSO moves the EHV set-point (the slack voltage of the T grid) each step so that T
+    # bus voltages stay inside the T band less the margin, within +- max change of the
+    # scenario's set-point; what stays outside is counted as unserved T voltage
+    tso_setpoint: bool = True
+    setpoint_margin_pu: float = Field(0.002, ge=0.0, le=0.05)
+    max_setpoint_change_pu: float = Field(0.05, ge=0.0, le=0.2)
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -174,3 +186,4 @@ class Scenario(Strict):
     penalties: PenaltiesCfg = PenaltiesCfg()
     coupling: CouplingCfg = CouplingCfg()
     market: MarketCfg = MarketCfg()
+    control: ControlCfg = ControlCfg()

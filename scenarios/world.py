@@ -36,7 +36,7 @@ from tsodso.scenarios.load import ScenarioError
 from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
 from tsodso.simulators.flexibility import GridAssets, Portfolio
-from tsodso.simulators.grid import GridSlice, LevelRuntime
+from tsodso.simulators.grid import GridSlice, LevelRuntime, SetpointControl
 from tsodso.simulators.timing import Timing
 
 
@@ -393,9 +393,13 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
                          configure_logging=False)
     with world.group():
         coupling = ctx.scenario.coupling
+        ctl, lim_t = ctx.scenario.control, ctx.scenario.limits.T
+        setpoint = SetpointControl(lim_t.vm_min_pu, lim_t.vm_max_pu, ctl.setpoint_margin_pu,
+                                   ctl.max_setpoint_change_pu) if ctl.tso_setpoint else None
         tsim = world.start("Grid", runtime=ctx.levels["T"], step_s=ctx.step_s,
                            tolerance_mw=coupling.tolerance_mw,
-                           max_iterations=coupling.max_iterations, timing=timing)
+                           max_iterations=coupling.max_iterations, timing=timing,
+                           setpoint=setpoint)
         dsim = world.start("Grid", runtime=ctx.levels["D"], step_s=ctx.step_s,
                            tolerance_mw=coupling.tolerance_mw,
                            max_iterations=coupling.max_iterations, timing=timing)

@@ -25,6 +25,16 @@ V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
 
 
 @dataclass(frozen=True)
+class SetpointControl:
+    """The TSO's voltage set-point control of the T grid (see `GridSim._control_voltage`)."""
+
+    vm_min_pu: float
+    vm_max_pu: float
+    margin_pu: float
+    max_change_pu: float
+
+
+@dataclass(frozen=True)
 class GridReport:
     """The solved state of one grid at one loop iteration."""
 
@@ -97,13 +107,15 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, runtime: LevelRuntime | None = None,
              step_s: int = 900, tolerance_mw: float = 0.01, max_iterations: int = 10,
-             timing: Timing | None = None):
+             timing: Timing | None = None, setpoint: SetpointControl | None = None):
         self.rt: LevelRuntime = runtime
         self.level = runtime.level
         self.step_s = step_s
         self.tol = tolerance_mw
         self.max_iter = max_iterations
         self.timing = timing or Timing()
+        self.setpoint = setpoint  # T only: the TSO's set-point control
+        self.v_ref0 = runtime.model.v_ref.copy()
         self.iteration = 0
         self.v_out = None
         self.v_sent: dict = {}
@@ -178,8 +190,12 @@ class GridSim(mosaik_api_v3.Simulator):
                 cf = rt.model.solve(*self._injections(k, without_tso=True), v_ref=v_ref)
             except PowerFlowNotConverged:
                 cf = None
+        if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
+            v_ref = self.v_ref0  # each step starts from the scenario's set-point
         try:
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
+            if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
+                res = self._control_voltage(k, res)
         except PowerFlowNotConverged:
             res = None
         self.timing.powerflow_s += _time.perf_counter() - t0
@@ -204,6 +220,28 @@ class GridSim(mosaik_api_v3.Simulator):
                 None if cf is None else cf.loading_percent[sl.branch].copy())
         if rt.level == "T":
             self._loop_control(res)
+
+    def _control_voltage(self, k: int, res):
+        """The TSO's set-point control, before the market: shift the slack voltage so that
+        the T buses come back inside the band less the margin (one correction; voltages move
+        with the set-point almost one to one), within the allowed change."""
+        sp = self.setpoint
+        vm = np.concatenate([res.vm_pu[sl.bus] for sl in self.rt.grids.values()])
+        vm = vm[np.isfinite(vm)]
+        if not len(vm):
+            return res
+        over = vm.max() - (sp.vm_max_pu - sp.margin_pu)
+        under = (sp.vm_min_pu + sp.margin_pu) - vm.min()
+        if over > 0 and under < 0:
+            change = -min(over, -under)  # lower, without pushing the lowest bus out
+        elif under > 0 and over < 0:
+            change = min(under, -over)
+        else:
+            return res
+        change = float(np.clip(change, -sp.max_change_pu, sp.max_change_pu))
+        mag = np.abs(self.v_ref0)
+        v_ref = self.v_ref0 * (mag + change) / np.where(mag > 0, mag, 1.0)
+        return self.rt.model.solve(*self._injections(k), v_ref=v_ref)
 
     def _loop_control(self, res) -> None:
         """Decide whether the D grids must solve again with new interface voltages.

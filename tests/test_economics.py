@@ -173,3 +173,20 @@ def test_tso_caused_violations_against_the_none_run(tmp_path):
     base = violated(tmp_path / "none.h5")
     new = {(g, k) for g in after for k in np.flatnonzero(after[g] & ~base[g])} & tso_d
     assert recorded <= new | {(g, k) for g, k in recorded if base[g][k]}
+
+
+def test_tso_setpoint_control_brings_t_voltages_back_before_any_market(tmp_path):
+    """With a T band edge below tiny's HV voltages, the TSO lowers the EHV set-point each step
+    (no market involved): T buses end inside the band less the margin (to the accuracy of one
+    correction); without the control they stay above and count as unserved T voltage."""
+    edge = "[limits.T]\nvm_max_pu = 1.006\n"
+    on = run(make_scenario(steps=4, extra=edge), "none", tmp_path / "on.h5")
+    off = run(make_scenario(steps=4, extra=edge + "[control]\ntso_setpoint = false\n"), "none",
+              tmp_path / "off.h5")
+    with h5py.File(tmp_path / "on.h5") as f:
+        vm_on = f["grids/HV1/vm_pu"][:]
+    with h5py.File(tmp_path / "off.h5") as f:
+        vm_off = f["grids/HV1/vm_pu"][:]
+    assert vm_off.max() > 1.007
+    assert vm_on.max() <= 1.006 - 0.002 + 2e-4
+    assert off["unserved_voltage_t_puh"] > 0 and on["unserved_voltage_t_puh"] == 0
