@@ -74,6 +74,16 @@ def findings(rep: ReportData) -> list[str]:
                     f"{eur(k['social_cost_eur'])} EUR"
                     + (f", of which {', '.join(pens)}." if pens else "."))
 
+    # what no market can act on: T voltage left after the TSO's own set-point control
+    t_volt = [r.kpis.get("unserved_voltage_t_puh", 0.0) for r in coordinated]
+    if coordinated and min(t_volt) > 0:
+        spread = max(t_volt) - min(t_volt)
+        same = "in every scheme alike" if spread <= 1e-6 * max(t_volt) else "in every scheme"
+        out[0] += (f" {num(min(t_volt), 3)} pu·h of transmission voltage stay outside the band "
+                   f"{same} after the TSO's own set-point control: no market acts on it (the "
+                   f"markets model the transmission grid as DC), so it is not a difference "
+                   f"between the schemes.")
+
     # distribution violations left
     dv = {r.key: (r.levels["D"].volt_viol, r.levels["D"].overload) for r in runs
           if "D" in r.levels}
