@@ -142,10 +142,11 @@ class FlexMarket:
               t_flow0: np.ndarray | None = None, t_limit: np.ndarray | None = None,
               d_state: dict[str, DState] | None = None, no_worse: bool = False,
               party_need: dict[str, float] | None = None,
-              exact_prices: bool = False) -> MarketResult:
+              exact_prices: bool = False, t_no_worse: bool = False) -> MarketResult:
         """Clear one step. `no_worse`: D rows only forbid making a violation worse or new.
         `exact_prices` (tie policy "offered" only): re-solve a tie-broken step at the true
-        prices for exact duals and values."""
+        prices for exact duals and values. `t_no_worse`: T rows only forbid making an
+        overload worse or new (a market that must not redispatch the T grid)."""
         lp = self.lp
         mw = np.maximum(np.asarray(mw, dtype=float), 0.0)
         price = np.asarray(price, dtype=float)
@@ -159,7 +160,10 @@ class FlexMarket:
                                              for b in self.parties])] * 2)
         if len(self.t_rows):
             lim, f0 = t_limit[self.t_rows], t_flow0[self.t_rows]
-            lp.set_rows("t", -lim - f0, lim - f0)
+            lo, hi = -lim - f0, lim - f0
+            if t_no_worse:
+                lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+            lp.set_rows("t", lo, hi)
         if self._vrows or self._lrows:
             v_hi, v_lo, l_hi = self._rhs(d_state, no_worse)
             lp.set_rows("v_up", None, v_hi)

@@ -190,3 +190,27 @@ def test_tso_setpoint_control_brings_t_voltages_back_before_any_market(tmp_path)
     assert vm_off.max() > 1.007
     assert vm_on.max() <= 1.006 - 0.002 + 2e-4
     assert off["unserved_voltage_t_puh"] > 0 and on["unserved_voltage_t_puh"] == 0
+
+
+def test_brps_do_not_redispatch_the_grid_and_every_mw_has_a_buyer():
+    """A branch is already 5 MW over its limit. The BRPs' trading may not relieve it for free
+    (that is the operators' job, paid by them): every activated MW is settled with a buyer,
+    the joint market redispatches and the TSO pays for it."""
+    rows = [("a:up", "storage", "T", "T", 0, 1, 10.0, 30.0),
+            ("b:down", "storage", "T", "T", 0, -1, 10.0, 10.0),
+            ("wind:down", "wind", "T", "T", 0, -1, 20.0, 35.0),
+            ("ladder:up", "balancing", "T", "T", 1, 1, 100.0, 60.0)]
+    brp = {"BRP:res": np.array([-4.0]), "BRP:load": np.array([4.0])}
+    setup = _setup(rows, [[1.0, 0.0]], [5.0], brp=brp)
+    sch = make_scheme("integrated", setup)
+    reports = {"T": SimpleNamespace(p_from_mw=np.array([10.0])), "D1": REPORTS["D1"]}
+    out = sch.clear(Needs(step=0, imbalance_mw=0.0, area_imbalance={"T": 0.0}), reports)
+    d = sch.book.direction
+    settled = np.zeros(len(d))
+    for a in out.activations:
+        settled[list(sch.book.resource).index(a.resource)] += a.mw
+    np.testing.assert_allclose(settled, out.activated, atol=1e-6)
+    assert out.unserved_mw == pytest.approx(0.0, abs=1e-6)
+    redispatch = {a.resource: a.buyer for a in out.activations if a.resource in
+                  ("wind:down", "ladder:up")}
+    assert redispatch and set(redispatch.values()) == {"TSO"}

@@ -18,8 +18,8 @@ class Integrated(Common):
     """An independent market operator runs one market for everybody. Balance responsible
     parties (RES producers, suppliers) trade first, each against its own portfolio imbalance:
     a short BRP buys upward flexibility, a long one downward, from any offer cheaper than the
-    imbalance price it expects (`market.brp_expected_imbalance_price`), within the T and D
-    limits. BRPs do not net their positions with each other, so they may buy in opposite
+    imbalance price it expects (`market.brp_expected_imbalance_price`), without new or worse
+    T or D violations (the BRPs' market does not redispatch the grids). BRPs do not net their positions with each other, so they may buy in opposite
     directions. The TSO and the DSOs then clear what is left in the joint market (as in
     `common`), on the remaining offers. What a BRP leaves open is settled with the TSO at the
     TSO's balancing price (a transfer). Without BRP trading it is the common market."""
@@ -61,7 +61,7 @@ class Integrated(Common):
         party_need = {b: -float(self.setup.brp_imbalance[b][k]) for b in self.parties}
         r = self.brp_market.clear(self.pools.offered(book.mw, book.price), self.pools.price,
                                   t_flow0=flow0, t_limit=self.tm.limit_mw, d_state=state,
-                                  no_worse=True, party_need=party_need)
+                                  no_worse=True, t_no_worse=True, party_need=party_need)
         x1 = self.pools.split(r.x, book.mw)
         of = self.pools.pool_of
         paid, parts = self.clearing_prices(r.value[of], {c: p[of] for c, p in r.parts.items()},
