@@ -222,10 +222,43 @@ def check_profiles(profiles: dict[tuple[str, str], Any], net, source: str = "gri
     return lengths.pop() if lengths else 0
 
 
+#: Columns the set-up reads that a net built with pandapower's create functions may lack
+#: (SimBench nets have them): table -> column -> fill value.
+OPTIONAL_COLUMNS: dict[str, dict[str, Any]] = {
+    "storage": {"max_p_mw": float("nan"), "min_e_mwh": 0.0, "max_e_mwh": 0.0,
+                "soc_percent": 50.0},
+    "sgen": {"type": None},
+}
+
+
+def normalise(net) -> None:
+    """Add the optional columns the set-up reads, where the net lacks them, and give buses
+    and branches unique names (results files name them): an element without a name, or with
+    a name another element of its kind also has, is named '<table> <index>'."""
+    for table, columns in OPTIONAL_COLUMNS.items():
+        for col, value in columns.items():
+            if col not in net[table]:
+                net[table][col] = value
+    for tables in (("bus",), ("line", "trafo")):
+        taken: dict[str, int] = {}
+        for table in tables:
+            for name in net[table].name:
+                if name is not None and name == name:  # not None / NaN
+                    taken[str(name)] = taken.get(str(name), 0) + 1
+        for table in tables:
+            names = net[table].name.astype(object)
+            bad = [i for i, n in names.items()
+                   if n is None or n != n or taken.get(str(n), 0) > 1]
+            for i in bad:
+                names.at[i] = f"{table} {i}"
+            net[table]["name"] = names
+
+
 def load_own(scenario: Scenario):
     """The own net and its profiles (absolute, per (table, quantity)), checked."""
     grid = scenario.grid
     net = read_net(grid.file)
+    normalise(net)
     profiles = profiles_from_table(read_table(grid.profiles), net)
     n_rows = check_profiles(profiles, net)
     calendar(scenario, n_rows)
