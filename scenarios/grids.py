@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ class Calendar:
 
     first_row: int
     stride: int
-    rows: int  # rows the profiles have (None-like -1: not known without reading them)
+    rows: int  # rows the profiles have (-1: not known without reading them)
 
 
 def calendar(scenario: Scenario, n_rows: int = -1) -> Calendar:
@@ -81,7 +81,7 @@ def calendar(scenario: Scenario, n_rows: int = -1) -> Calendar:
     cal = Calendar(int(offset // step), run.step_s // step, n_rows)
     last = cal.first_row + (run.steps - 1) * cal.stride
     if n_rows >= 0 and last >= n_rows:
-        end = datetime.fromtimestamp(start.timestamp() + (n_rows - 1) * step)
+        end = start + timedelta(seconds=(n_rows - 1) * step)
         raise ScenarioError(
             f"run window {run.start.isoformat()} + {run.steps} steps of {run.step_s} s "
             f"runs past the end of the profiles ({n_rows} rows, last {end.isoformat()})")
