@@ -9,12 +9,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import sys
 import time
-import types
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 from tsodso.results.kpis import KPI_UNITS
 from tsodso.scenarios.schema import Scenario
@@ -107,15 +104,3 @@ def format_table(rows: list[dict]) -> str:
                                for i, (c, w) in enumerate(zip(row, width, strict=True)))
                      for row in cells)
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this module makes it the attribute `tsodso.compare`, where the Python API
-    function of the same name is expected; calling the module calls `tsodso.api.compare`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from tsodso.api import compare as api_compare
-
-        return api_compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
