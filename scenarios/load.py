@@ -10,7 +10,7 @@ from typing import Any
 
 import tomli_w
 from pydantic import ValidationError
-from tsodso.scenarios.schema import Scenario
+from tsodso.scenarios.schema import BASE_DIR, Scenario
 
 
 class ScenarioError(ValueError):
@@ -75,7 +75,11 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> Scenario
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
-    return parse(text, str(path), overrides)
+    token = BASE_DIR.set(path.resolve().parent)  # grid.file etc. relative to the file
+    try:
+        return parse(text, str(path), overrides)
+    finally:
+        BASE_DIR.reset(token)
 
 
 def to_toml(scenario: Scenario) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from tsodso.coordination.schemes import scheme_names  # noqa: E402
-from tsodso.scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
+# The scenario and scheme modules are imported inside the commands, so that `--help` does not
+# pay for numpy and pydantic; pyomo and pandapower load only when a run is built.
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -25,11 +26,21 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.version_option(package_name="tsodso")
 def main() -> None:
     """Co-simulate TSO-DSO coordination schemes for buying flexibility."""
+    # set-up phases and compare progress: one line each on stderr (the "tsodso" logger)
+    log = logging.getLogger("tsodso")
+    if not any(getattr(h, "_tsodso_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._tsodso_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 @main.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
+    from tsodso.scenarios.load import builtin_names, load
+
     for name in builtin_names():
         sc = load(name)
         click.echo(f"{name:10s} {sc.description}")
@@ -38,7 +49,7 @@ def scenarios() -> None:
 @main.command(name="schemes")
 def list_schemes() -> None:
     """List the coordination schemes."""
-    from tsodso.coordination.schemes import scheme_class
+    from tsodso.coordination.schemes import scheme_class, scheme_names
 
     for name in scheme_names():
         click.echo(f"{name:18s} {scheme_class(name).label}")
@@ -47,9 +58,13 @@ def list_schemes() -> None:
 @main.command()
 @click.argument("file")
 def validate(file: str) -> None:
-    """Check a scenario file (or built-in name)."""
+    """Check a scenario file (or built-in name), its grid and profiles."""
+    from tsodso.scenarios.grids import check_grid
+    from tsodso.scenarios.load import ScenarioError, load
+
     try:
         sc = load(file)
+        check_grid(sc)
     except ScenarioError as exc:
         _fail(str(exc))
     click.echo(f"ok: {file}: scenario '{sc.name}', {sc.run.steps} steps of {sc.run.step_s} s "
@@ -68,7 +83,10 @@ def validate(file: str) -> None:
 def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Path | None,
         profile: bool) -> None:
     """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
+    from tsodso.compare import cost_line
+    from tsodso.coordination.schemes import scheme_names
     from tsodso.runner import run as run_scheme
+    from tsodso.scenarios.load import ScenarioError, load
 
     if scheme not in scheme_names():
         _fail(f"unknown scheme '{scheme}'; known: {', '.join(scheme_names())}")
@@ -83,8 +101,7 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail(f"interrupted; the steps done so far are in {out} (complete = false)", 130)
-    click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
-               f"total cost {kpis['total_cost_eur']:,.0f} EUR, "
+    click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; {cost_line(kpis)}, "
                f"activated {kpis['activated_mwh']:,.1f} MWh")
 
 
@@ -101,6 +118,8 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv."""
     from tsodso.compare import compare as run_compare
     from tsodso.compare import format_table
+    from tsodso.coordination.schemes import scheme_names
+    from tsodso.scenarios.load import ScenarioError, load
 
     known = scheme_names()
     names = list(known) if schemes == "all" else [s.strip() for s in schemes.split(",")]

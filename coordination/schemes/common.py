@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from tsodso.coordination.market import FlexMarket
 from tsodso.coordination.need import Needs
 from tsodso.coordination.pooling import ZonePools
 from tsodso.coordination.schemes.base import MarketSetup, Outcome, Scheme
@@ -36,6 +35,8 @@ class Common(Scheme):
     parties: tuple[str, ...] = ()
 
     def __init__(self, setup: MarketSetup):
+        from tsodso.coordination.market import FlexMarket
+
         super().__init__(setup)
         self.pools = ZonePools(self.book, self.dg.model.zone, self.dg.model.capability)
         self.rows = self.dg.rows(self.pools)
