@@ -36,6 +36,8 @@ from tsodso.results.integrity import (
 )
 
 TABLES = ("activations", "conflicts", "events")
+#: Columns of the events table (files older than it read as an empty table).
+EVENT_COLUMNS = ("step", "kind", "grid", "detail")
 #: Rows per slab when a time series is scanned (a year of quarter-hours never sits in memory).
 SLAB_ROWS = 8192
 
@@ -206,6 +208,9 @@ def read_table(f: h5py.File, name: str, n: int | None = None,
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {TABLES}")
     n = steps_written(f) if n is None else n
+    if name not in f:  # a file written before the table existed (events): no rows
+        cols = [c for c in EVENT_COLUMNS if columns is None or c in columns]
+        return {c: np.zeros(0, dtype=np.int64 if c == "step" else str) for c in cols}
     group = f[name]
     cols = table_columns(group)
     rows = min(group[c].shape[0] for c in cols)
