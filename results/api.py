@@ -348,7 +348,7 @@ def _units_table(sheets: dict[str, pd.DataFrame], path_of: dict[str, Path]) -> p
                 rows.append((sheet, c, "EUR", f"{what} incurred in the step (+ paid, - earned)"))
         elif kind in TABLES:
             units = _table_units(path_of[sheet], kind)
-            for c in df.columns:
+            for c in [df.index.name, *df.columns]:
                 if c == "time":
                     rows.append((sheet, c, "", "start of the step (scenario local time)"))
                 else:
