@@ -5,14 +5,18 @@ HDF5 itself waits when asked to open a damaged file for SWMR reading (it retries
 reads with growing pauses), so every reader first checks here, without HDF5, that the path is
 a regular file holding an HDF5 superblock whose end-of-file address fits the file's size.
 
-One writer per file: the writer holds an exclusive ``flock`` on the results file itself for
-the whole run (HDF5's own locking is switched off for tsodso's handles, so the two never
-meet). A reader finding the lock taken knows the file is live and opens it for SWMR reading;
-a file flagged "open for writing" whose lock is free belongs to a writer that died.
+One writer per file: the writer holds an exclusive open-file-description lock
+(``F_OFD_SETLK``, Linux) on the results file itself for the whole run. Such locks are
+independent of the ``flock`` locks HDF5 takes, so other programs can still open a live file
+for SWMR reading, and unlike classic POSIX locks they are not dropped when HDF5 closes its
+own handle of the file. A reader finding the lock taken knows the file is live and opens it
+for SWMR reading; a file flagged "open for writing" whose lock is free belongs to a writer
+that died.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -40,6 +44,18 @@ class Superblock:
     flags: int  # file consistency flags (write access bits; 0 for a closed file)
     eof: int  # end-of-file address stored by the library (relative to offset)
     size: int  # actual size of the file in bytes
+
+
+def _ofd_lock(fd: int, kind: int) -> bool:
+    """Try to take an open-file-description lock of the whole file; False if it is held."""
+    arg = struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, arg)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
 
 
 def _rot(x: int, k: int) -> int:
@@ -180,11 +196,12 @@ class WriterLock:
         try:
             if not stat.S_ISREG(os.fstat(self._fd).st_mode):
                 raise ResultsFileError(f"{self.path}: not a regular file")
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if not _ofd_lock(self._fd, fcntl.F_WRLCK):
+                raise ResultsFileError(f"{self.path}: in use by another process (another "
+                                       "run is writing it)")
+        except OSError as exc:
             self.release()
-            raise ResultsFileError(f"{self.path}: in use by another process (a run writing "
-                                   "it, or a program reading it)") from None
+            raise ResultsFileError(f"{self.path}: cannot lock: {exc.strerror or exc}") from None
         except BaseException:
             self.release()
             raise
@@ -203,9 +220,8 @@ def is_live(path: str | Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        return not _ofd_lock(fd, fcntl.F_RDLCK)
+    except OSError:
+        return False
     finally:
         os.close(fd)
-    return False
