@@ -34,6 +34,31 @@ KPI_UNITS: dict[str, str] = {
     "overload_branch_steps": "1",
     "curtailment_mwh": "MWh",
 }
+#: KPI name -> what it measures, one plain sentence (export and documentation).
+KPI_DESCRIPTIONS: dict[str, str] = {
+    "total_cost_eur": "Sum of every cost component over the steps: activations bought by the "
+                      "TSO, the DSOs and the BRPs, the imbalance left and the violations left.",
+    "tso_cost_eur": "What the TSO paid for the flexibility it activated.",
+    "dso_cost_eur": "What the DSOs paid for the flexibility they activated, all DSO grids "
+                    "together.",
+    "brp_cost_eur": "What balance responsible parties paid for flexibility bought against "
+                    "their own imbalance.",
+    "imbalance_cost_eur": "Penalty for the system imbalance the market left unserved.",
+    "violation_cost_eur": "Penalty for the voltage-band and loading violations left after "
+                          "the market.",
+    "activated_mwh": "Energy of all activated flexibility, up and down counted as "
+                     "magnitudes.",
+    "cross_level_mwh": "Energy the TSO activated in distribution grids plus what DSOs "
+                       "activated in the transmission grid.",
+    "conflicts": "Number of TSO-DSO conflicts recorded.",
+    "conflict_mwh": "Energy involved in the recorded TSO-DSO conflicts.",
+    "unresolved_imbalance_mwh": "Energy of the system imbalance the market left unserved.",
+    "voltage_violation_bus_steps": "Bus-steps outside the voltage band after the market "
+                                   "(one bus in one step counts one).",
+    "overload_branch_steps": "Branch-steps above the loading limit after the market (one "
+                             "branch in one step counts one).",
+    "curtailment_mwh": "Energy of renewable generation curtailed by downward activations.",
+}
 #: KPIs that are counts (stored as integers).
 COUNT_KPIS = frozenset({"conflicts", "voltage_violation_bus_steps", "overload_branch_steps"})
 #: Asset kinds whose downward activation is renewable curtailment.

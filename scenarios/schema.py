@@ -5,6 +5,7 @@ Every section rejects unknown keys; numbers carry their allowed range. See docs/
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +29,23 @@ PROFILE_START = datetime(2016, 1, 1)
 KINDS = ASSET_KINDS
 
 
+#: Largest seed: the results file stores it as a 64-bit signed integer.
+SEED_MAX = 2**63 - 1
+#: Characters a scenario name may not hold: control characters (they would reach terminals
+#: and file names) and path separators are rejected; output file names are derived from names.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: SimBench code: 1-<voltage levels>-<upper type>-<lower types>-<case>-<sw|no_sw>.
+_SIMBENCH_CODE = re.compile(r"^1-((?:EHV|HV|MV|LV)+|complete_data)-[A-Za-z0-9]+-[A-Za-z0-9.]*-"
+                            r"[0-2]-(?:sw|no_sw)$")
+T_LEVELS = ("EHV", "HV")
+D_LEVELS = ("MV", "LV")
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every section: unknown keys are errors, and types are strict (a boolean is not a
+    number, a string is not a number; an integer is accepted where a float is expected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 #: Folder that relative paths of a scenario file (grid.file, grid.profiles) are relative to;
@@ -86,10 +102,13 @@ class RunCfg(Strict):
     start: datetime = datetime(2016, 1, 1)
     steps: int = Field(96, ge=1, le=PROFILE_ROWS)
     step_s: int = Field(900, ge=PROFILE_STEP_S, le=86400, multiple_of=PROFILE_STEP_S)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _within_year(self) -> RunCfg:
+        if self.start.tzinfo is not None:
+            raise ValueError("start must be a local date-time without a time zone "
+                             "(e.g. 2016-01-01T00:00:00), as the profiles are")
         if _OWN_CALENDAR.get():  # own profiles: checked against the profile file
             return self
         offset = (self.start - PROFILE_START).total_seconds()
@@ -217,7 +236,7 @@ class MarketCfg(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     grid: GridCfg = GridCfg()
     run: RunCfg = RunCfg()
     forecast: ForecastCfg = ForecastCfg()
@@ -239,3 +258,41 @@ class Scenario(Strict):
             return handler(data)
         finally:
             _OWN_CALENDAR.reset(token)
+
+    @model_validator(mode="after")
+    def _usable(self) -> Scenario:
+        """Reject what validates field by field but cannot run: names with control characters,
+        grids whose split has no T or no D grid, no flexibility and no balancing at all, and
+        market margins that leave nothing of the voltage band."""
+        if _CONTROL.search(self.name):
+            raise ValueError("name must not contain control characters")
+        if _CONTROL.search(self.description.replace("\n", "").replace("\t", "")):
+            raise ValueError("description must not contain control characters")
+        if self.grid.source == "simbench":
+            m = _SIMBENCH_CODE.match(self.grid.code)
+            if m is None:
+                raise ValueError(f"unknown SimBench grid code {cut(self.grid.code)} (expected "
+                                 "one like 1-HVMV-mixed-all-2-sw)")
+            levels = re.findall("EHV|HV|MV|LV", m.group(1).replace("complete_data",
+                                                                   "EHVHVMVLV"))
+            if not any(x in T_LEVELS for x in levels) or not any(x in D_LEVELS for x in levels):
+                raise ValueError(f"grid.code {self.grid.code} has no transmission (EHV/HV) or no "
+                                 "distribution (MV/LV) level: the run needs both, e.g. HVMV")
+        flex = self.flexibility
+        ladder = flex.balancing
+        if (all(flex.offer(k).share == 0 for k in KINDS)
+                and (ladder.blocks == 0 or ladder.block_mw == 0)):
+            raise ValueError("nothing to act with: every flexibility share is 0 and the "
+                             "balancing ladder is empty")
+        margin = self.market.voltage_margin_pu
+        for level, lim in (("T", self.limits.T), ("D", self.limits.D)):
+            if 2 * margin >= lim.vm_max_pu - lim.vm_min_pu:
+                raise ValueError(f"market.voltage_margin_pu {margin} leaves no voltage band "
+                                 f"inside limits.{level} ({lim.vm_min_pu}-{lim.vm_max_pu} pu)")
+        return self
+
+
+def cut(value: object, limit: int = 60) -> str:
+    """``repr`` of a value cut to ``limit`` characters, for one-line error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 15]}... ({len(text)} chars)"
