@@ -33,6 +33,22 @@ class Conflict:
     mw: float
 
 
+#: Event kinds, in the order they are recorded within a step.
+EVENT_KINDS: tuple[str, ...] = ("powerflow_not_converged", "coupling_iteration_limit",
+                                "market_slack")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something in one step a reader should know about, though the run went on: a power
+    flow without solution, a market that ended on its slack, a coupling loop stopped at its
+    iteration limit (kinds in ``EVENT_KINDS``)."""
+
+    kind: str
+    grid: str  # the grid concerned, or "" for the whole system
+    detail: str  # what happened and what was done, one short sentence
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """Everything recorded for one step."""
@@ -49,3 +65,4 @@ class StepRecord:
     costs: dict[str, float]  # keys vocabulary.COST_KEYS; `social` is computed by the writer
     dso_cost_by_grid: np.ndarray  # (n DSO grids,) what each DSO paid for flexibility
     unserved: dict[str, float] = field(default_factory=dict)  # keys vocabulary.UNSERVED_KEYS
+    events: list[Event] = field(default_factory=list)

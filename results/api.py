@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 import pandas as pd
-from tsodso.results.kpis import COUNT_KPIS, KPI_UNITS, read_kpis
+from tsodso.results.kpis import COUNT_KPIS, KPI_DESCRIPTIONS, KPI_UNITS, read_kpis
 from tsodso.results.read import (
+    TABLES,
     attr_value,
     candidate_files,
     check_format,
@@ -300,25 +301,94 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "run"
 
 
-def _units_table(costs_columns: list[str]) -> pd.DataFrame:
-    rows = [("kpis", k, u, "KPI over the steps written") for k, u in KPI_UNITS.items()]
-    rows += [("costs_*", "time", "", "start of the step (scenario local time)")]
-    for c in costs_columns:
-        what = f"cost of DSO {c[4:]}" if c.startswith("dso:") else f"{c} cost"
-        rows.append(("costs_*", c, "EUR", f"{what} incurred in the step (+ paid, - earned)"))
-    return pd.DataFrame(rows, columns=["sheet", "column", "units", "description"])
+#: Leading characters that make a spreadsheet read a text cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Text that a spreadsheet would run as a formula, prefixed with ``'`` (shown as text);
+    every other value unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _neutral(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with every text cell, index label and column name neutralised."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(neutralise)
+    if out.index.dtype == object:
+        out.index = out.index.map(neutralise)
+    out.columns = [neutralise(c) for c in out.columns]
+    return out
+
+
+def _table_units(path: Path, table: str) -> dict[str, tuple[str, str]]:
+    """Column -> (units, description) of an event table, from the file's attributes."""
+    with open_results(path) as f:
+        if table not in f:
+            return {}
+        return {c: (str(attr_value(ds.attrs.get("units", ""))),
+                    str(attr_value(ds.attrs.get("description", ""))))
+                for c, ds in f[table].items() if c != "row"}
+
+
+def _units_table(sheets: dict[str, pd.DataFrame], path_of: dict[str, Path]) -> pd.DataFrame:
+    """Units and a description of every column of every sheet (the sheet ``units``)."""
+    rows = [("kpis", "scheme", "", "coordination scheme of the run")]
+    rows += [("kpis", k, u, KPI_DESCRIPTIONS[k]) for k, u in KPI_UNITS.items()]
+    for sheet, df in sheets.items():
+        kind = sheet.split("_", 1)[0]
+        if kind == "costs":
+            rows.append((sheet, "time", "", "start of the step (scenario local time)"))
+            for c in df.columns:
+                what = f"cost of DSO {c[4:]}" if c.startswith("dso:") else f"{c} cost"
+                rows.append((sheet, c, "EUR", f"{what} incurred in the step (+ paid, - earned)"))
+        elif kind in TABLES:
+            units = _table_units(path_of[sheet], kind)
+            for c in [df.index.name, *df.columns]:
+                if c == "time":
+                    rows.append((sheet, c, "", "start of the step (scenario local time)"))
+                else:
+                    rows.append((sheet, c, *units.get(c, ("", ""))))
+    rows += [("runs", c, "s" if c == "step_s" else "", d) for c, d in RUNS_COLUMNS.items()]
+    return _neutral(pd.DataFrame(rows, columns=["sheet", "column", "units", "description"]))
+
+
+#: Columns of the ``runs`` sheet and what they hold.
+RUNS_COLUMNS: dict[str, str] = {
+    "scheme": "coordination scheme", "file": "results file", "scenario": "scenario name",
+    "seed": "random seed of the forecast errors", "start": "start of the first step",
+    "step_s": "length of a step", "n_steps": "steps the run was set up for",
+    "steps_written": "steps in the file", "complete": "the run finished",
+    "software_version": "tsodso version that wrote the file",
+}
+
+#: Excel number formats by units (columns without units keep the default).
+NUMBER_FORMATS: dict[str, str] = {
+    "EUR": "#,##0.00", "EUR/MWh": "#,##0.00", "MW": "0.000", "MWh": "#,##0.000",
+    "Mvar": "0.000", "pu": "0.0000", "percent": "0.0",
+}
+DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 
 def export(path: str | Path, fmt: str = "csv", out_dir: str | Path | None = None) -> list[Path]:
-    """Write the KPI table and the per-step costs of a compare directory or one run file.
+    """Write the KPI table, the per-step costs and the event tables (activations, conflicts,
+    events) of a compare directory or one run file.
 
     Costs are one wide table per scheme (rows = steps, columns = ``Run.costs``), the layout
-    a spreadsheet user charts directly. ``fmt="csv"``: ``kpis.csv`` and
-    ``costs_<scheme>.csv``; ``fmt="xlsx"``: one workbook ``results.xlsx`` with sheets
-    ``kpis``, ``costs_<scheme>`` per scheme, ``runs`` (scenario, seed, start, steps,
-    complete, version of each file) and ``units``. For a single file the names get the
-    prefix ``<stem>_`` (workbook ``<stem>.xlsx``). ``out_dir`` defaults to the directory
-    (or the file's folder). Returns the paths written, KPI table first.
+    a spreadsheet user charts directly; the event tables have one row per event with its
+    step and time. ``fmt="csv"``: ``kpis.csv``, ``costs_<scheme>.csv`` and
+    ``<table>_<scheme>.csv``; ``fmt="xlsx"``: one workbook ``results.xlsx`` with sheets
+    ``kpis``, ``costs_<scheme>`` and ``<table>_<scheme>`` per scheme, ``runs`` (scenario,
+    seed, start, steps, complete, version of each file) and ``units`` (units and a
+    description of every column of every sheet), numbers formatted by their units. For a
+    single file the names get the prefix ``<stem>_`` (workbook ``<stem>.xlsx``). Text that
+    a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``) is
+    written with a leading ``'``. ``out_dir`` defaults to the directory (or the file's
+    folder). Returns the paths written, KPI table first.
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
@@ -328,15 +398,23 @@ def export(path: str | Path, fmt: str = "csv", out_dir: str | Path | None = None
     out = Path(out_dir) if out_dir is not None else (src if src.is_dir() else src.parent)
     out.mkdir(parents=True, exist_ok=True)
     prefix = "" if src.is_dir() else f"{src.stem}_"
-    costs = {scheme: Run(p).costs for scheme, p, _, _ in runs}
+    frames: dict[tuple[str, str], pd.DataFrame] = {}  # (kind, scheme) -> table
+    files: dict[str, Path] = {}
+    for scheme, p, _, _ in runs:
+        run = Run(p)
+        files[scheme] = p
+        frames[("costs", scheme)] = run.costs
+        for t in TABLES:
+            frames[(t, scheme)] = run._table(t).set_index("step")
 
     if fmt == "csv":
         written = [out / f"{prefix}kpis.csv"]
-        table.to_csv(written[0])
-        for scheme, df in costs.items():
-            target = out / f"{prefix}costs_{_safe(scheme)}.csv"
-            df.to_csv(target)
-            written.append(target)
+        _neutral(table).to_csv(written[0])
+        for kind in ("costs", *TABLES):
+            for scheme, _, _, _ in runs:
+                target = out / f"{prefix}{kind}_{_safe(scheme)}.csv"
+                _neutral(frames[(kind, scheme)]).to_csv(target)
+                written.append(target)
         return written
 
     target = out / (f"{src.stem}.xlsx" if prefix else "results.xlsx")
@@ -345,33 +423,54 @@ def export(path: str | Path, fmt: str = "csv", out_dir: str | Path | None = None
           "start": meta["start"], "step_s": meta["step_s"], "n_steps": meta["n_steps"],
           "steps_written": meta["steps_written"], "complete": meta["complete"],
           "software_version": meta["software_version"]}
-         for scheme, p, meta, _ in runs])
-    cost_cols = list(dict.fromkeys(c for df in costs.values() for c in df.columns))
+         for scheme, p, meta, _ in runs], columns=list(RUNS_COLUMNS))
     used: set[str] = {"kpis", "runs", "units"}
-    with pd.ExcelWriter(target, engine="openpyxl") as xw:
-        _sheet(xw, table, "kpis", index=True)
-        for scheme, df in costs.items():
-            sheet = f"costs_{_safe(scheme)}"[:31]  # Excel's sheet name limit
+    sheets: dict[str, pd.DataFrame] = {}
+    path_of: dict[str, Path] = {}
+    for kind in ("costs", *TABLES):
+        for scheme, p, _, _ in runs:
+            sheet = f"{kind}_{_safe(scheme)}"[:31]  # Excel's sheet name limit
             base, k = sheet, 1
             while sheet in used:
                 k += 1
                 sheet = f"{base[:28]}_{k}"
             used.add(sheet)
-            _sheet(xw, df, sheet, index=True)
-        _sheet(xw, runs_sheet, "runs", index=False)
-        _sheet(xw, _units_table(cost_cols), "units", index=False)
+            sheets[sheet] = frames[(kind, scheme)]
+            path_of[sheet] = p
+    units = _units_table(sheets, path_of)
+    fmt_of = {(r.sheet, r.column): NUMBER_FORMATS.get(r.units, "")
+              for r in units.itertuples()}
+    fmt_of.update({("kpis", k): NUMBER_FORMATS.get(u, "") for k, u in KPI_UNITS.items()})
+    with pd.ExcelWriter(target, engine="openpyxl") as xw:
+        _sheet(xw, _neutral(table), "kpis", True, fmt_of)
+        for sheet, df in sheets.items():
+            _sheet(xw, _neutral(df), sheet, True, fmt_of)
+        _sheet(xw, _neutral(runs_sheet), "runs", False, fmt_of)
+        _sheet(xw, units, "units", False, fmt_of)
     return [target]
 
 
-def _sheet(xw: pd.ExcelWriter, df: pd.DataFrame, name: str, index: bool) -> None:
-    """Write one sheet with a frozen header row and columns wide enough for their content
-    (Excel shows ``####`` for a date that does not fit)."""
+def _sheet(xw: pd.ExcelWriter, df: pd.DataFrame, name: str, index: bool,
+           formats: dict[tuple[str, str], str]) -> None:
+    """Write one sheet with a frozen header row, number formats by the columns' units, dates
+    as dates, and columns wide enough for their content (Excel shows ``####`` for a date
+    that does not fit). Text cells are written as text, never as formulas."""
     df.to_excel(xw, sheet_name=name, index=index, freeze_panes=(1, 1 if index else 0))
     ws = xw.sheets[name]
     labels = [df.index.name or "", *df.columns] if index else list(df.columns)
-    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, 200)), start=1):
-        widths = [len(str(labels[j - 1]))] if j <= len(labels) else []
-        for cell in column[1:]:
+    for j, column in enumerate(ws.iter_cols(min_row=1, max_row=ws.max_row), start=1):
+        label = str(labels[j - 1]) if j <= len(labels) else ""
+        number_format = formats.get((name, label), "")
+        widths = [len(label)]
+        for i, cell in enumerate(column[1:]):
             value = cell.value
-            widths.append(19 if isinstance(value, datetime) else min(len(str(value)), 40))
+            if cell.data_type == "f":  # openpyxl reads a leading "=" as a formula
+                cell.data_type = "s"
+            if isinstance(value, datetime):
+                cell.number_format = DATE_FORMAT
+            elif number_format and isinstance(value, int | float) and not isinstance(value,
+                                                                                      bool):
+                cell.number_format = number_format
+            if i < 200:
+                widths.append(17 if isinstance(value, datetime) else min(len(str(value)), 40))
         ws.column_dimensions[column[0].column_letter].width = max(widths, default=8) + 2

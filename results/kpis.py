@@ -50,6 +50,48 @@ KPI_UNITS: dict[str, str] = {
     "overload_branch_steps": "1",
     "curtailment_mwh": "MWh",
 }
+#: KPI name -> what it measures, one plain sentence (export and documentation).
+KPI_DESCRIPTIONS: dict[str, str] = {
+    "social_cost_eur": "Social cost: the flexibility's resource cost at bid prices plus the "
+                       "value of what stays unserved; the quantity schemes are ranked by.",
+    "unserved_value_eur": "Value of what stays unserved after the market: imbalance, "
+                          "overloads and voltage outside the band, T and D.",
+    "resource_cost_eur": "Resource cost of the activated flexibility: bid price times energy.",
+    "imbalance_value_eur": "Value of the system imbalance the market left unserved.",
+    "overload_t_value_eur": "Value of the MVA x h above transmission branch ratings.",
+    "overload_d_value_eur": "Value of the MVA x h above distribution branch ratings.",
+    "voltage_t_value_eur": "Value of the pu x h outside the transmission voltage band.",
+    "voltage_d_value_eur": "Value of the pu x h outside the distribution voltage band.",
+    "tso_paid_eur": "What the TSO paid for flexibility under the pricing rule (a transfer).",
+    "dso_paid_eur": "What the DSOs paid for flexibility under the pricing rule, all DSO grids "
+                    "together (a transfer).",
+    "brp_paid_eur": "What balance responsible parties paid for flexibility bought against "
+                    "their own imbalance (a transfer).",
+    "brp_imbalance_charges_eur": "BRPs' open positions settled with the TSO at its balancing "
+                                 "price (a transfer; positive = BRPs paid).",
+    "dso_imbalance_charges_eur": "DSOs' residual area imbalance settled with the TSO (a "
+                                 "transfer; positive = DSOs paid).",
+    "congestion_rent_eur": "Part of pay-as-clear payments set by network constraints rather "
+                           "than by the balance (inside the payments; 0 under pay-as-bid).",
+    "unserved_imbalance_mwh": "Energy of the system imbalance the market left unserved.",
+    "unserved_overload_t_mwh": "MVA x h above transmission branch ratings after the market.",
+    "unserved_overload_d_mwh": "MVA x h above distribution branch ratings after the market.",
+    "unserved_voltage_t_puh": "pu x h outside the transmission voltage band, summed over "
+                              "buses.",
+    "unserved_voltage_d_puh": "pu x h outside the distribution voltage band, summed over "
+                              "buses.",
+    "activated_mwh": "Energy of all activated flexibility, up and down counted as "
+                     "magnitudes.",
+    "cross_level_mwh": "Energy the TSO activated in distribution grids plus what DSOs "
+                       "activated in the transmission grid.",
+    "conflicts": "Number of TSO-DSO conflicts recorded.",
+    "conflict_mwh": "Energy involved in the recorded TSO-DSO conflicts.",
+    "voltage_violation_bus_steps": "Bus-steps outside the voltage band after the market "
+                                   "(one bus in one step counts one).",
+    "overload_branch_steps": "Branch-steps above the loading limit after the market (one "
+                             "branch in one step counts one).",
+    "curtailment_mwh": "Energy of renewable generation curtailed by downward activations.",
+}
 #: KPIs that are counts (stored as integers).
 COUNT_KPIS = frozenset({"conflicts", "voltage_violation_bus_steps", "overload_branch_steps"})
 #: Asset kinds whose downward activation is renewable curtailment.

@@ -6,8 +6,11 @@ goes through these functions, so the layout is interpreted in one place. Functio
 open ``h5py.File`` read only the first ``n`` steps (the steps written, see
 ``steps_written``); functions taking a path open and close the file themselves.
 
-Files of runs that were killed are still flagged as open for SWMR writing; they can only be
-opened with ``swmr=True``, which ``open_results`` falls back to.
+Opening never waits: ``open_results`` checks the file without HDF5 first
+(``results.integrity``): a truncated or foreign file fails at once with one line. A file being
+written (its writer holds the lock) is opened for SWMR reading and shows the committed steps.
+A killed run's file is still flagged "open for writing"; the first open clears the flags
+(under the writer lock), after which plain h5py and xarray open it too.
 """
 
 from __future__ import annotations
@@ -22,8 +25,19 @@ import h5py
 import numpy as np
 from tsodso.core.vocabulary import COST_COLUMNS
 from tsodso.results.format import FORMAT_NAME, SCHEME_ATTR_DEFAULTS
+from tsodso.results.integrity import (
+    WRITE_FLAGS,
+    ResultsFileError,
+    WriterLock,
+    check_intact,
+    clear_write_flags,
+    is_live,
+    superblock,
+)
 
-TABLES = ("activations", "conflicts")
+TABLES = ("activations", "conflicts", "events")
+#: Columns of the events table (files older than it read as an empty table).
+EVENT_COLUMNS = ("step", "kind", "grid", "detail")
 #: Rows per slab when a time series is scanned (a year of quarter-hours never sits in memory).
 SLAB_ROWS = 8192
 
@@ -31,13 +45,41 @@ SLAB_ROWS = 8192
 # -- files --------------------------------------------------------------------------------
 
 
+def _reason(exc: OSError) -> str:
+    """The short reason of an h5py open error (the part in parentheses)."""
+    text = str(exc)
+    return text[text.find("(") + 1:text.rfind(")")] if "(" in text else text
+
+
 def open_results(path: str | Path) -> h5py.File:
-    """Open a results file read-only, also while it is written or after its writer died."""
+    """Open a results file read-only, at once: also while it is written or after its writer
+    died. ResultsFileError (one line) for a missing, foreign, truncated or damaged file."""
+    path = Path(path)
+    if is_live(path):
+        superblock(path)
+        try:
+            return h5py.File(path, "r", swmr=True, locking=False)
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot open while it is written: "
+                                   f"{_reason(exc)}") from None
+    sb = check_intact(path)
+    flagged = bool(sb.flags & WRITE_FLAGS)
+    if flagged:  # a killed writer: clear its flags so that every tool can open the file
+        try:
+            lock = WriterLock(path, create=False)
+        except ResultsFileError:
+            pass  # read-only file or a new writer: read it as SWMR below
+        else:
+            try:
+                flagged = not clear_write_flags(path)
+            except (OSError, ResultsFileError):
+                pass
+            finally:
+                lock.release()
     try:
-        return h5py.File(path, "r")
-    except OSError:
-        # a live or killed SWMR writer leaves the file flagged as open for writing
-        return h5py.File(path, "r", swmr=True)
+        return h5py.File(path, "r", swmr=flagged, locking=False)
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot open: {_reason(exc)}") from None
 
 
 def attr_value(value: object) -> object:
@@ -68,12 +110,12 @@ def is_results_file(path: str | Path) -> bool:
     try:
         with open_results(path) as f:
             return is_results(f)
-    except OSError:
+    except (OSError, ResultsFileError):
         return False
 
 
 def time_series_paths(f: h5py.File) -> list[str]:
-    """Paths of every dataset indexed by time along axis 0 (/time excluded)."""
+    """Paths of every dataset indexed by time along axis 0 (the time scales excluded)."""
     paths = []
     for grid in f["grids"].values():
         paths += [grid["vm_pu"].name, grid["branch_loading_percent"].name]
@@ -81,7 +123,7 @@ def time_series_paths(f: h5py.File) -> list[str]:
         if group not in f:  # files written before /unserved existed
             continue
         for ds in f[group].values():
-            if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None:
+            if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None and not ds.is_scale:
                 paths.append(ds.name)
     return paths
 
@@ -168,6 +210,9 @@ def read_table(f: h5py.File, name: str, n: int | None = None,
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; expected one of {TABLES}")
     n = steps_written(f) if n is None else n
+    if name not in f:  # a file written before the table existed (events): no rows
+        cols = [c for c in EVENT_COLUMNS if columns is None or c in columns]
+        return {c: np.zeros(0, dtype=np.int64 if c == "step" else str) for c in cols}
     group = f[name]
     cols = table_columns(group)
     rows = min(group[c].shape[0] for c in cols)

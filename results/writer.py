@@ -3,9 +3,15 @@
 The file is written while the run goes: every group, dataset and attribute is created up
 front, then the file switches to HDF5 SWMR (single writer, multiple readers) mode and each
 block of steps is appended to resizable, chunked, compressed datasets and flushed. A run
-that is interrupted (exception, Ctrl-C, SIGKILL) therefore leaves a readable file holding
-every flushed step, with the root attribute ``complete`` still False. The layout is
+that is interrupted (exception, Ctrl-C, SIGTERM, SIGKILL) therefore leaves a readable file
+holding every flushed step, with the root attribute ``complete`` still False. The layout is
 documented in ``docs/results-format.md``.
+
+One writer per file: the writer takes an exclusive lock on the file (``WriterLock``) before
+it writes anything and holds it until the file is finished. ``resume=True`` reopens the file
+of an interrupted run: it checks the layout, trims it to the committed steps and, while the
+run is replayed from its start, checks every step it already holds against the replay
+instead of writing it again.
 """
 
 from __future__ import annotations
@@ -19,12 +25,19 @@ from types import TracebackType
 
 import h5py
 import numpy as np
-from tsodso.core.records import Activation, Conflict, StepRecord
+from tsodso.core.records import Activation, Conflict, Event, StepRecord
 from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS, SOCIAL_KEYS, UNSERVED_KEYS
 from tsodso.results.format import FORMAT_NAME, FORMAT_VERSION
+from tsodso.results.integrity import ResultsFileError, WriterLock, clear_write_flags
 from tsodso.results.kpis import compute_kpis, write_kpis
+from tsodso.results.read import attr_value, names, steps_written
 
-__all__ = ["Activation", "Conflict", "StepRecord", "ResultsWriter", "RunMeta", "GridLayout"]
+__all__ = ["Activation", "Conflict", "Event", "StepRecord", "ResultsWriter", "RunMeta",
+           "GridLayout", "ResultsFileError", "ResumeMismatch", "repair"]
+
+
+class ResumeMismatch(ResultsFileError):
+    """The replay of a resumed run differs from a step the file already holds."""
 
 
 #: Description of each per-step cost dataset (EUR in the step).
@@ -69,7 +82,10 @@ TABLE_STR_BYTES: dict[str, int] = {
     "grid": 64,
     "level": 8,
     "buyer": 96,
+    "detail": 160,
 }
+#: String columns cut to their width instead of rejected (free text).
+_CUT_STR = frozenset({"detail"})
 
 #: Table name -> ordered (column, numpy dtype or string width, units, description).
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
@@ -91,6 +107,13 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("kind", "str", "1", "conflict kind"),
         ("grid", "str", "1", "grid (D grid / interface) where the conflict occurred"),
         ("mw", "float64", "MW", "conflict volume"),
+    ),
+    "events": (
+        ("step", "int64", "1", "step index (row of /time) of the event"),
+        ("kind", "str", "1", "event kind: powerflow_not_converged, coupling_iteration_limit,"
+         " market_slack"),
+        ("grid", "str", "1", "grid concerned, empty for the whole system"),
+        ("detail", "str", "1", "what happened and what was done"),
     ),
 }
 
@@ -141,6 +164,11 @@ class _Series:
         self.buf = np.empty((block, *ds.shape[1:]), dtype=ds.dtype)
 
 
+def cf_time_units(start: datetime) -> str:
+    """CF units of /time: ``seconds since <start>`` (ISO, local time of the scenario)."""
+    return f"seconds since {start.isoformat(sep=' ')}"
+
+
 def _check_name(name: str, what: str) -> None:
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise ValueError(f"invalid {what} name {name!r} (non-empty, no '/')")
@@ -164,6 +192,7 @@ class ResultsWriter:
         interfaces: list[tuple[str, str]],
         dso_grids: list[str],
         block_steps: int = 96,
+        resume: bool = False,
     ) -> None:
         if block_steps < 1:
             raise ValueError("block_steps must be >= 1")
@@ -189,16 +218,89 @@ class ResultsWriter:
         self._closed = False
         self._kpis: dict[str, float] = {}
         self._valid_str: dict[str, set[str]] = {}
+        self._resume_n = 0  # steps the file held when resumed: replayed and checked
+        self._checked = 0  # of those, checked so far
+        self._stored: dict[str, dict[str, np.ndarray]] = {}  # tables held when resumed
 
-        f = h5py.File(self.path, "w", libver="latest")
+        self._lock = WriterLock(self.path)  # before anything is written
+        f: h5py.File | None = None
         try:
-            self._create_layout(f, interfaces, dso_grids)
+            if resume:
+                f = self._reopen(interfaces, dso_grids)
+            else:
+                f = h5py.File(self.path, "w", libver="latest", locking=False)
+                self._create_layout(f, interfaces, dso_grids)
             f.flush()
             f.swmr_mode = True
         except BaseException:
-            f.close()
+            if f is not None:
+                f.close()
+            self._lock.release()
             raise
         self._f = f
+
+    def _reopen(self, interfaces: list[tuple[str, str]], dso_grids: list[str]) -> h5py.File:
+        """Open the file of an interrupted run for appending (see ``resume``)."""
+        try:
+            clear_write_flags(self.path)
+            f = h5py.File(self.path, "r+", libver="latest", locking=False)
+        except OSError as exc:
+            raise ResultsFileError(f"{self.path}: cannot reopen to resume: {exc}") from None
+        try:
+            m = self.meta
+            a = {k: attr_value(v) for k, v in f.attrs.items()}
+            want = {"format": FORMAT_NAME, "scheme": m.scheme, "seed": m.seed,
+                    "step_s": m.step_s, "n_steps": m.n_steps, "start": m.start.isoformat()}
+            for key, value in want.items():
+                if a.get(key) != value:
+                    raise ResultsFileError(f"{self.path}: cannot resume: {key} is "
+                                           f"{a.get(key)!r} in the file, {value!r} in the run")
+            layout = ([g.name for g in self._grids], list(dso_grids),
+                      [i[0] for i in interfaces])
+            stored = (list(f["grids"]), names(f["costs/dso_grid"]), names(f["interfaces/name"]))
+            if layout != stored:
+                raise ResultsFileError(f"{self.path}: cannot resume: the grids differ from the "
+                                       "file's")
+            n = steps_written(f)
+            self._time = f["time"]
+            self._times = [f[f"grids/{g.name}/time"] for g in self._grids] + [
+                f[f"{group}/time"] for group in ("interfaces", "needs", "costs", "unserved")]
+            self._series = {}
+            for g in self._grids:
+                for ds in ("vm_pu", "branch_loading_percent"):
+                    self._series[f"/grids/{g.name}/{ds}"] = _Series(f[f"grids/{g.name}/{ds}"],
+                                                                   self.block_steps)
+            for path in ("/interfaces/p_mw", "/interfaces/q_mvar", "/needs/tso_imbalance_mw",
+                         "/needs/unresolved_imbalance_mw", "/costs/dso_by_grid",
+                         *(f"/costs/{k}" for k in COST_COLUMNS),
+                         *(f"/unserved/{k}" for k in UNSERVED_KEYS)):
+                self._series[path] = _Series(f[path], self.block_steps)
+            self._table_ds = {}
+            for table, cols in TABLE_COLUMNS.items():
+                if table not in f:
+                    raise ResultsFileError(f"{self.path}: cannot resume: no /{table} (file "
+                                           "written by an older version)")
+                dss = {c: f[f"{table}/{c}"] for c in ("row", *(c[0] for c in cols))}
+                rows = min(ds.shape[0] for ds in dss.values())
+                keep = int(np.count_nonzero(dss["step"][:rows] < n))  # rows come in step order
+                self._table_ds[table] = dss
+                self._rows[table] = keep
+                self._stored[table] = {c: dss[c][:keep] for c in dss if c != "row"}
+            self._n = self._resume_n = n
+            self._trim(f)
+            f.attrs["complete"] = np.bool_(False)
+            for key in list(f["kpis"].attrs):
+                del f["kpis"].attrs[key]
+            for key in list(f["timing"].attrs):
+                del f["timing"].attrs[key]
+        except KeyError as exc:
+            f.close()
+            raise ResultsFileError(f"{self.path}: cannot resume: the file's layout differs "
+                                   f"({exc})") from None
+        except BaseException:
+            f.close()
+            raise
+        return f
 
     # -- layout -------------------------------------------------------------------------
 
@@ -227,17 +329,17 @@ class ResultsWriter:
         f.attrs["builtin"] = m.builtin
 
         b = self.block_steps
-        time = self._resizable(f, "time", (), "int64", "s",
-                               "seconds since the root attribute start")
-        time.make_scale("time")
-        self._time = time
+        self._time = self._time_scale(f)
+        self._times: list[h5py.Dataset] = []  # the groups' own time coordinates
         self._series: dict[str, _Series] = {}
 
         def series(group: h5py.Group, name: str, scale: h5py.Dataset | None, units: str,
                    desc: str) -> None:
             cols = () if scale is None else (scale.shape[0],)
             ds = self._resizable(group, name, cols, "float64", units, desc)
-            ds.dims[0].attach_scale(time)
+            if "time" not in group:  # netCDF readers see a group's own dimension scales only
+                self._times.append(self._time_scale(group))
+            ds.dims[0].attach_scale(group["time"])
             if scale is not None:
                 ds.dims[1].attach_scale(scale)
             self._series[ds.name] = _Series(ds, b)
@@ -302,6 +404,15 @@ class ResultsWriter:
         f.create_group("kpis")
         f.create_group("timing")
 
+    def _time_scale(self, group: h5py.Group) -> h5py.Dataset:
+        """A growing ``time`` dimension scale with CF units, so that xarray and other netCDF
+        readers decode timestamps (the root's, and one in every group with a time axis)."""
+        time = self._resizable(group, "time", (), "int64", cf_time_units(self.meta.start),
+                               "start of the step: seconds since the root attribute start")
+        time.attrs["calendar"] = "standard"
+        time.make_scale("time")
+        return time
+
     def _resizable(self, group: h5py.Group, name: str, cols: tuple[int, ...], dtype: str,
                    units: str, desc: str) -> h5py.Dataset:
         """A (0, *cols) dataset growing along axis 0, chunked (block, <=256)."""
@@ -347,8 +458,15 @@ class ResultsWriter:
 
     @property
     def steps_appended(self) -> int:
-        """Steps appended so far (written + buffered)."""
+        """Steps appended so far (written + buffered; when resumed, checked steps count)."""
+        if self._checked < self._resume_n:
+            return self._checked
         return self._n + self._buffered
+
+    @property
+    def resumed_at(self) -> int:
+        """Steps the file held when it was resumed (0 for a new file)."""
+        return self._resume_n
 
     def append(self, rec: StepRecord) -> None:
         """Buffer one step; writes and flushes a block every ``block_steps`` steps.
@@ -358,23 +476,45 @@ class ResultsWriter:
         """
         if self._closed:
             raise RuntimeError("ResultsWriter is closed")
-        expected = self._n + self._buffered
+        expected = self.steps_appended
         if rec.step != expected:
             raise ValueError(f"expected step {expected}, got {rec.step}")
-        values, act_rows, con_rows = self._validate(rec)
+        values, rows = self._validate(rec)
+        if rec.step < self._resume_n:
+            self._check_stored(rec.step, values, rows)
+            self._checked += 1
+            return
         i = self._buffered
         for name, value in values.items():
             self._series[name].buf[i] = value
-        self._table_buf["activations"].extend(act_rows)
-        self._table_buf["conflicts"].extend(con_rows)
+        for table, new in rows.items():
+            self._table_buf[table].extend(new)
         self._buffered += 1
         if self._buffered >= self.block_steps:
             self.flush()
 
+    def _check_stored(self, k: int, values: dict[str, np.ndarray | float],
+                      rows: dict[str, list[tuple]]) -> None:
+        """Compare a replayed step with what the resumed file holds (bit for bit)."""
+        for name, value in values.items():
+            stored = self._series[name].ds[k]
+            if np.asarray(stored).tobytes() != np.asarray(value, dtype=stored.dtype).tobytes():
+                raise ResumeMismatch(f"{self.path}: cannot resume: step {k} of {name} differs "
+                                     "from the replay (other software version or scenario?)")
+        for table, new in rows.items():
+            stored = self._stored[table]
+            at = np.flatnonzero(stored["step"] == k)
+            cols = TABLE_COLUMNS[table]
+            held = [tuple(stored[c][i].decode("utf-8") if kind == "str" else stored[c][i].item()
+                          for c, kind, _, _ in cols) for i in at]
+            if held != [tuple(r) for r in new]:
+                raise ResumeMismatch(f"{self.path}: cannot resume: the {table} of step {k} "
+                                     "differ from the replay")
+
     def _validate(
         self, rec: StepRecord
-    ) -> tuple[dict[str, np.ndarray | float], list[tuple], list[tuple]]:
-        """Check and convert a record: (dataset path -> row, activation rows, conflict rows).
+    ) -> tuple[dict[str, np.ndarray | float], dict[str, list[tuple]]]:
+        """Check and convert a record: (dataset path -> row, table -> rows).
 
         Everything that can fail happens here, so a rejected record leaves no trace.
         """
@@ -426,7 +566,18 @@ class ResultsWriter:
             self._check_str("kind", c.kind)
             self._check_str("grid", c.grid)
             con_rows.append((rec.step, c.kind, c.grid, float(c.mw)))
-        return out, act_rows, con_rows
+        ev_rows = []
+        for e in rec.events:
+            self._check_str("kind", e.kind)
+            self._check_str("grid", e.grid)
+            ev_rows.append((rec.step, e.kind, e.grid, self._fit("detail", e.detail)))
+        return out, {"activations": act_rows, "conflicts": con_rows, "events": ev_rows}
+
+    @staticmethod
+    def _fit(col: str, value: str) -> str:
+        """Free text cut to its column's width (whole UTF-8 characters, no NUL)."""
+        raw = str(value).replace("\x00", "").encode("utf-8")[:TABLE_STR_BYTES[col]]
+        return raw.decode("utf-8", errors="ignore")
 
     def _check_str(self, col: str, value: str) -> None:
         if not isinstance(value, str):
@@ -481,8 +632,10 @@ class ResultsWriter:
                 dss[col].resize(r1, axis=0)
                 dss[col][r0:r1] = data
         if m:
-            self._time.resize(n1, axis=0)
-            self._time[n0:n1] = np.arange(n0, n1, dtype=np.int64) * self.meta.step_s
+            seconds = np.arange(n0, n1, dtype=np.int64) * self.meta.step_s
+            for time in (*self._times, self._time):  # the root's last
+                time.resize(n1, axis=0)
+                time[n0:n1] = seconds
         self._f.flush()
         # commit
         self._n = n1
@@ -512,14 +665,17 @@ class ResultsWriter:
         finally:
             self._f.close()
 
-        with h5py.File(self.path, "r+") as f:
-            self._trim(f)
-            kpis = compute_kpis(f)
-            write_kpis(f, kpis)
-            f.attrs["complete"] = np.bool_(bool(complete) and error is None)
-            if timing:
-                for key, value in timing.items():
-                    f["timing"].attrs[key] = float(value)
+        try:
+            with h5py.File(self.path, "r+", locking=False) as f:
+                self._trim(f)
+                kpis = compute_kpis(f)
+                write_kpis(f, kpis)
+                f.attrs["complete"] = np.bool_(bool(complete) and error is None)
+                if timing:
+                    for key, value in timing.items():
+                        f["timing"].attrs[key] = float(value)
+        finally:
+            self._lock.release()
         self._kpis = kpis
         if error is not None:
             raise error
@@ -529,6 +685,8 @@ class ResultsWriter:
         """Cut every growing dataset back to what was committed (undo a partial block)."""
         n = self._n
         f["time"].resize(n, axis=0)
+        for path in {name.rsplit("/", 1)[0] + "/time" for name in self._series}:
+            f[path].resize(n, axis=0)
         for name in self._series:
             f[name].resize(n, axis=0)
         for table, dss in self._table_ds.items():
@@ -556,3 +714,44 @@ class ResultsWriter:
             warnings.warn(f"closing {self.path} after {exc_type.__name__} failed: {close_exc!r}",
                           RuntimeWarning, stacklevel=2)
 
+
+
+def repair(path: str | Path) -> int:
+    """Finish the file of a killed run so that any HDF5 tool opens it: clear its "open for
+    writing" flags, trim every dataset and table to the steps written, store their KPIs.
+    ``complete`` stays False. Returns the steps in the file."""
+    path = Path(path)
+    lock = WriterLock(path, create=False)
+    try:
+        clear_write_flags(path)
+        try:
+            f = h5py.File(path, "r+", locking=False)
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot open: {exc}") from None
+        with f:
+            if attr_value(f.attrs.get("format")) != FORMAT_NAME:
+                raise ResultsFileError(f"{path}: not a tsodso results file")
+            n = steps_written(f)
+            f["time"].resize(n, axis=0)
+            for grid in f["grids"].values():
+                for name in ("vm_pu", "branch_loading_percent", "time"):
+                    if name in grid:
+                        grid[name].resize(n, axis=0)
+            for group in ("interfaces", "needs", "costs", "unserved"):
+                if group not in f:
+                    continue
+                for ds in f[group].values():
+                    if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None:
+                        ds.resize(n, axis=0)
+            for table in TABLE_COLUMNS:
+                if table not in f:
+                    continue
+                cols = [f[f"{table}/{c}"] for c in f[table]]
+                rows = min(ds.shape[0] for ds in cols)
+                keep = int(np.count_nonzero(f[f"{table}/step"][:rows] < n))
+                for ds in cols:
+                    ds.resize(keep, axis=0)
+            write_kpis(f, compute_kpis(f))
+    finally:
+        lock.release()
+    return n

@@ -5,10 +5,20 @@ Every section rejects unknown keys; numbers carry their allowed range. See docs/
 
 from __future__ import annotations
 
+import re
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from tsodso.core.assets import KINDS as ASSET_DEFS
 from tsodso.core.vocabulary import ASSET_KINDS
 from tsodso.scenarios.forecast import DEFAULT_ERRORS
@@ -19,25 +29,88 @@ PROFILE_START = datetime(2016, 1, 1)
 KINDS = ASSET_KINDS
 
 
+#: Largest seed: the results file stores it as a 64-bit signed integer.
+SEED_MAX = 2**63 - 1
+#: Characters a scenario name may not hold: control characters (they would reach terminals
+#: and file names) and path separators are rejected; output file names are derived from names.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: SimBench code: 1-<voltage levels>-<upper type>-<lower types>-<case>-<sw|no_sw>.
+_SIMBENCH_CODE = re.compile(r"^1-((?:EHV|HV|MV|LV)+|complete_data)-[A-Za-z0-9]+-[A-Za-z0-9.]*-"
+                            r"[0-2]-(?:sw|no_sw)$")
+T_LEVELS = ("EHV", "HV")
+D_LEVELS = ("MV", "LV")
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every section: unknown keys are errors, and types are strict (a boolean is not a
+    number, a string is not a number; an integer is accepted where a float is expected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+#: Folder that relative paths of a scenario file (grid.file, grid.profiles) are relative to;
+#: set while a file is validated (None: the working directory).
+BASE_DIR: ContextVar[Path | None] = ContextVar("tsodso_scenario_dir", default=None)
+#: True while a scenario with its own profile calendar (grid.source = "pandapower") is
+#: validated: the run window is then checked against the profile file, not the year 2016.
+_OWN_CALENDAR: ContextVar[bool] = ContextVar("tsodso_own_calendar", default=False)
 
 
 class GridCfg(Strict):
-    source: Literal["simbench", "tiny"] = "simbench"
-    code: str = "1-HVMV-mixed-all-2-sw"
+    """The grid: SimBench (by code), the built-in tiny grid, or an own pandapower net."""
+
+    source: Literal["simbench", "tiny", "pandapower"] = "simbench"
+    code: str = "1-HVMV-mixed-all-2-sw"  # SimBench code
     # the DSOs set their HV/MV tap changers once per run to this MV busbar voltage (None: keep)
     mv_busbar_pu: float | None = Field(1.02, ge=0.9, le=1.1)
+    # own grids (source = "pandapower"): the net, its TSO-DSO interfaces, its time series
+    file: str | None = None  # pandapower JSON net (pandapower.to_json)
+    interfaces: list[int] | None = Field(None, min_length=1)  # interface transformer indices
+    interface_kv: float | None = Field(None, gt=0.0)  # or: transformers from this HV level down
+    profiles: str | None = None  # CSV or Parquet, one column per element and quantity
+    profiles_start: datetime | None = None  # time of the first profile row (2016-01-01)
+    profiles_step_s: int | None = Field(None, ge=60, le=86400)  # between rows (900 s)
+
+    @field_validator("file", "profiles")
+    @classmethod
+    def _relative_to_scenario(cls, value: str | None) -> str | None:
+        """Relative paths in a scenario file are relative to the file's folder."""
+        base = BASE_DIR.get()
+        if value is None or Path(value).is_absolute() or base is None:
+            return value
+        return str(base / value)
+
+    @model_validator(mode="after")
+    def _own_grid_keys(self) -> GridCfg:
+        own = ("file", "interfaces", "interface_kv", "profiles", "profiles_start",
+               "profiles_step_s")
+        if self.source != "pandapower":
+            given = [k for k in own if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"grid.{given[0]} needs source = \"pandapower\"")
+            return self
+        if self.file is None:
+            raise ValueError("source = \"pandapower\" needs grid.file (a pandapower JSON net)")
+        if self.profiles is None:
+            raise ValueError("source = \"pandapower\" needs grid.profiles (CSV or Parquet)")
+        if self.interfaces is not None and self.interface_kv is not None:
+            raise ValueError("give grid.interfaces or grid.interface_kv, not both")
+        return self
 
 
 class RunCfg(Strict):
     start: datetime = datetime(2016, 1, 1)
     steps: int = Field(96, ge=1, le=PROFILE_ROWS)
     step_s: int = Field(900, ge=PROFILE_STEP_S, le=86400, multiple_of=PROFILE_STEP_S)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _within_year(self) -> RunCfg:
+        if self.start.tzinfo is not None:
+            raise ValueError("start must be a local date-time without a time zone "
+                             "(e.g. 2016-01-01T00:00:00), as the profiles are")
+        if _OWN_CALENDAR.get():  # own profiles: checked against the profile file
+            return self
         offset = (self.start - PROFILE_START).total_seconds()
         if offset < 0 or offset % PROFILE_STEP_S:
             raise ValueError("start must be a quarter hour within the profile year 2016")
@@ -65,16 +138,23 @@ class ErrorCfg(Strict):
     common: float = Field(0.5, ge=0.0, le=1.0)
 
 
-def _default_error(kind: str) -> ErrorCfg:
+def _error_section(kind: str) -> type[ErrorCfg]:
+    """`[forecast.<kind>]`: every key defaults to the kind's own value, so a partial section
+    keeps the kind's defaults for the keys it leaves out."""
     p = DEFAULT_ERRORS[kind]
-    return ErrorCfg(sigma=p.sigma, rho=p.rho, common=p.common)
+    return create_model(
+        f"ErrorCfg_{kind}", __base__=ErrorCfg,
+        __doc__=f"Forecast error of {kind} (defaults: tsodso.core.assets).",
+        sigma=(float, Field(p.sigma, ge=0.0, le=1.0)),
+        rho=(float, Field(p.rho, ge=0.0, lt=1.0)),
+        common=(float, Field(p.common, ge=0.0, le=1.0)))
 
 
 #: One section per asset kind of tsodso.core.assets. Defaults: intraday forecast errors.
 ForecastCfg = create_model(
     "ForecastCfg", __base__=Strict,
     __doc__="Forecast error per asset kind (defaults and sources: tsodso.core.assets).",
-    **{k.name: (ErrorCfg, _default_error(k.name)) for k in ASSET_DEFS})
+    **{k.name: ((sec := _error_section(k.name)), sec()) for k in ASSET_DEFS})
 
 
 class OfferCfg(Strict):
@@ -100,12 +180,23 @@ class _FlexibilityBase(Strict):
         return getattr(self, kind)
 
 
+def _offer_section(kind: str) -> type[OfferCfg]:
+    """`[flexibility.<kind>]`: every key defaults to the kind's own offer, so a partial
+    section keeps the kind's defaults for the keys it leaves out."""
+    share, up, down = next(k.offer for k in ASSET_DEFS if k.name == kind)
+    return create_model(
+        f"OfferCfg_{kind}", __base__=OfferCfg,
+        __doc__=f"Flexibility offered by {kind} (defaults: tsodso.core.assets).",
+        share=(float, Field(share, ge=0.0, le=1.0)),
+        price_up=(float, Field(up, ge=0.0, le=1e5)),
+        price_down=(float, Field(down, ge=0.0, le=1e5)))
+
+
 #: One offer section per asset kind of tsodso.core.assets, then the TSO's balancing ladder.
 FlexibilityCfg = create_model(
     "FlexibilityCfg", __base__=_FlexibilityBase,
     __doc__="Flexibility offered per asset kind, and the TSO's balancing ladder.",
-    **{k.name: (OfferCfg, OfferCfg(share=k.offer[0], price_up=k.offer[1],
-                                   price_down=k.offer[2])) for k in ASSET_DEFS},
+    **{k.name: ((sec := _offer_section(k.name)), sec()) for k in ASSET_DEFS},
     balancing=(LadderCfg, LadderCfg()))
 
 
@@ -177,7 +268,7 @@ class ControlCfg(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     grid: GridCfg = GridCfg()
     run: RunCfg = RunCfg()
     forecast: ForecastCfg = ForecastCfg()
@@ -187,3 +278,54 @@ class Scenario(Strict):
     coupling: CouplingCfg = CouplingCfg()
     market: MarketCfg = MarketCfg()
     control: ControlCfg = ControlCfg()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _calendar(cls, data: Any, handler: Any) -> Scenario:
+        """An own grid brings its own profile calendar: tell RunCfg not to check the run
+        window against the SimBench year (the grid check does it against the file)."""
+        grid = data.get("grid") if isinstance(data, dict) else None
+        own = isinstance(grid, dict) and grid.get("source") == "pandapower"
+        token = _OWN_CALENDAR.set(own)
+        try:
+            return handler(data)
+        finally:
+            _OWN_CALENDAR.reset(token)
+
+    @model_validator(mode="after")
+    def _usable(self) -> Scenario:
+        """Reject what validates field by field but cannot run: names with control characters,
+        grids whose split has no T or no D grid, no flexibility and no balancing at all, and
+        market margins that leave nothing of the voltage band."""
+        if _CONTROL.search(self.name):
+            raise ValueError("name must not contain control characters")
+        if _CONTROL.search(self.description.replace("\n", "").replace("\t", "")):
+            raise ValueError("description must not contain control characters")
+        if self.grid.source == "simbench":
+            m = _SIMBENCH_CODE.match(self.grid.code)
+            if m is None:
+                raise ValueError(f"unknown SimBench grid code {cut(self.grid.code)} (expected "
+                                 "one like 1-HVMV-mixed-all-2-sw)")
+            levels = re.findall("EHV|HV|MV|LV", m.group(1).replace("complete_data",
+                                                                   "EHVHVMVLV"))
+            if not any(x in T_LEVELS for x in levels) or not any(x in D_LEVELS for x in levels):
+                raise ValueError(f"grid.code {self.grid.code} has no transmission (EHV/HV) or no "
+                                 "distribution (MV/LV) level: the run needs both, e.g. HVMV")
+        flex = self.flexibility
+        ladder = flex.balancing
+        if (all(flex.offer(k).share == 0 for k in KINDS)
+                and (ladder.blocks == 0 or ladder.block_mw == 0)):
+            raise ValueError("nothing to act with: every flexibility share is 0 and the "
+                             "balancing ladder is empty")
+        margin = self.market.voltage_margin_pu
+        for level, lim in (("T", self.limits.T), ("D", self.limits.D)):
+            if 2 * margin >= lim.vm_max_pu - lim.vm_min_pu:
+                raise ValueError(f"market.voltage_margin_pu {margin} leaves no voltage band "
+                                 f"inside limits.{level} ({lim.vm_min_pu}-{lim.vm_max_pu} pu)")
+        return self
+
+
+def cut(value: object, limit: int = 60) -> str:
+    """``repr`` of a value cut to ``limit`` characters, for one-line error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 15]}... ({len(text)} chars)"

@@ -1,5 +1,9 @@
 """Split a coupled T+D pandapower net at its TSO-DSO interfaces (the HV/MV transformers).
 
+Which buses form which grid comes from SimBench's `bus.subnet` names, or, for an own net,
+from the interface transformers given: the T grid is what stays connected to the ext_grid
+once they are cut, each other connected part on their LV sides is one D grid.
+
 The result is one transmission net (the TSO's grid: HV plus the EHV stub with the external
 grids) and one net per distribution grid (one DSO each). In the transmission net every
 interface transformer is replaced by a load at its HV bus (the interface exchange, positive
@@ -54,8 +58,16 @@ def grid_of_subnet(subnet: str) -> str:
     return str(subnet).split("_")[0]
 
 
-def bus_grids(net: pandapowerNet) -> tuple[str, dict[int, str]]:
-    """Map every bus to its grid name; all EHV/HV buses form the one T grid."""
+#: Grid names of own nets split at given transformers: the T grid, and D1, D2, ...
+OWN_T_NAME = "T"
+
+
+def bus_grids(net: pandapowerNet, interfaces: list[int] | None = None
+              ) -> tuple[str, dict[int, str]]:
+    """Map every bus to its grid name; all EHV/HV buses form the one T grid. With
+    `interfaces` (transformer indices) the grids are the parts of the net those cut apart."""
+    if interfaces is not None:
+        return _cut_grids(net, interfaces)
     grids = {int(b): grid_of_subnet(s) for b, s in net.bus.subnet.items()}
     t_names = sorted({g for g in grids.values() if g.startswith(T_GRID_PREFIXES)})
     hv = [g for g in t_names if g.startswith("HV")]
@@ -63,13 +75,48 @@ def bus_grids(net: pandapowerNet) -> tuple[str, dict[int, str]]:
     return t_name, {b: (t_name if g.startswith(T_GRID_PREFIXES) else g) for b, g in grids.items()}
 
 
-def split_net(net: pandapowerNet) -> SplitNet:
-    """Cut `net` at the HV/MV transformers; the input net is not modified."""
-    t_name, grid_of = bus_grids(net)
+def _cut_grids(net: pandapowerNet, interfaces: list[int]) -> tuple[str, dict[int, str]]:
+    """Grids of an own net: cut the interface transformers; the part holding the ext_grid is
+    the T grid, each part on an interface's LV side a D grid (D1, D2, ... in the order of
+    their first interface). Buses in neither part are left out of the map."""
+    import networkx as nx
+    from pandapower.topology import create_nxgraph
+
+    graph = create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+    cut = set(interfaces)
+    for u, v, key in list(graph.edges(keys=True)):
+        if key[0] == "trafo" and int(key[1]) in cut:
+            graph.remove_edge(u, v, key)
+    component = {}
+    for k, comp in enumerate(nx.connected_components(graph)):
+        for b in comp:
+            component[int(b)] = k
+    slack = {component[int(b)] for b in net.ext_grid.bus[net.ext_grid.in_service]
+             if int(b) in component}
+    grid_of = {b: OWN_T_NAME for b, c in component.items() if c in slack}
+    names: dict[int, str] = {}
+    for t in sorted(interfaces):
+        hv, lv = int(net.trafo.hv_bus[t]), int(net.trafo.lv_bus[t])
+        if grid_of.get(hv) != OWN_T_NAME:
+            raise ValueError(f"interface transformer {t}: its HV side (bus {hv}) is not "
+                             f"connected to the T grid (the ext_grid)")
+        c = component.get(lv)
+        if c is None or c in slack:
+            raise ValueError(f"interface transformer {t}: its LV side (bus {lv}) is connected "
+                             f"back to the T grid, so it does not separate a D grid")
+        names.setdefault(c, f"D{len(names) + 1}")
+    grid_of.update({b: names[c] for b, c in component.items() if c in names})
+    return OWN_T_NAME, grid_of
+
+
+def split_net(net: pandapowerNet, interfaces: list[int] | None = None) -> SplitNet:
+    """Cut `net` at the HV/MV transformers (or the transformers `interfaces`); the input net
+    is not modified."""
+    t_name, grid_of = bus_grids(net, interfaces)
     t_buses = {b for b, g in grid_of.items() if g == t_name}
     ifaces = net.trafo[
         net.trafo.hv_bus.map(grid_of).eq(t_name) & net.trafo.lv_bus.map(grid_of).ne(t_name)
-        & net.trafo.in_service
+        & net.trafo.lv_bus.map(grid_of).notna() & net.trafo.in_service
     ]
     if ifaces.empty:
         raise ValueError("the net has no HV/MV transformer between the T grid and a D grid")

@@ -32,12 +32,23 @@ from tsodso.scenarios.forecast import (
     physical_bounds,
     realise,
 )
+from tsodso.scenarios.grids import (
+    calendar,
+    check_simbench_code,
+    check_split,
+    error_start,
+    interface_trafos,
+    load_own,
+)
 from tsodso.scenarios.load import ScenarioError
 from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
 from tsodso.simulators.flexibility import GridAssets, Portfolio
 from tsodso.simulators.grid import GridSlice, LevelRuntime, SetpointControl
 from tsodso.simulators.timing import Timing
+
+#: Set-up phases, one line each (the CLI shows them on stderr).
+log = logging.getLogger("tsodso.setup")
 
 
 @dataclass(frozen=True)
@@ -84,16 +95,22 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net (interface tap changers set for the run) and its year of profiles."""
-    if scenario.grid.source == "tiny":
+    """The coupled net (interface tap changers set for the run) and its profiles."""
+    source = scenario.grid.source
+    if source == "tiny":
         from tsodso.scenarios.tiny import build_tiny
 
         net, profiles = build_tiny()
+    elif source == "pandapower":
+        net, profiles = load_own(scenario)
+        check_split(scenario, net)
     else:
+        check_simbench_code(scenario.grid.code)
         net, profiles = _simbench(scenario.grid.code)
         net = copy.deepcopy(net)
     if scenario.grid.mv_busbar_pu is not None:
-        set_interface_taps(net, profiles, scenario.run.first_row, scenario.grid.mv_busbar_pu)
+        set_interface_taps(net, profiles, calendar(scenario).first_row,
+                           scenario.grid.mv_busbar_pu, interface_trafos(scenario, net))
     return net, profiles
 
 
@@ -110,7 +127,8 @@ def _simbench(code: str):
     return net, sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
 
 
-def set_interface_taps(net, profiles, row: int, target_pu: float) -> None:
+def set_interface_taps(net, profiles, row: int, target_pu: float,
+                       interfaces: list[int] | None = None) -> None:
     """Set every HV/MV transformer's tap once for the run, the DSO's choice: the position that
     brings its MV busbar nearest `target_pu` at the run's first step. Taps do not move during
     the run (no on-load tap control), so the MV voltage follows the HV voltage through the day.
@@ -118,9 +136,10 @@ def set_interface_taps(net, profiles, row: int, target_pu: float) -> None:
     import pandapower as pp
     from tsodso.scenarios.split import bus_grids
 
-    t_name, grid_of = bus_grids(net)
+    t_name, grid_of = bus_grids(net, interfaces)
     iface = net.trafo.index[net.trafo.hv_bus.map(grid_of).eq(t_name)
                             & net.trafo.lv_bus.map(grid_of).ne(t_name)
+                            & net.trafo.lv_bus.map(grid_of).notna()
                             & net.trafo.tap_step_percent.fillna(0).gt(0)]
     if not len(iface):
         return
@@ -159,8 +178,12 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     """Load, split and model the grid; draw the forecasts; build resources and the scheme."""
     quiet_libraries()
     run = scenario.run
+    where = scenario.grid.code if scenario.grid.source == "simbench" else (
+        scenario.grid.file if scenario.grid.source == "pandapower" else "built-in")
+    log.info("loading grid (%s %s) and profiles", scenario.grid.source, where)
     net, profiles = load_grid(scenario)
-    rows = run.first_row + np.arange(run.steps) * run.stride
+    cal = calendar(scenario)
+    rows = cal.first_row + np.arange(run.steps) * cal.stride
     n = run.steps
 
     # forecasts (= profiles) and realised values (+ seeded forecast errors) of the coupled net
@@ -180,8 +203,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     kinds = np.r_[load_kind, sgen_kind, classify("storage", [None] * len(net.storage))]
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
     # the error stream runs in quarter hours; a longer step takes every stride-th value
-    err = forecast_errors(rating, kinds, params, (n - 1) * run.stride + 1, run.seed,
-                          start_step=run.first_row)[::run.stride]
+    q_stride = run.step_s // 900  # quarter hours per step
+    err = forecast_errors(rating, kinds, params, (n - 1) * q_stride + 1, run.seed,
+                          start_step=error_start(scenario))[::q_stride]
     nl, ns = len(net.load), len(net.sgen)
     fc_all = np.hstack([fc["load_p"], fc["sgen_p"], fc["sto_p"]])
     lower, upper = physical_bounds(kinds, rating, fc_all)
@@ -194,7 +218,8 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     # the balance responsible parties of the integrated market: RES producers and suppliers
     brp_imbalance = {"BRP:res": (re_sgen - fc["sgen_p"]).sum(axis=1),
                      "BRP:load": -(re_load - fc["load_p"]).sum(axis=1)}
-    split = split_net(net)
+    log.info("splitting the net at its TSO-DSO interfaces; building the power-flow models")
+    split = split_net(net, interface_trafos(scenario, net))
     t_name = split.t_name
     dso_grids = sorted(split.d_buses)
     grid_order = [t_name, *dso_grids]
@@ -275,6 +300,8 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
             iface_hv_bus=np.array([i.hv_bus for i in t_ifaces], dtype=np.int64),
             interfaces=t_ifaces)
 
+    log.info("building the markets: %d D grid(s), %d interface(s), scheme '%s'",
+             len(dso_grids), len(split.interfaces), scheme)
     # the TSO's market model: PTDFs of the T grid (computed once) and branch limits in MW
     ptdf = transmission_ptdf(copy.deepcopy(split.t_net))
     t_model = levels["T"].model
@@ -422,4 +449,5 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
         world.connect(t_ent, d, "interface_v", weak=True)
         world.connect(d, coord, "report")
     world.connect(coord, rec, "record")
+    log.info("running %d steps of %d s", ctx.n_steps, ctx.step_s)
     return world

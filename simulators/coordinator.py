@@ -15,7 +15,7 @@ import mosaik_api_v3
 import numpy as np
 from tsodso.coordination.conflicts import StepView, detect
 from tsodso.coordination.need import assess, unserved, unserved_value
-from tsodso.core.records import StepRecord
+from tsodso.core.records import Event, StepRecord
 from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, TSO, buyer_side
 from tsodso.simulators.flexibility import Dispatch
 from tsodso.simulators.timing import Timing
@@ -78,7 +78,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         t0 = _time.perf_counter()
         outcome = self.scheme.clear(needs, dict(self.reports))
         self.timing.clearing_s += _time.perf_counter() - t0
-        self.pending = (needs, outcome, self.book.mw.copy())
+        self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"))
         self.cleared_at = time
         self.out = {"activations": Dispatch(outcome.activated, self._without_tso_d(outcome))}
         if not np.any(outcome.activated > 1e-6):  # the grids stay as they are: record now
@@ -97,7 +97,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
 
     def _record(self, k: int) -> StepRecord:
         ctx = self.ctx
-        needs, outcome, _ = self.pending
+        needs, outcome, _, events = self.pending
         acts = outcome.activations
         costs = dict.fromkeys(COST_KEYS, 0.0)
         by_grid = np.zeros(len(ctx.dso_grids))
@@ -124,7 +124,31 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             tso_imbalance_mw=needs.imbalance_mw,
             unresolved_imbalance_mw=float(outcome.unserved_mw),
             activations=acts, conflicts=conflicts, costs=costs,
-            dso_cost_by_grid=by_grid, unserved=left)
+            dso_cost_by_grid=by_grid, unserved=left,
+            events=self._events(events, outcome.unserved_mw))
+
+    def _grid_events(self, when: str) -> list[Event]:
+        """Power flows without solution in the grids' current reports."""
+        return [Event("powerflow_not_converged", g,
+                      f"no AC power-flow solution {when} the market; its state counts as unknown"
+                      + ("" if when == "before" else " (NaN in the file)"))
+                for g in self.ctx.grid_order if not self.reports[g].converged]
+
+    def _events(self, before: list[Event], unserved_mw: float) -> list[Event]:
+        """The step's events: power flows without solution (before and after the market),
+        the T-D coupling loop stopped at its iteration limit, a market ending on its slack."""
+        events = before + self._grid_events("after")
+        limit = self.ctx.scenario.coupling.max_iterations
+        t_iter = max(r.iterations for r in self.reports.values() if r.level == "T")
+        if t_iter > limit:
+            events.append(Event("coupling_iteration_limit", "",
+                                f"T-D loop stopped at its limit of {limit} iterations "
+                                "without converging; the last iteration's state is used"))
+        if abs(unserved_mw) > 1e-6:
+            events.append(Event("market_slack", "",
+                                f"market ended on its slack: {unserved_mw:+.3f} MW of imbalance "
+                                "left unserved (priced as imbalance cost)"))
+        return events
 
     def _view(self, needs, outcome) -> StepView:
         """What the conflict rules need: activations, offers, the D grids after the market,

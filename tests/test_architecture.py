@@ -169,3 +169,11 @@ def test_a_local_results_folder_does_not_shadow_the_package(tmp_path):
                          text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "compare"
+
+
+def test_cli_seed_limit_is_the_schemas():
+    from tsodso.scenarios.schema import SEED_MAX as SCHEMA_SEED_MAX
+
+    from tsodso.cli import SEED_MAX
+
+    assert SEED_MAX == SCHEMA_SEED_MAX

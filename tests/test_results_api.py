@@ -314,11 +314,13 @@ def test_compare_without_summary_and_foreign_files(cmp_dir, tmp_path):
 
 def test_export_csv(cmp_dir, tmp_path):
     paths = results.export(cmp_dir, "csv", out_dir=tmp_path)
-    assert paths == [tmp_path / "kpis.csv", *(tmp_path / f"costs_{s}.csv" for s in SCHEMES)]
+    assert paths == [tmp_path / "kpis.csv",
+                     *(tmp_path / f"{t}_{s}.csv" for t in ("costs", "activations", "conflicts",
+                                                           "events") for s in SCHEMES)]
     assert all(p.is_file() for p in paths)
     kpis = pd.read_csv(paths[0], index_col="scheme")
     pd.testing.assert_frame_equal(kpis, results.compare(cmp_dir), check_exact=False, rtol=1e-12)
-    for s, p in zip(SCHEMES, paths[1:], strict=True):
+    for s, p in zip(SCHEMES, paths[1:1 + len(SCHEMES)], strict=True):
         costs = pd.read_csv(p, index_col="time", parse_dates=["time"])
         pd.testing.assert_frame_equal(costs, results.open(cmp_dir / f"{s}.h5").costs,
                                       check_exact=False, rtol=1e-12, check_freq=False)
@@ -329,7 +331,9 @@ def test_export_xlsx(cmp_dir, hand_file, tmp_path):
     assert path == tmp_path / "results.xlsx" and path.is_file()
     sheets = pd.read_excel(path, sheet_name=None, index_col=0)
     # Excel stores numbers, not ints and floats: 0.0 comes back as int, hence no dtype checks
-    assert list(sheets) == ["kpis", *(f"costs_{s}" for s in SCHEMES), "runs", "units"]
+    assert list(sheets) == ["kpis", *(f"{t}_{s}" for t in ("costs", "activations", "conflicts",
+                                                           "events") for s in SCHEMES),
+                            "runs", "units"]
     pd.testing.assert_frame_equal(sheets["kpis"], results.compare(cmp_dir), check_exact=False,
                                   rtol=1e-12, check_dtype=False)
     for s in SCHEMES:
@@ -341,8 +345,9 @@ def test_export_xlsx(cmp_dir, hand_file, tmp_path):
     # a single file: prefixed names next to it by default
     (single,) = results.export(hand_file, "xlsx")
     assert single == hand_file.with_suffix(".xlsx")
-    assert [p.name for p in results.export(hand_file, "csv")] == ["hand_kpis.csv",
-                                                                  "hand_costs_centralized.csv"]
+    assert [p.name for p in results.export(hand_file, "csv")] == [
+        "hand_kpis.csv", "hand_costs_centralized.csv", "hand_activations_centralized.csv",
+        "hand_conflicts_centralized.csv", "hand_events_centralized.csv"]
     with pytest.raises(ValueError, match="format"):
         results.export(cmp_dir, "json", out_dir=tmp_path)
 
@@ -355,8 +360,13 @@ def test_xarray_open_dataset(cmp_dir):
     with h5py.File(path, "r") as f:
         grids = list(f["grids"])
         with xr.open_dataset(path, engine="h5netcdf") as root:
-            np.testing.assert_array_equal(root["time"].values, np.arange(STEPS) * 900)
-            assert root["time"].attrs["units"] == "s"
+            # CF time: decoded to timestamps, in the root and in every group with a time axis
+            want = pd.date_range("2016-06-15 10:00", periods=STEPS, freq="15min").values
+            np.testing.assert_array_equal(root["time"].values, want)
+            assert root["time"].encoding["units"] == "seconds since 2016-06-15 10:00:00"
+            for group in [f"grids/{g}" for g in grids] + ["interfaces", "needs", "costs"]:
+                with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
+                    np.testing.assert_array_equal(ds["time"].values, want)
         for g in grids:
             with xr.open_dataset(path, engine="h5netcdf", group=f"grids/{g}") as ds:
                 assert ds["vm_pu"].dims == ("time", "bus")
@@ -380,12 +390,16 @@ def test_xarray_open_datatree_units_everywhere(cmp_dir, killed_file):
         n_vars = 0
         for node in tree.subtree:
             for name, var in node.to_dataset(inherit=False).variables.items():
-                assert "units" in var.attrs, f"{node.path}/{name}"
+                # decoded CF times keep their units in .encoding
+                assert "units" in var.attrs or "units" in var.encoding, f"{node.path}/{name}"
                 n_vars += 1
         with h5py.File(path, "r") as f:
-            assert n_vars == len(_datasets(f))  # every HDF5 dataset is an xarray variable
-        # the root's time coordinate is inherited by the groups below it
-        assert tree["grids/HV1"]["time"].values.tolist() == [i * 900 for i in range(STEPS)]
+            # every HDF5 dataset is an xarray variable; the datatree shows the groups' time
+            # coordinates (equal to the root's) once, at the root
+            assert n_vars == len([d for d in _datasets(f) if not d.endswith("/time")])
+        # every group with a time axis has its own CF time coordinate
+        want = pd.date_range("2016-06-15 10:00", periods=STEPS, freq="15min").values
+        np.testing.assert_array_equal(tree["grids/HV1"]["time"].values, want)
     # a killed run: SWMR reading through h5netcdf
     with xr.open_dataset(killed_file, engine="h5netcdf", group="grids/MV1.101",
                          driver_kwds={"swmr": True}) as ds:

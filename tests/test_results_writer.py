@@ -134,8 +134,14 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return path, write_run(path)
 
 
+TIME_UNITS = "seconds since 2016-03-01 00:00:00"
 EXPECTED_UNITS = {
-    "time": "s",
+    "time": TIME_UNITS,
+    "grids/HV1/time": TIME_UNITS,
+    "grids/MV1.101/time": TIME_UNITS,
+    "interfaces/time": TIME_UNITS,
+    "needs/time": TIME_UNITS,
+    "costs/time": TIME_UNITS,
     "grids/HV1/bus": "1",
     "grids/HV1/branch": "1",
     "grids/HV1/vm_pu": "pu",
@@ -175,6 +181,11 @@ EXPECTED_UNITS = {
     "conflicts/kind": "1",
     "conflicts/grid": "1",
     "conflicts/mw": "MW",
+    "events/row": "1",
+    "events/step": "1",
+    "events/kind": "1",
+    "events/grid": "1",
+    "events/detail": "1",
 }
 
 # hand counts from make_record: 50 steps each of t % 5 == 0, 1, 2, 3
@@ -263,7 +274,7 @@ def test_shapes_units_and_scales(run_file):
         assert vm.maxshape == (None, 4)
         # dimension scales
         assert f["time"].is_scale and f["grids/HV1/bus"].is_scale
-        assert vm.dims[0][0] == f["time"] and vm.dims[1][0] == f["grids/HV1/bus"]
+        assert vm.dims[0][0] == f["grids/HV1/time"] and vm.dims[1][0] == f["grids/HV1/bus"]
         lp = f["grids/MV1.101/branch_loading_percent"]
         assert lp.dims[1][0] == f["grids/MV1.101/branch"]
         assert f["interfaces/p_mw"].dims[1][0] == f["interfaces/name"]

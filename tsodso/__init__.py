@@ -1,3 +1,47 @@
-"""tsodso: TSO-DSO coordination co-simulator."""
+"""tsodso: TSO-DSO coordination co-simulator.
+
+The Python API (see README and examples/): ``load_scenario``, ``run`` and ``compare``, imported
+on first use (PEP 562) so that ``import tsodso`` and the command line stay quick.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from tsodso.api import ScenarioError, compare, load_scenario, run
+
+_API = ("load_scenario", "run", "compare", "ScenarioError")
+
+__all__ = ["ScenarioError", "__version__", "compare", "load_scenario", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from tsodso import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tsodso' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule binds it as an attribute of its package; `tsodso.compare` (the
+    module that runs several schemes) would then hide the API function `tsodso.compare`.
+    The package keeps the name for the function; the module stays in sys.modules, so
+    `from tsodso.compare import ...` works as before."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

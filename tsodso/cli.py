@@ -1,8 +1,17 @@
-"""The `tsodso` command line."""
+"""The `tsodso` command line.
+
+Exit codes: 0 done; 2 a problem with the input, the scenario or a file (one line on stderr,
+starting with ``error:``); 130 interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM. An
+interrupted run leaves its steps so far in the results file (``complete = false``); ``tsodso
+run --resume FILE`` continues it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
@@ -12,24 +21,64 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from tsodso.coordination.schemes import scheme_names  # noqa: E402
-from tsodso.scenarios.load import ScenarioError, builtin_names, load  # noqa: E402
+# The scenario and scheme modules are imported inside the commands, so that `--help` does not
+# pay for numpy and pydantic; pyomo and pandapower load only when a run is built.
+
+#: Largest seed (tsodso.scenarios.schema.SEED_MAX, the int64 the results file stores; a test
+#: checks they agree).
+SEED_MAX = 2**63 - 1
+
+#: Longest error line written (characters).
+_MAX_LINE = 400
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(msg: str) -> str:
+    """``msg`` as one printable line of at most ``_MAX_LINE`` characters (control characters
+    shown as escapes, so nothing from a file can steer the terminal)."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(msg))
+    return text if len(text) <= _MAX_LINE else f"{text[:_MAX_LINE - 3]}..."
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    click.echo(f"error: {msg}", err=True)
+    click.echo(f"error: {one_line(msg)}", err=True)
     sys.exit(code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, so it ends as Ctrl-C does (file finished)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the file be finished
+    raise Terminated()
+
+
+def _interrupted(exc: KeyboardInterrupt, what: str) -> None:
+    if isinstance(exc, Terminated):
+        _fail(f"terminated (SIGTERM); {what}", 143)
+    _fail(f"interrupted; {what}", 130)
 
 
 @click.group()
 @click.version_option(package_name="tsodso")
 def main() -> None:
     """Co-simulate TSO-DSO coordination schemes for buying flexibility."""
+    # set-up phases and compare progress: one line each on stderr (the "tsodso" logger)
+    log = logging.getLogger("tsodso")
+    if not any(getattr(h, "_tsodso_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._tsodso_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 @main.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
+    from tsodso.scenarios.load import builtin_names, load
+
     for name in builtin_names():
         sc = load(name)
         click.echo(f"{name:10s} {sc.description}")
@@ -38,7 +87,7 @@ def scenarios() -> None:
 @main.command(name="schemes")
 def list_schemes() -> None:
     """List the coordination schemes."""
-    from tsodso.coordination.schemes import scheme_class
+    from tsodso.coordination.schemes import scheme_class, scheme_names
 
     for name in scheme_names():
         click.echo(f"{name:18s} {scheme_class(name).label}")
@@ -47,13 +96,18 @@ def list_schemes() -> None:
 @main.command()
 @click.argument("file")
 def validate(file: str) -> None:
-    """Check a scenario file (or built-in name)."""
+    """Check a scenario file (or built-in name), its grid and profiles."""
+    from tsodso.scenarios.grids import check_grid
+    from tsodso.scenarios.load import ScenarioError, load
+
     try:
         sc = load(file)
+        check_grid(sc)
     except ScenarioError as exc:
         _fail(str(exc))
-    click.echo(f"ok: {file}: scenario '{sc.name}', {sc.run.steps} steps of {sc.run.step_s} s "
-               f"from {sc.run.start.isoformat()}, grid {sc.grid.source}")
+    click.echo(one_line(f"ok: {file}: scenario '{sc.name}', {sc.run.steps} steps of "
+                        f"{sc.run.step_s} s from {sc.run.start.isoformat()}, "
+                        f"grid {sc.grid.source}"))
 
 
 @main.command()
@@ -61,32 +115,64 @@ def validate(file: str) -> None:
 @click.option("--scheme", default="centralized", show_default=True,
               help="coordination scheme (see `tsodso schemes`)")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="results file (default: <scenario>-<scheme>.h5)")
+@click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=None,
+              help="random seed")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="results file (default: <scenario>-<scheme>.h5 in the working directory)")
+@click.option("--overwrite", is_flag=True, help="replace an existing results file")
+@click.option("--resume", "resume_file", type=click.Path(path_type=Path), default=None,
+              help="continue the interrupted run in this results file (SCENARIO, --scheme, "
+                   "--steps and --seed come from the file)")
 @click.option("--profile", is_flag=True, help="store power flow / clearing / total time")
 def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Path | None,
-        profile: bool) -> None:
+        overwrite: bool, resume_file: Path | None, profile: bool) -> None:
     """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
+    from tsodso.compare import cost_line
+    from tsodso.coordination.schemes import scheme_names
+    from tsodso.results.integrity import ResultsFileError
+    from tsodso.runner import check_output, default_output, resume_source
     from tsodso.runner import run as run_scheme
+    from tsodso.scenarios.load import ScenarioError, load
 
-    if scheme not in scheme_names():
-        _fail(f"unknown scheme '{scheme}'; known: {', '.join(scheme_names())}")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        sc = load(scenario, {"run.steps": steps, "run.seed": seed})
-    except ScenarioError as exc:
+        if resume_file is not None:
+            if out is not None and out != resume_file:
+                _fail("--resume writes to the file it continues; leave out --out")
+            sc, scheme = resume_source(resume_file)
+            out = resume_file
+        else:
+            if scheme not in scheme_names():
+                _fail(f"unknown scheme '{scheme}'; known: {', '.join(scheme_names())}")
+            sc = load(scenario, {"run.steps": steps, "run.seed": seed})
+            out = check_output(out if out is not None else default_output(sc.name, scheme),
+                               overwrite, keep=(Path(scenario),))
+        kpis = run_scheme(sc, scheme, out, profile=profile, progress=sys.stderr.isatty(),
+                          resume=resume_file is not None)
+    except (ScenarioError, ResultsFileError) as exc:
         _fail(str(exc))
-    out = out or Path(f"{sc.name}-{scheme}.h5")
+    except OSError as exc:
+        _fail(f"{exc.filename or out}: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, f"the steps done so far are in {out} (complete = false); "
+                          f"continue with: tsodso run --resume {out}")
+    click.echo(one_line(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
+                        f"{cost_line(kpis)}, activated {kpis['activated_mwh']:,.1f} MWh"))
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def repair(file: Path) -> None:
+    """Finish the results FILE of a killed run: clear its "open for writing" flags, trim it to
+    the steps written and store their KPIs (complete stays false)."""
+    from tsodso.results.integrity import ResultsFileError
+    from tsodso.results.writer import repair as repair_file
+
     try:
-        kpis = run_scheme(sc, scheme, out, profile=profile, progress=sys.stderr.isatty())
-    except ScenarioError as exc:
+        n = repair_file(file)
+    except (ResultsFileError, OSError) as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail(f"interrupted; the steps done so far are in {out} (complete = false)", 130)
-    click.echo(f"{sc.name} / {scheme}: {sc.run.steps} steps -> {out}; "
-               f"social cost {kpis['social_cost_eur']:,.0f} EUR (flexibility "
-               f"{kpis['resource_cost_eur']:,.0f}, unserved {kpis['unserved_value_eur']:,.0f}), "
-               f"activated {kpis['activated_mwh']:,.1f} MWh")
+    click.echo(f"{file}: {n} steps; readable by any HDF5 tool")
 
 
 @main.command()
@@ -94,7 +180,8 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
 @click.option("--schemes", default="all", show_default=True,
               help="'all' or a comma-separated list of schemes")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="random seed")
+@click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=None,
+              help="random seed")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="output directory")
 def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
@@ -102,6 +189,9 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv."""
     from tsodso.compare import compare as run_compare
     from tsodso.compare import format_table
+    from tsodso.coordination.schemes import scheme_names
+    from tsodso.results.integrity import ResultsFileError
+    from tsodso.scenarios.load import ScenarioError, load
 
     known = scheme_names()
     names = list(known) if schemes == "all" else [s.strip() for s in schemes.split(",")]
@@ -109,13 +199,16 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     if unknown or not names:
         _fail(f"unknown scheme(s) {', '.join(unknown) or '(none given)'}; "
               f"known: {', '.join(known)}")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sc = load(scenario, {"run.steps": steps, "run.seed": seed})
         rows = run_compare(sc, names, out_dir)
-    except ScenarioError as exc:
+    except (ScenarioError, ResultsFileError) as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail(f"interrupted; finished schemes are in {out_dir}", 130)
+    except OSError as exc:
+        _fail(f"{exc.filename or out_dir}: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, f"finished schemes are in {out_dir}")
     click.echo(format_table(rows))
     click.echo(f"{len(rows)} schemes, {sc.run.steps} steps -> {out_dir}/summary.csv")
 

@@ -7,19 +7,39 @@ DIR/summary.csv. Schemes run in parallel processes when more than one core is fr
 from __future__ import annotations
 
 import csv
+import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tsodso.results.kpis import KPI_UNITS
 from tsodso.scenarios.schema import Scenario
+
+log = logging.getLogger("tsodso")
 
 
 def _one(args: tuple[Scenario, str, Path]) -> tuple[str, dict[str, float]]:
     from tsodso.runner import run
 
     scenario, scheme, out = args
-    return scheme, run(scenario, scheme, out, profile=True)
+    # several schemes: one progress line per scheme, not every scheme's set-up phases
+    setup_log = logging.getLogger("tsodso.setup")
+    level = setup_log.level
+    setup_log.setLevel(logging.WARNING)
+    try:
+        return scheme, run(scenario, scheme, out, profile=True)
+    finally:
+        setup_log.setLevel(level)
+
+
+def cost_line(kpis: dict[str, float]) -> str:
+    """The social cost split into the flexibility's resource cost and the value of what stays
+    unserved, and what the buyers paid (a transfer), as the CLI prints it."""
+    paid = sum(kpis[k] for k in ("tso_paid_eur", "dso_paid_eur", "brp_paid_eur"))
+    return (f"social cost {kpis['social_cost_eur']:,.0f} EUR = flexibility "
+            f"{kpis['resource_cost_eur']:,.0f} + unserved {kpis['unserved_value_eur']:,.0f}; "
+            f"buyers paid {paid:,.0f}")
 
 
 def workers(n_schemes: int) -> int:
@@ -33,11 +53,26 @@ def compare(scenario: Scenario, schemes: list[str], out_dir: Path) -> list[dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(scenario, s, out_dir / f"{s}.h5") for s in schemes]
     n = workers(len(jobs))
+    t0 = time.perf_counter()
+    log.info("compare: %d scheme(s) on '%s', %d steps, %d process(es)", len(jobs),
+             scenario.name, scenario.run.steps, n)
+    done: dict[str, dict[str, float]] = {}
+
+    def finished(scheme: str, kpis: dict[str, float]) -> None:
+        done[scheme] = kpis
+        log.info("[%d/%d] %s done after %.0f s: %s", len(done), len(jobs), scheme,
+                 time.perf_counter() - t0, cost_line(kpis))
+
     if n > 1:
         with ProcessPoolExecutor(max_workers=n) as pool:
-            done = dict(pool.map(_one, jobs))
+            futures = [pool.submit(_one, job) for job in jobs]
+            for fut in as_completed(futures):
+                finished(*fut.result())
     else:
-        done = dict(map(_one, jobs))
+        for job in jobs:
+            log.info("[%d/%d] %s: running", len(done) + 1, len(jobs), job[1])
+            finished(*_one(job))
+    log.info("compare: all %d scheme(s) done in %.0f s", len(jobs), time.perf_counter() - t0)
     rows = [{"scheme": s, **done[s]} for s in schemes]
     write_summary(rows, out_dir / "summary.csv")
     return rows
@@ -68,3 +103,4 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w)
                                for i, (c, w) in enumerate(zip(row, width, strict=True)))
                      for row in cells)
+

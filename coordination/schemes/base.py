@@ -10,19 +10,22 @@ once per run from a `MarketSetup` and builds its markets (pyomo LPs) once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from tsodso.coordination.bid import BidBook
-from tsodso.coordination.centralized import CentralizedMarket, Penalties
-from tsodso.coordination.dgrids import DGridView
-from tsodso.coordination.market import VOLTAGE_STEP_PU, DState, FlexMarket
 from tsodso.coordination.need import Needs
 from tsodso.coordination.pooling import Pools, ZonePools
-from tsodso.coordination.ptdf import TransmissionModel
 from tsodso.coordination.settlement import settle
 from tsodso.core.records import Activation
 from tsodso.core.vocabulary import TSO, dso_buyer
+
+# The markets (pyomo) and network models (pandapower) are imported where a scheme is built,
+# so that the scheme classes and their attributes (name, label, ...) import quickly.
+if TYPE_CHECKING:
+    from tsodso.coordination.dgrids import DGridView
+    from tsodso.coordination.market import DState, FlexMarket
+    from tsodso.coordination.ptdf import TransmissionModel
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Scheme:
     order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
 
     def __init__(self, setup: MarketSetup):
+        from tsodso.coordination.centralized import Penalties
+
         self.setup = setup
         self.book: BidBook = setup.book
         self.step_h = setup.step_h
@@ -172,6 +177,8 @@ class Scheme:
 
     def tso_market(self) -> None:
         """Build the TSO's market over all slots, pooled by T bus, direction and price."""
+        from tsodso.coordination.centralized import CentralizedMarket
+
         self.pools = Pools(self.book)
         self.market = CentralizedMarket(self.pools.book, self.tm.ptdf, self.penalties,
                                         self.step_h)
@@ -197,6 +204,8 @@ class Scheme:
     def d_markets(self, areas: bool) -> tuple[ZonePools, FlexMarket]:
         """The DSOs' local markets as one LP: D bids pooled per feeder, D rows, and (with
         `areas`) one balance area per DSO."""
+        from tsodso.coordination.market import VOLTAGE_STEP_PU, FlexMarket
+
         pools = ZonePools(self.book, self.dg.model.zone, self.dg.model.capability)
         rows = self.dg.rows(pools)
         area = {dso_buyer(r.grid): r.pools for r in rows} if areas else None

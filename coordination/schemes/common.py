@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tsodso.coordination.market import VOLTAGE_STEP_PU, DState, FlexMarket
 from tsodso.coordination.need import Needs
 from tsodso.coordination.pooling import ZonePools
 from tsodso.coordination.schemes.base import MarketSetup, Outcome, Scheme
 from tsodso.coordination.schemes.registry import register
 from tsodso.core.records import Activation
+
+if TYPE_CHECKING:
+    from tsodso.coordination.market import DState, FlexMarket
 
 
 @register
@@ -49,6 +51,8 @@ class Common(Scheme):
         """An LP over the pooled offers with T and all D rows: the system balance (`system`)
         and/or market parties buying against their own positions (`parties`, whose open
         positions are valued at `pen_party`)."""
+        from tsodso.coordination.market import VOLTAGE_STEP_PU, FlexMarket
+
         pen = self.pen
         areas = {"system": np.arange(self.pools.n)} if system else {}
         return FlexMarket(self.pools.direction, self.pools.t_bus, self.step_h,

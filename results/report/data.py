@@ -72,6 +72,7 @@ class RunData:
     if_p: np.ndarray  # (n, I), + = T -> D
     levels: dict  # "T"/"D" -> LevelStats
     sample_stride: int
+    events: dict = field(default_factory=dict)  # event kind -> steps' count
 
     @property
     def counterfactual(self) -> bool:
@@ -130,12 +131,15 @@ def read_run(path: Path) -> RunData:
         act = read_table(f, "activations", n, columns=("step", "kind", "grid", "level", "buyer",
                                                        "direction", "mw", "price", "cost"))
         con = read_table(f, "conflicts", n)
+        kinds, counts = np.unique(read_table(f, "events", n, columns=("kind",))["kind"],
+                                  return_counts=True)
     scheme = str(meta["scheme"])
     return RunData(path=Path(path), key=scheme, scheme=scheme, meta=meta, kpis=kpis, n=n,
                    step_h=step_s / 3600.0, times=step_times(meta["start"], step_s, n),
                    costs=costs.parts, dso_grid=costs.dso_grid, dso_by_grid=costs.dso_by_grid,
                    act=act, con=con, if_name=interfaces.name, if_grid=interfaces.grid,
-                   if_p=interfaces.p_mw, levels=levels, sample_stride=stride)
+                   if_p=interfaces.p_mw, levels=levels, sample_stride=stride,
+                   events={str(k): int(c) for k, c in zip(kinds, counts, strict=True)})
 
 
 def read_runs(source: Path) -> tuple[list[RunData], list[str]]:

@@ -289,10 +289,33 @@ def grid(rep: ReportData) -> str:
                                    "outside the voltage band / overloaded branch-steps."))
     else:
         parts.append("<p>No grid has a voltage-band or loading violation in any scheme.</p>")
+    parts.append(_events_part(runs))
     parts.append(boxes(rep, "vm", "voltages", "pu", "bus voltages"))
     parts.append(boxes(rep, "loading", "loadings", "%", "branch loadings"))
     parts.append(_interface_part(rep))
     return "\n".join(parts)
+
+
+#: Event kinds of the results file and how the report names them.
+EVENT_TEXT = {
+    "powerflow_not_converged": "Power flows without solution",
+    "coupling_iteration_limit": "T–D coupling loop stopped at its iteration limit",
+    "market_slack": "Markets that ended on their slack (imbalance left unserved)",
+}
+
+
+def _events_part(runs: list[RunData]) -> str:
+    """How often each run met a per-step event (the file's /events table)."""
+    kinds = [k for k in EVENT_TEXT if any(r.events.get(k) for r in runs)]
+    kinds += sorted({k for r in runs for k in r.events} - set(kinds))
+    if not kinds:
+        return ("<p id=\"events\">No step had a power flow without solution, a coupling loop "
+                "stopped at its limit or a market that ended on its slack.</p>")
+    return table(["Event", *(esc(short(r)) for r in runs)],
+                 [[esc(EVENT_TEXT.get(k, k)), *(count(r.events.get(k, 0)) for r in runs)]
+                  for k in kinds],
+                 tid="events", caption="Per-step events recorded in the results files "
+                                       "(counts; a step can have several).")
 
 
 def _interface_part(rep: ReportData) -> str:
