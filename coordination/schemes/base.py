@@ -151,13 +151,15 @@ class Scheme:
         cap = float(asked.max()) if len(asked) else 0.0
         return float(np.clip(lam, -cap, cap))
 
-    def congestion_rent(self, x: np.ndarray, parts: dict[str, np.ndarray]) -> float:
-        """EUR of pay-as-clear payments priced by network rows (everything but the balance
-        and parties' rows): a transfer inside the payments. 0 under pay-as-bid."""
-        if self.pricing != "pay_as_clear" or not parts:
+    def congestion_rent(self, x: np.ndarray, paid: np.ndarray, lam: float) -> float:
+        """EUR of pay-as-clear payments that differ from the market's uniform balancing price:
+        Σ MW × (price paid − direction × balancing price) × h, the balancing price held to the
+        scarcity price like every price. A transfer inside the payments; 0 under pay-as-bid.
+        Negative where congestion lowers what offers behind it are paid."""
+        if self.pricing != "pay_as_clear":
             return 0.0
-        network = sum(p for c, p in parts.items() if c not in ("balance", "party"))
-        return float(np.sum(x * network)) * self.step_h if np.ndim(network) else 0.0
+        uniform = self.book.direction * self.scarcity_clip(float(lam))
+        return float(np.sum(x * (paid - uniform))) * self.step_h
 
     def cost_causation(self, x: np.ndarray, parts: dict[str, np.ndarray],
                        dso_grids: tuple[str, ...]) -> dict[str, float]:
@@ -195,7 +197,7 @@ class Scheme:
                                                             (res.parts or {}).items()}, mw)
         res.marginal_price_system = res.marginal_price  # the balance dual, EUR/MWh up
         res.marginal_price = self.book.direction * paid
-        res.rent = self.congestion_rent(res.activated, parts)
+        res.rent = self.congestion_rent(res.activated, paid, res.marginal_price_system)
         return res
 
     def settle_tso(self, res) -> list[Activation]:

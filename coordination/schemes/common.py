@@ -99,4 +99,5 @@ class Common(Scheme):
         acts: list[Activation] = []
         for buyer, share in self.cost_causation(x, parts, self.dso_grids).items():
             acts += self.settle_stage(x * share, buyer, paid)
-        return x, acts, self.congestion_rent(x, parts), r.balance_price.get("system", 0.0)
+        lam = r.balance_price.get("system", 0.0)
+        return x, acts, self.congestion_rent(x, paid, lam), lam

@@ -85,5 +85,5 @@ class Integrated(Common):
         open_mwh = sum(party_need[b] - bought.get(b, 0.0) for b in self.parties) * self.step_h
         charges = self.scarcity_clip(lam) * open_mwh
         return Outcome(total, acts + more, needs.tso_need_mw - float(book.direction @ total),
-                       {"congestion_rent": self.congestion_rent(x1, parts) + rent2,
+                       {"congestion_rent": self.congestion_rent(x1, paid, lam) + rent2,
                         "brp_imbalance_charges": charges})
