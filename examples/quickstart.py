@@ -29,7 +29,7 @@ print(scenario.run, scenario.forecast.wind)
 
 # %% one scheme: the result is a tsodso.results.Run (pandas / xarray views of the file)
 run = tsodso.run(scenario, "common", out / "tiny-common.h5")
-print(run.kpis[["total_cost_eur", "imbalance_cost_eur", "activated_mwh"]])
+print(run.kpis[["social_cost_eur", "imbalance_value_eur", "activated_mwh"]])
 
 # %% voltages of the D grids over the day (xarray)
 fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -46,19 +46,23 @@ ax.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(out / "voltages.png", dpi=100)
 
-# %% costs per step (pandas): what buyers paid and the penalties
+# %% social cost per step (pandas): flexibility at bid prices and the value of what stays
+# unserved; what buyers paid is a transfer, shown apart
 costs = run.costs
 fig, ax = plt.subplots(figsize=(7, 3.5))
-costs[["tso", "dso", "imbalance", "violation"]].plot.area(ax=ax, linewidth=0)
+costs[["resource", "imbalance", "overload_t", "overload_d", "voltage_d"]].plot.area(
+    ax=ax, linewidth=0)
+costs["tso"].plot(ax=ax, color="black", linestyle=":", label="TSO paid")
 ax.set_ylabel("EUR per step")
-ax.set_title("costs per step, common market")
+ax.set_title("social cost per step, common market")
+ax.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(out / "costs.png", dpi=100)
 
 # %% several schemes side by side: the KPI table (one row per scheme)
 table = tsodso.compare(scenario, ["none", "centralized", "common"], out / "compare")
-print(table[["total_cost_eur", "imbalance_cost_eur", "violation_cost_eur", "activated_mwh"]])
-ax = table["total_cost_eur"].plot.bar(figsize=(5, 3), title="total cost (EUR)")
+print(table[["social_cost_eur", "imbalance_value_eur", "unserved_value_eur", "activated_mwh"]])
+ax = table["social_cost_eur"].plot.bar(figsize=(5, 3), title="social cost (EUR)")
 ax.figure.tight_layout()
 ax.figure.savefig(out / "total_cost.png", dpi=100)
 print(f"figures in {out}")

@@ -106,4 +106,4 @@ def test_valid_fuzzed_scenarios_run_two_steps(tmp_path: Path):
     for i, sc in enumerate(found[:2]):
         sc = sc.model_copy(update={"run": sc.run.model_copy(update={"steps": 2})})
         kpis = run(sc, "centralized", tmp_path / f"{i}.h5")
-        assert "total_cost_eur" in kpis
+        assert "social_cost_eur" in kpis

@@ -269,7 +269,7 @@ def test_killed_file_opens_with_plain_h5py_after_tsodso_touches_it(tmp_path):
     assert code == 0, out
     with h5py.File(path, "r") as f:
         assert f["grids/HV1/vm_pu"].shape[0] == 16 and not f.attrs["complete"]
-        assert "total_cost_eur" in f["kpis"].attrs
+        assert "social_cost_eur" in f["kpis"].attrs
 
 
 # -- events, export -------------------------------------------------------------------------
@@ -346,4 +346,4 @@ def test_resume_refuses_complete_file(tmp_path):
     path = small_file(tmp_path / "run.h5", n=20)
     code, out = cli("run", "--resume", str(path))
     assert_one_line_error(code, out)
-    assert np.isfinite(read_meta(path)["kpis"]["total_cost_eur"])
+    assert np.isfinite(read_meta(path)["kpis"]["social_cost_eur"])

@@ -59,7 +59,7 @@ def test_every_scheme_runs_on_an_own_grid(own, tmp_path):
     rows = compare(load(str(path)), list(scheme_names()), tmp_path / "out")
     assert [r["scheme"] for r in rows] == list(scheme_names())
     for r in rows:
-        assert r["total_cost_eur"] == r["total_cost_eur"]  # a number, not NaN
+        assert r["social_cost_eur"] == r["social_cost_eur"]  # a number, not NaN
     import tsodso.results as results
 
     run = results.open(tmp_path / "out" / "common.h5")

@@ -99,7 +99,7 @@ def test_sigterm_finishes_the_file(full, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: terminated (SIGTERM)")
     with h5py.File(out, "r") as f:  # closed properly: plain h5py opens it
         assert not f.attrs["complete"] and f["time"].shape[0] >= 96
-        assert "total_cost_eur" in f["kpis"].attrs
+        assert "social_cost_eur" in f["kpis"].attrs
 
 
 def test_second_resume_of_a_finished_run_is_refused(full):
