@@ -139,8 +139,9 @@ def test_simbench_layout_profiles(own):
     assert profiles[("sgen", "p_mw")].iloc[0].tolist() == pytest.approx([15.0, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("code, expected", [("not-a-code", "unknown SimBench grid code"),
-                                            ("1-MV-rural--0-sw", "not an HV/MV grid")])
+@pytest.mark.parametrize("code, expected", [
+    ("not-a-code", "unknown SimBench grid code"),
+    ("1-MV-rural--0-sw", "no transmission (EHV/HV) or no distribution")])
 def test_bad_simbench_code_fails_at_validate(tmp_path, code, expected):
     path = _write(tmp_path, f'name = "x"\n[grid]\ncode = "{code}"\n')
     code_, lines = validate(path)

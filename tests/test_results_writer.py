@@ -142,6 +142,7 @@ EXPECTED_UNITS = {
     "interfaces/time": TIME_UNITS,
     "needs/time": TIME_UNITS,
     "costs/time": TIME_UNITS,
+    "unserved/time": TIME_UNITS,
     "grids/HV1/bus": "1",
     "grids/HV1/branch": "1",
     "grids/HV1/vm_pu": "pu",
