@@ -55,7 +55,7 @@ def run_case(case: str, out_dir: Path) -> Path:
     from tsodso.coordination.schemes import scheme_names
     from tsodso.scenarios.load import load
 
-    from tsodso.compare import compare
+    from tsodso.comparison import compare
 
     name, steps = CASES[case]
     compare(load(name, {"run.steps": steps}), list(scheme_names()), out_dir)

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tsodso.coordination.schemes import scheme_names  # noqa: E402
 from tsodso.scenarios.load import ScenarioError, load  # noqa: E402
 
-from tsodso.compare import compare  # noqa: E402
+from tsodso.comparison import compare  # noqa: E402
 
 KNOBS = ("imbalance_eur_per_mwh", "overload_eur_per_mwh", "voltage_eur_per_pu_h")
 FACTORS = (0.1, 10.0)

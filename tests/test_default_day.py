@@ -7,7 +7,7 @@ from tsodso.coordination.schemes import scheme_names
 from tsodso.scenarios.load import load
 
 from tsodso import results
-from tsodso.compare import compare
+from tsodso.comparison import compare
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,7 @@ def test_explicit_interfaces_and_relative_paths(own):
 def test_every_scheme_runs_on_an_own_grid(own, tmp_path):
     from tsodso.coordination.schemes import scheme_names
 
-    from tsodso.compare import compare
+    from tsodso.comparison import compare
 
     _, _, _, path = own
     rows = compare(load(str(path)), list(scheme_names()), tmp_path / "out")

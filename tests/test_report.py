@@ -22,7 +22,7 @@ from tsodso.results.report import SECTIONS, build_report, sections
 from tsodso.scenarios.load import load, parse
 
 from tests.conftest import make_scenario, scenario_text
-from tsodso.compare import compare
+from tsodso.comparison import compare
 from tsodso.runner import run
 
 # Tight D limits on the tiny grid, so that D violations, DSO purchases and conflicts occur.
@@ -398,7 +398,7 @@ def test_results_code_names_no_scheme():
 
 def test_results_layer_imports_only_core_and_results():
     banned = ("tsodso.scenarios", "tsodso.simulators", "tsodso.coordination", "tsodso.runner",
-              "tsodso.compare", "tsodso.cli")
+              "tsodso.comparison", "tsodso.cli")
     found = []
     for path in _results_sources():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -22,7 +22,7 @@ from tsodso.results.read import open_results
 from tests.conftest import make_scenario
 from tests.test_results_writer import INTERFACES, STEP_S, STORAGE, make_record, write_run
 from tsodso import results
-from tsodso.compare import write_summary
+from tsodso.comparison import write_summary
 from tsodso.runner import run
 
 SCHEMES = ["shared_balancing", "centralized"]  # not alphabetical: summary.csv order must win

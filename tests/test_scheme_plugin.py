@@ -23,7 +23,7 @@ from tsodso.results.report import build_report
 
 from tests.conftest import make_scenario
 from tsodso.cli import main
-from tsodso.compare import compare
+from tsodso.comparison import compare
 from tsodso.runner import run
 
 TOY = "merit_order_toy"

@@ -6,8 +6,6 @@ on first use (PEP 562) so that ``import tsodso`` and the command line stay quick
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -30,18 +28,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_API])
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it as an attribute of its package; `tsodso.compare` (the
-    module that runs several schemes) would then hide the API function `tsodso.compare`.
-    The package keeps the name for the function; the module stays in sys.modules, so
-    `from tsodso.compare import ...` works as before."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -117,7 +117,7 @@ def compare(scenario: str | Path | Scenario, schemes: str | Iterable[str] = "all
     (`<scheme>.h5` each and `summary.csv`); returns the KPI table of
     `tsodso.results.compare(out)` (one row per scheme; `.attrs["dir"]` is the folder).
     """
-    from tsodso.compare import compare as run_compare
+    from tsodso.comparison import compare as run_compare
     from tsodso.coordination.schemes import scheme_class, scheme_names
     from tsodso.results import compare as kpi_table
 

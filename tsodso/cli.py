@@ -127,7 +127,7 @@ def validate(file: str) -> None:
 def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Path | None,
         overwrite: bool, resume_file: Path | None, profile: bool) -> None:
     """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
-    from tsodso.compare import cost_line
+    from tsodso.comparison import cost_line
     from tsodso.coordination.schemes import scheme_names
     from tsodso.results.integrity import ResultsFileError
     from tsodso.runner import check_output, default_output, resume_source
@@ -187,8 +187,8 @@ def repair(file: Path) -> None:
 def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
             out_dir: Path) -> None:
     """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv."""
-    from tsodso.compare import compare as run_compare
-    from tsodso.compare import format_table
+    from tsodso.comparison import compare as run_compare
+    from tsodso.comparison import format_table
     from tsodso.coordination.schemes import scheme_names
     from tsodso.results.integrity import ResultsFileError
     from tsodso.scenarios.load import ScenarioError, load
