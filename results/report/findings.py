@@ -41,8 +41,8 @@ def cause(best: RunData, worst: RunData) -> str:
                  "are equal for practical purposes.")
     elif total_gap > 0 and abs(unserved_gap) > 0.5 * total_gap:
         text += (" Most of the gap is the value of unserved quantities, so it scales with the "
-                 "scenario's values for them (docs/sensitivity.md shows the ranking under other values); the "
-                 "physical quantities are in the cost section.")
+                 "scenario's values for them (docs/sensitivity.md shows the ranking under other "
+                 "values); the physical quantities are in the cost section.")
     return text
 
 
