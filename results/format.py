@@ -22,5 +22,6 @@ SCHEME_ATTR_DEFAULTS: dict[str, str | bool | int] = {
     "scheme_counterfactual": False,
     "scheme_balances_areas": False,
     "scheme_order": 100,
+    "scheme_operator": "",
     "builtin": "",
 }

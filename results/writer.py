@@ -153,6 +153,7 @@ class RunMeta:
     scheme_counterfactual: bool = False  # the no-coordination baseline others are measured by
     scheme_balances_areas: bool = False  # DSOs keep their interface on its agreed schedule
     scheme_order: int = 100  # sort position in reports when no summary.csv gives an order
+    scheme_operator: str = ""  # who clears the scheme's market(s)
     builtin: str = ""  # built-in scenario reproducing this run with its steps and seed, or ""
 
 
@@ -326,6 +327,7 @@ class ResultsWriter:
         f.attrs["scheme_counterfactual"] = np.bool_(m.scheme_counterfactual)
         f.attrs["scheme_balances_areas"] = np.bool_(m.scheme_balances_areas)
         f.attrs["scheme_order"] = np.int64(m.scheme_order)
+        f.attrs["scheme_operator"] = m.scheme_operator
         f.attrs["builtin"] = m.builtin
 
         b = self.block_steps

@@ -119,6 +119,7 @@ def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
                    scheme_label=cls.label or scheme, scheme_short=cls.short or scheme,
                    scheme_description=description, scheme_counterfactual=cls.counterfactual,
                    scheme_balances_areas=cls.dso_balances_area, scheme_order=cls.order,
+                   scheme_operator=cls.operator,
                    builtin=builtin_match(scenario))
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = ResultsWriter(out, meta, layout(ctx), [(i.name, i.grid) for i in ctx.interfaces],

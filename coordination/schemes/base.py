@@ -73,6 +73,7 @@ class Scheme:
     dso_balances_area: ClassVar[bool] = False  # DSOs keep their interface on schedule
     joint_balance: ClassVar[bool] = False  # one market clears the balance with the DSOs' needs
     order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
+    operator: ClassVar[str] = ""  # who clears the scheme's market(s)
 
     def __init__(self, setup: MarketSetup):
         from tsodso.coordination.centralized import Penalties

@@ -24,6 +24,7 @@ class Centralized(Scheme):
                    "DSO prequalification is switched on, which caps distribution offers to what "
                    "the distribution grids can take.")
     order = 1
+    operator = "the TSO"
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)

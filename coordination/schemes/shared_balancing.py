@@ -25,6 +25,7 @@ class SharedBalancing(Scheme):
                    "clear at the same time, independently.")
     dso_balances_area = True
     order = 3
+    operator = "each DSO and the TSO, independently"
 
     def __init__(self, setup: MarketSetup):
         super().__init__(setup)

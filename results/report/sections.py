@@ -364,6 +364,8 @@ def assumptions(rep: ReportData) -> str:
     parts = ["<h3>Schemes as implemented</h3><dl class=schemes>"]
     for r in runs:
         text = str(r.meta["scheme_description"]) or "The file does not describe this scheme."
+        if r.meta.get("scheme_operator"):
+            text += f" Market operator: {r.meta['scheme_operator']}."
         parts.append(f"<dt>{scheme_cell(r, full=True)}</dt><dd>{esc(text)}</dd>")
     parts.append("</dl>")
     parts.append(
