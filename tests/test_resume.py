@@ -16,7 +16,7 @@ import pytest
 from tsodso.results.read import open_results, steps_written
 
 TSODSO = [sys.executable, "-m", "tsodso.cli"]
-STEPS = 110  # more than one block of 96 steps: the kill leaves one block committed
+STEPS = 400  # several blocks of 96 steps: the stop (after the first block) comes mid-run
 SCENARIO = f"""name = "resume"
 [grid]
 source = "tiny"

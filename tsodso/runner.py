@@ -3,10 +3,14 @@ was interrupted; check output paths before anything is computed or written."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import stat
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,11 +138,28 @@ def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
     except BaseException:
         bar.close()
         try:
-            writer.close(complete=False)
+            with _signals_held():
+                writer.close(complete=False)
         except Exception:  # the run's own error is the one to report
             pass
         raise
     bar.close()
     spent = dict(timing.as_dict(), simulate_s=t2 - t1, setup_s=t1 - t0,
                  total_s=time.perf_counter() - t0) if profile else None
-    return writer.close(complete=True, timing=spent)
+    with _signals_held():  # a Ctrl-C or SIGTERM now waits until the file is finished
+        return writer.close(complete=True, timing=spent)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the results file is finished (KPIs, flags), so that an
+    interruption arriving then cannot leave it half closed; they are delivered afterwards."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
