@@ -91,9 +91,9 @@ class MappedProfile:
         if index is None:
             return out
         pos = self.columns.get_indexer(index)
-        res = out[:, pos] if len(pos) else np.empty((len(out), 0))
-        if (pos < 0).any():
-            res[:, pos < 0] = np.nan
+        res = np.full((len(out), len(pos)), np.nan)
+        ok = pos >= 0
+        res[:, ok] = out[:, pos[ok]]
         return res
 
 

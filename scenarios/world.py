@@ -123,9 +123,9 @@ def _simbench(code: str):
     return load_simbench(code)
 
 
-def _profile_rows(df, rows, index: pd.Index | None = None) -> np.ndarray:
-    """float64 values of profile `rows`, columns reindexed to `index` (NaN where missing); a
-    memory-mapped profile reads only these rows."""
+def profile_rows(df, rows, index: pd.Index | None = None) -> np.ndarray:
+    """float64 values of profile `rows` (a DataFrame, or a memory-mapped profile of the cache,
+    which reads only these rows), columns reindexed to `index` (NaN where missing)."""
     if isinstance(df, MappedProfile):
         return df.rows(rows, index)
     if index is not None:
@@ -173,7 +173,7 @@ def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
     df = profiles.get((table, col))
     if df is None or df.shape[1] == 0:
         return np.tile(fallback, (len(rows), 1))
-    out = _profile_rows(df, rows, index)
+    out = profile_rows(df, rows, index)
     missing = np.isnan(out)
     if missing.any():
         out = np.where(missing, fallback[None, :], out)
