@@ -31,6 +31,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -197,8 +198,14 @@ def load_simbench(code: str, root: Path | None = None):
             _remove(entry)
     log.info("converting SimBench grid %s into the cache %s (once per version)", code, root)
     net, profiles = _read_simbench(code)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _sweep(root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+    except OSError as exc:  # no writable cache folder: run from memory, as without a cache
+        log.warning("cannot write the cache folder %s (%s); reading SimBench every run", root,
+                    exc)
+        return net, profiles
     try:
         _write_entry(tmp, code, key, net, profiles)
         del net, profiles
@@ -211,3 +218,20 @@ def load_simbench(code: str, root: Path | None = None):
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return _open_entry(entry, key)
+
+
+#: Temporary and removed folders older than this are left-overs of interrupted conversions.
+STALE_S = 3600.0
+
+
+def _sweep(root: Path) -> None:
+    """Remove left-overs of interrupted conversions and removals (not recent ones: another
+    process may still be writing them)."""
+    now = time.time()
+    for p in root.iterdir():
+        if p.name.startswith((".tmp-", ".trash-")) and p.is_dir():
+            try:
+                if now - p.stat().st_mtime > STALE_S:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass

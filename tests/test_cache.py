@@ -122,3 +122,27 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
     assert cache.cache_dir() == tmp_path / "c"
     monkeypatch.delenv(cache.ENV)
     assert cache.cache_dir().parts[-2:] == (".cache", "tsodso")
+
+
+def test_stale_leftovers_are_swept(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(cache, "_read_simbench", _tiny)
+    old, fresh = tmp_path / ".tmp-x-old", tmp_path / ".tmp-x-fresh"
+    for p in (old, fresh):
+        p.mkdir()
+        (p / "net.pkl").write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    load_simbench("tiny-test", root=tmp_path)
+    assert not old.exists() and fresh.exists()  # a recent one may belong to another process
+
+
+def test_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_read_simbench", _tiny)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    net, profiles = load_simbench("tiny-test", root=blocker / "cache")
+    _, ref = _tiny("x")
+    for key, df in ref.items():
+        rows = np.arange(df.shape[0])
+        assert np.array_equal(profile_rows(profiles[key], rows), profile_rows(df, rows))
