@@ -179,7 +179,7 @@ def _remove(path: Path) -> None:
     trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
     try:
         os.rename(path, trash)
-    except FileNotFoundError:
+    except OSError:  # gone already, or not ours to remove: the rebuild will tell
         return
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -207,7 +207,12 @@ def load_simbench(code: str, root: Path | None = None):
                     exc)
         return net, profiles
     try:
-        _write_entry(tmp, code, key, net, profiles)
+        try:
+            _write_entry(tmp, code, key, net, profiles)
+        except OSError as exc:  # e.g. a full disk (an entry takes about 2 GB): run from memory
+            log.warning("cannot write the cache entry %s (%s); reading SimBench every run",
+                        key, exc)
+            return net, profiles
         del net, profiles
         try:
             os.rename(tmp, entry)

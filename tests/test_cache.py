@@ -146,3 +146,15 @@ def test_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
     for key, df in ref.items():
         rows = np.arange(df.shape[0])
         assert np.array_equal(profile_rows(profiles[key], rows), profile_rows(df, rows))
+
+
+def test_failed_write_falls_back_to_memory(tmp_path, monkeypatch):
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "_read_simbench", _tiny)
+    monkeypatch.setattr(cache, "_write_entry", full_disk)
+    _, profiles = load_simbench("tiny-test", root=tmp_path)
+    _, ref = _tiny("x")
+    assert all(profiles[k].equals(df) for k, df in ref.items())
+    assert list(tmp_path.iterdir()) == []  # the temporary folder is gone
