@@ -67,7 +67,8 @@ def reference_timeseries(name: str, steps: int) -> float:
     """pandapower's own time series power flow of the unsplit net; seconds per step."""
     import pandapower.control as control
     import pandapower.timeseries as ts
-    from tsodso.scenarios.world import load_grid, quiet_libraries
+    import pandas as pd
+    from tsodso.scenarios.world import load_grid, profile_rows, quiet_libraries
 
     quiet_libraries()
     sc = load(name, {"run.steps": steps})
@@ -76,7 +77,7 @@ def reference_timeseries(name: str, steps: int) -> float:
     for (table, col), df in profiles.items():
         if df.shape[1] == 0:
             continue
-        data = ts.DFData(df.iloc[rows].reset_index(drop=True))
+        data = ts.DFData(pd.DataFrame(profile_rows(df, rows), columns=df.columns))
         control.ConstControl(net, element=table, variable=col, element_index=df.columns,
                              data_source=data, profile_name=df.columns)
     out = ts.OutputWriter(net, output_path=None)

@@ -19,7 +19,7 @@ import pandapower as pp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tsodso.scenarios.world import load_grid  # noqa: E402
+from tsodso.scenarios.world import load_grid, profile_rows  # noqa: E402
 
 from tests.conftest import ZERO_ERRORS, make_scenario  # noqa: E402
 from tsodso.runner import run  # noqa: E402
@@ -37,7 +37,7 @@ def main(source: str, steps: int, start: str) -> None:
                 row = sc.run.first_row + k * sc.run.stride
                 for (table, col), df in profiles.items():
                     if df.shape[1]:
-                        net[table].loc[df.columns, col] = df.iloc[row].to_numpy()
+                        net[table].loc[df.columns, col] = profile_rows(df, [row])[0]
                 pp.runpp(net, numba=False)
                 vm = dict(zip(net.bus.name.astype(str), net.res_bus.vm_pu, strict=True))
                 ld = dict(zip(net.line.name.astype(str), net.res_line.loading_percent,

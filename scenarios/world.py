@@ -26,6 +26,7 @@ from tsodso.coordination.ptdf import TransmissionModel, transmission_ptdf
 from tsodso.coordination.schemes import MarketSetup, Scheme, make_scheme
 from tsodso.core.assets import classify
 from tsodso.core.powerflow import GridModel
+from tsodso.scenarios.cache import MappedProfile, load_simbench
 from tsodso.scenarios.forecast import (
     ErrorParams,
     forecast_errors,
@@ -116,15 +117,20 @@ def load_grid(scenario: Scenario):
 
 @functools.lru_cache(maxsize=1)
 def _simbench(code: str):
-    """SimBench net and profiles, read once per process (reading takes 10-20 s); callers get a
-    copy of the net and must not modify the profiles."""
-    import simbench as sb
+    """SimBench net and profiles, read once per process from the on-disk cache
+    (`scenarios/cache.py`, converted on a machine's first run); callers get a copy of the net.
+    The profiles are memory-mapped: only the rows a run asks for are read."""
+    return load_simbench(code)
 
-    try:
-        net = sb.get_simbench_net(code)
-    except Exception as exc:  # simbench raises assorted errors for unknown codes
-        raise ScenarioError(f"unknown SimBench grid code '{code}': {exc}") from None
-    return net, sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+
+def profile_rows(df, rows, index: pd.Index | None = None) -> np.ndarray:
+    """float64 values of profile `rows` (a DataFrame, or a memory-mapped profile of the cache,
+    which reads only these rows), columns reindexed to `index` (NaN where missing)."""
+    if isinstance(df, MappedProfile):
+        return df.rows(rows, index)
+    if index is not None:
+        df = df.reindex(columns=index)
+    return df.to_numpy(dtype=float)[rows]
 
 
 def set_interface_taps(net, profiles, row: int, target_pu: float,
@@ -147,7 +153,8 @@ def set_interface_taps(net, profiles, row: int, target_pu: float,
     work = copy.deepcopy(net)
     for (table, col), df in profiles.items():
         if df.shape[1]:
-            work[table].loc[df.columns, col] = df.iloc[row].to_numpy()
+            work[table].loc[df.columns, col] = (df.rows([row])[0] if isinstance(df, MappedProfile)
+                                                else df.iloc[row].to_numpy())
     try:
         pp.runpp(work, numba=False)
     except Exception as exc:
@@ -166,8 +173,7 @@ def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
     df = profiles.get((table, col))
     if df is None or df.shape[1] == 0:
         return np.tile(fallback, (len(rows), 1))
-    df = df.reindex(columns=index)
-    out = df.to_numpy(dtype=float)[rows]
+    out = profile_rows(df, rows, index)
     missing = np.isnan(out)
     if missing.any():
         out = np.where(missing, fallback[None, :], out)

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pandapower as pp
 import pytest
-from tsodso.scenarios.world import load_grid
+from tsodso.scenarios.world import load_grid, profile_rows
 
 from tests.conftest import ZERO_ERRORS, make_scenario
 from tsodso.runner import run
@@ -21,7 +21,7 @@ def _unsplit(sc, step: int):
     row = sc.run.first_row + step * sc.run.stride
     for (table, col), df in profiles.items():
         if df.shape[1]:
-            net[table].loc[df.columns, col] = df.iloc[row].to_numpy()
+            net[table].loc[df.columns, col] = profile_rows(df, [row])[0]
     pp.runpp(net, numba=False)
     return net
 
