@@ -58,20 +58,6 @@ def _ofd_lock(fd: int, kind: int) -> bool:
     return True
 
 
-def in_use(path: str | Path) -> bool:
-    """Whether another process holds the writer's lock on `path` (a run is writing it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        return not _ofd_lock(fd, fcntl.F_RDLCK)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _rot(x: int, k: int) -> int:
     return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
 

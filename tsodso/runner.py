@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tsodso import __version__
-from tsodso.results.integrity import in_use
+from tsodso.results.integrity import is_live
 from tsodso.results.read import check_format, open_results, root_meta
 from tsodso.results.writer import GridLayout, ResultsFileError, ResultsWriter, RunMeta
 from tsodso.scenarios.load import builtin_match, parse, to_toml
@@ -75,7 +75,7 @@ def check_output(out: Path, overwrite: bool = False, keep: tuple[Path, ...] = ()
         if not overwrite:
             raise ResultsFileError(f"{out}: exists; use --overwrite to replace it "
                                    "(or --resume to continue an interrupted run)")
-        if in_use(out):  # say so now, not after the set-up
+        if is_live(out):  # say so now, not after the set-up
             raise ResultsFileError(f"{out}: in use by another process (another run is "
                                    "writing it)")
     try:
