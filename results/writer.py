@@ -1,4 +1,4 @@
-"""Block-wise HDF5 writer for one simulation run (format "tsodso-results", version 1).
+"""Block-wise HDF5 writer for one simulation run (format "tsodso-results", see results/format.py).
 
 The file is written while the run goes: every group, dataset and attribute is created up
 front, then the file switches to HDF5 SWMR (single writer, multiple readers) mode and each
@@ -27,95 +27,27 @@ import h5py
 import numpy as np
 from tsodso.core.records import Activation, Conflict, Event, StepRecord
 from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS, SOCIAL_KEYS, UNSERVED_KEYS
-from tsodso.results.format import FORMAT_NAME, FORMAT_VERSION
+from tsodso.results.format import (
+    COST_DESCRIPTIONS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    TABLE_COLUMNS,
+    TABLE_STR_BYTES,
+    UNSERVED_DESCRIPTIONS,
+    UNSERVED_UNITS,
+)
 from tsodso.results.integrity import ResultsFileError, WriterLock, clear_write_flags
 from tsodso.results.kpis import compute_kpis, write_kpis
 from tsodso.results.read import attr_value, names, steps_written
 
 __all__ = ["Activation", "Conflict", "Event", "StepRecord", "ResultsWriter", "RunMeta",
-           "GridLayout", "ResultsFileError", "ResumeMismatch", "repair"]
+           "GridLayout", "ResultsFileError", "ResumeMismatch"]
 
 
 class ResumeMismatch(ResultsFileError):
     """The replay of a resumed run differs from a step the file already holds."""
 
 
-#: Description of each per-step cost dataset (EUR in the step).
-COST_DESCRIPTIONS: dict[str, str] = {
-    "resource": "resource cost of the activations at the providers' bid prices (social)",
-    "imbalance": "value of the imbalance left unserved (social)",
-    "overload_t": "value of MVA x h above T branch ratings after the market (social)",
-    "overload_d": "value of MVA x h above D branch ratings after the market (social)",
-    "voltage_t": "value of pu x h outside the T voltage band after the market (social)",
-    "voltage_d": "value of pu x h outside the D voltage band after the market (social)",
-    "tso": "what the TSO paid for flexibility under the pricing rule (a transfer)",
-    "dso": "what the DSOs paid for flexibility under the pricing rule (a transfer)",
-    "brp": "what balance responsible parties paid for flexibility (a transfer)",
-    "brp_imbalance_charges": "BRPs' open positions settled with the TSO at the imbalance "
-                             "price (a transfer; + = BRPs paid)",
-    "dso_imbalance_charges": "DSOs' interface schedule deviations settled with the TSO at the "
-                             "imbalance price (a transfer; + = DSOs paid)",
-    "congestion_rent": "part of pay-as-clear payments priced by network constraints, not by "
-                       "the balance (a transfer, included in the payments)",
-    "social": "social cost: the sum of the social components (resource cost and unserved "
-              "values); transfers are not part of it",
-}
-#: Units and descriptions of the per-step unserved quantities.
-UNSERVED_UNITS: dict[str, str] = {"imbalance_mwh": "MWh", "overload_t_mwh": "MWh",
-                                  "overload_d_mwh": "MWh", "voltage_t_puh": "pu h",
-                                  "voltage_d_puh": "pu h"}
-UNSERVED_DESCRIPTIONS: dict[str, str] = {
-    "imbalance_mwh": "balancing energy the market left unserved",
-    "overload_t_mwh": "MVA x h above T branch ratings after the market (AC)",
-    "overload_d_mwh": "MVA x h above D branch ratings after the market (AC)",
-    "voltage_t_puh": "pu x h outside the T voltage band after the market, summed over buses",
-    "voltage_d_puh": "pu x h outside the D voltage band after the market, summed over buses",
-}
-
-#: Fixed byte widths (UTF-8) of the string columns of the event tables. Variable-length
-#: strings cannot be appended safely in SWMR mode (their global heap is not SWMR-safe: a
-#: killed writer can leave rows pointing past the end of the file), so these columns are
-#: fixed-length, null-padded UTF-8. A longer value is rejected by ``append``.
-TABLE_STR_BYTES: dict[str, int] = {
-    "resource": 128,
-    "kind": 32,
-    "grid": 64,
-    "level": 8,
-    "buyer": 96,
-    "detail": 160,
-}
-#: String columns cut to their width instead of rejected (free text).
-_CUT_STR = frozenset({"detail"})
-
-#: Table name -> ordered (column, numpy dtype or string width, units, description).
-TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "activations": (
-        ("step", "int64", "1", "step index (row of /time) of the activation"),
-        ("resource", "str", "1", "activated resource"),
-        ("kind", "str", "1", "asset kind of the resource"),
-        ("grid", "str", "1", "grid the resource is connected to"),
-        ("level", "str", "1", "level of that grid: T or D"),
-        ("buyer", "str", "1", "who bought it: TSO, DSO:<grid> or BRP:<id>"),
-        ("direction", "int8", "1", "+1 up (more injection / less consumption), -1 down"),
-        ("mw", "float64", "MW", "activated power (magnitude, >= 0)"),
-        ("price", "float64", "EUR/MWh", "price paid under the pricing rule"),
-        ("cost", "float64", "EUR", "what the buyer paid over the step (a transfer)"),
-        ("bid_price", "float64", "EUR/MWh", "price the provider asked (its resource cost)"),
-    ),
-    "conflicts": (
-        ("step", "int64", "1", "step index (row of /time) of the conflict"),
-        ("kind", "str", "1", "conflict kind"),
-        ("grid", "str", "1", "grid (D grid / interface) where the conflict occurred"),
-        ("mw", "float64", "MW", "conflict volume"),
-    ),
-    "events": (
-        ("step", "int64", "1", "step index (row of /time) of the event"),
-        ("kind", "str", "1", "event kind: powerflow_not_converged, coupling_iteration_limit,"
-         " market_slack"),
-        ("grid", "str", "1", "grid concerned, empty for the whole system"),
-        ("detail", "str", "1", "what happened and what was done"),
-    ),
-}
 
 _TABLE_CHUNK_ROWS = 4096
 _MAX_COL_CHUNK = 256
@@ -715,45 +647,3 @@ class ResultsWriter:
         except Exception as close_exc:  # keep the original exception as the one raised
             warnings.warn(f"closing {self.path} after {exc_type.__name__} failed: {close_exc!r}",
                           RuntimeWarning, stacklevel=2)
-
-
-
-def repair(path: str | Path) -> int:
-    """Finish the file of a killed run so that any HDF5 tool opens it: clear its "open for
-    writing" flags, trim every dataset and table to the steps written, store their KPIs.
-    ``complete`` stays False. Returns the steps in the file."""
-    path = Path(path)
-    lock = WriterLock(path, create=False)
-    try:
-        clear_write_flags(path)
-        try:
-            f = h5py.File(path, "r+", locking=False)
-        except OSError as exc:
-            raise ResultsFileError(f"{path}: cannot open: {exc}") from None
-        with f:
-            if attr_value(f.attrs.get("format")) != FORMAT_NAME:
-                raise ResultsFileError(f"{path}: not a tsodso results file")
-            n = steps_written(f)
-            f["time"].resize(n, axis=0)
-            for grid in f["grids"].values():
-                for name in ("vm_pu", "branch_loading_percent", "time"):
-                    if name in grid:
-                        grid[name].resize(n, axis=0)
-            for group in ("interfaces", "needs", "costs", "unserved"):
-                if group not in f:
-                    continue
-                for ds in f[group].values():
-                    if isinstance(ds, h5py.Dataset) and ds.maxshape[0] is None:
-                        ds.resize(n, axis=0)
-            for table in TABLE_COLUMNS:
-                if table not in f:
-                    continue
-                cols = [f[f"{table}/{c}"] for c in f[table]]
-                rows = min(ds.shape[0] for ds in cols)
-                keep = int(np.count_nonzero(f[f"{table}/step"][:rows] < n))
-                for ds in cols:
-                    ds.resize(keep, axis=0)
-            write_kpis(f, compute_kpis(f))
-    finally:
-        lock.release()
-    return n

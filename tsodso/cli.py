@@ -166,7 +166,7 @@ def repair(file: Path) -> None:
     """Finish the results FILE of a killed run: clear its "open for writing" flags, trim it to
     the steps written and store their KPIs (complete stays false)."""
     from tsodso.results.integrity import ResultsFileError
-    from tsodso.results.writer import repair as repair_file
+    from tsodso.results.repair import repair as repair_file
 
     try:
         n = repair_file(file)
