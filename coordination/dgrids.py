@@ -169,19 +169,3 @@ class DGridView:
                 hv = self.model.hv_dv[k][pools.first]
             rows.append(DRows(g, ids, dv, dl, self.limits[g].rating_mva, hv))
         return rows
-
-    def relieving_pools(self, pools: ZonePools, rows: list[DRows],
-                        state: dict[str, DState]) -> np.ndarray:
-        """Pools whose activation relieves a violated row of their D grid."""
-        out = np.zeros(pools.n, dtype=bool)
-        for dr in rows:
-            st = state[dr.grid]
-            vm = np.nan_to_num(st.vm, nan=1.0)
-            over, under = vm > st.vm_max, vm < st.vm_min
-            hot = np.nan_to_num(st.loading) > st.loading_max
-            d = pools.direction[dr.pools]
-            relieves = ((dr.dv[over] * d < -1e-7).any(axis=0)
-                        | (dr.dv[under] * d > 1e-7).any(axis=0)
-                        | (dr.dl[hot] * d < -1e-7).any(axis=0))
-            out[dr.pools] = relieves
-        return out

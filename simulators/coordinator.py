@@ -152,7 +152,8 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
 
     def _view(self, needs, outcome) -> StepView:
         """What the conflict rules need: activations, offers, the D grids after the market,
-        and the linear effect of the TSO's activations of D-connected resources."""
+        and the D grids without the TSO's activations there (the AC counterfactual the D grid
+        simulator solved; the linear estimate only where that power flow failed)."""
         ctx, book = self.ctx, self.book
         offered = self.pending[2]
         slot = self.slot_of
@@ -160,9 +161,18 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         for a in outcome.activations:
             if a.buyer == TSO and a.level == "D":
                 tso[slot[a.resource]] += a.direction * a.mw
-        effects = self.dgrids.effects(tso)
-        dv = {g: e[0] for g, e in effects.items()}
-        dl = {g: e[1] for g, e in effects.items()}
+        reps = self.reports
+        vm_cf = {g: reps[g].vm_without_tso for g in ctx.dso_grids
+                 if reps[g].vm_without_tso is not None}
+        ld_cf = {g: reps[g].loading_without_tso for g in ctx.dso_grids
+                 if reps[g].loading_without_tso is not None}
+        dv: dict = {}
+        dl: dict = {}
+        if np.any(tso != 0) and len(vm_cf) < len(ctx.dso_grids):
+            # the counterfactual power flow is missing (did not converge): the linear estimate
+            effects = self.dgrids.effects(tso)
+            dv = {g: e[0] for g, e in effects.items()}
+            dl = {g: e[1] for g, e in effects.items()}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
             offered_mw=dict(zip(book.resource.tolist(), offered.tolist(), strict=True)),
@@ -175,10 +185,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             schedule_tolerance_mw=ctx.scenario.market.schedule_tolerance_mw,
             dso_balances_area=self.scheme.dso_balances_area,
             joint_balance=self.scheme.joint_balance,
-            vm_without_tso={g: self.reports[g].vm_without_tso for g in ctx.dso_grids
-                            if self.reports[g].vm_without_tso is not None},
-            loading_without_tso={g: self.reports[g].loading_without_tso for g in ctx.dso_grids
-                                 if self.reports[g].loading_without_tso is not None})
+            vm_without_tso=vm_cf, loading_without_tso=ld_cf)
 
     def get_data(self, outputs):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
