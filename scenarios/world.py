@@ -167,6 +167,24 @@ def set_interface_taps(net, profiles, row: int, target_pu: float,
     net.trafo.loc[iface, "tap_pos"] = pos
 
 
+def storage_rating(sto: pd.DataFrame) -> np.ndarray:
+    """Power rating of each storage unit (MW): `max_p_mw` where set, else its apparent power
+    rating `sn_mva` (SimBench leaves `max_p_mw` at 0 and rates its units in `sn_mva`)."""
+    p_max = np.abs(sto.max_p_mw.fillna(0.0).to_numpy(float)) if "max_p_mw" in sto else \
+        np.zeros(len(sto))
+    sn = (sto.sn_mva.fillna(0.0).to_numpy(float) if "sn_mva" in sto
+          else np.abs(sto.p_mw.to_numpy(float)))
+    return np.where(p_max > 0, p_max, np.abs(sn))
+
+
+def storage_idle(net) -> np.ndarray:
+    """Storage units scheduled idle: those without a power limit of their own (max_p_mw 0)."""
+    sto = net.storage
+    if "max_p_mw" not in sto:
+        return np.zeros(len(sto), dtype=bool)
+    return sto.max_p_mw.fillna(0.0).to_numpy(float) == 0.0
+
+
 def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
             fallback: np.ndarray) -> np.ndarray:
     """Profile values of `rows` for the elements `index` (static value where no profile)."""
@@ -201,11 +219,15 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
         "sto_p": _window(profiles, "storage", "p_mw", net.storage.index, rows,
                          net.storage.p_mw.to_numpy()),
     }
+    # storage without a power limit (SimBench: max_p_mw = 0) has no schedule of its own: its
+    # profile is a load shape on the negative rating that would empty the unit every day
+    # without ever charging it. It is scheduled idle and acts only when a market asks.
+    fc["sto_p"][:, storage_idle(net)] = 0.0
     sgen_kind = classify("sgen", net.sgen.type)
     load_kind = classify("load", net.load.profile if "profile" in net.load
                          else [None] * len(net.load))
     rating = np.r_[np.abs(net.load.p_mw.to_numpy(float)), net.sgen.p_mw.to_numpy(float),
-                   np.abs(net.storage.max_p_mw.fillna(net.storage.p_mw.abs()).to_numpy(float))]
+                   storage_rating(net.storage)]
     kinds = np.r_[load_kind, sgen_kind, classify("storage", [None] * len(net.storage))]
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
     # the error stream runs in quarter hours; a longer step takes every stride-th value
@@ -282,13 +304,16 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
             sto = lnet.storage.iloc[sl_sto]
             e_max = sto.max_e_mwh.fillna(0.0).to_numpy(float)
             e_min = sto.min_e_mwh.fillna(0.0).to_numpy(float)
-            soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
+            soc0 = (sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
+                    if "soc_percent" in sto else 0.5 * e_max)
             assets.append(GridAssets(
                 name=g, level=level,
                 sgen_kind=sgen_kind[spos[sl_sgen]], load_kind=load_kind[lpos[sl_load]],
                 sgen_bus=lnet.sgen.bus.to_numpy()[sl_sgen],
                 load_bus=lnet.load.bus.to_numpy()[sl_load], sto_bus=sto.bus.to_numpy(),
-                sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),
+                sto_rating=storage_rating(sto),
+                sto_eta=(sto.efficiency_percent.to_numpy(float) if "efficiency_percent" in sto
+                         else np.ones(len(sto))),
                 sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
                 fc_load=fc["load_p"][:, lpos[sl_load]], fc_sgen=fc["sgen_p"][:, spos[sl_sgen]],
                 fc_sto=fc["sto_p"][:, tpos[sl_sto]],

@@ -213,8 +213,9 @@ class GridSim(mosaik_api_v3.Simulator):
                 for j, iface in enumerate(sl.interfaces):
                     b = sl.iface_branch[j]
                     iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
+            own = 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
             st["report"] = GridReport(
-                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]), iface_s,
+                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own, iface_s,
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
                 None if cf is None else cf.loading_percent[sl.branch].copy())
