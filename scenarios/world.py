@@ -46,6 +46,7 @@ from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
 from tsodso.simulators.flexibility import GridAssets, Portfolio
 from tsodso.simulators.grid import GridSlice, LevelRuntime, SetpointControl
+from tsodso.simulators.taps import TapSettings
 from tsodso.simulators.timing import Timing
 
 #: Set-up phases, one line each (the CLI shows them on stderr).
@@ -458,9 +459,12 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
                            tolerance_mw=coupling.tolerance_mw,
                            max_iterations=coupling.max_iterations, timing=timing,
                            setpoint=setpoint)
+        target = ctx.scenario.grid.mv_busbar_pu
+        taps = TapSettings(target, ctl.tap_deadband_pu, ctl.max_tap_moves) \
+            if ctl.dso_taps and target is not None else None
         dsim = world.start("Grid", runtime=ctx.levels["D"], step_s=ctx.step_s,
                            tolerance_mw=coupling.tolerance_mw,
-                           max_iterations=coupling.max_iterations, timing=timing)
+                           max_iterations=coupling.max_iterations, timing=timing, taps=taps)
         psim = world.start("Providers", portfolio=ctx.portfolio, step_s=ctx.step_s,
                            until=ctx.until)
         csim = world.start("Coordinator", ctx=ctx, timing=timing)

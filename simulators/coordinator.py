@@ -125,7 +125,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             unresolved_imbalance_mw=float(outcome.unserved_mw),
             activations=acts, conflicts=conflicts, costs=costs,
             dso_cost_by_grid=by_grid, unserved=left,
-            events=self._events(events, outcome.unserved_mw))
+            events=self._events(events, outcome.unserved_mw),
+            interface_tap_pos=np.array([(reps[i.grid].tap_pos or {}).get(i.name, np.nan)
+                                        for i in ctx.interfaces], dtype=float))
 
     def _grid_events(self, when: str) -> list[Event]:
         """Power flows without solution in the grids' current reports."""

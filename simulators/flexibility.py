@@ -17,7 +17,8 @@ it can offer:
 Availability is computed from forecasts (what a provider knows when it bids) and from state
 (state of charge, pending payback). Before any market the providers correct their own schedule:
 a storage schedule is cut to what the state of charge allows, and due payback is added to the
-loads; these corrections are part of every set-point message of the step. An activation is spread over the resource's assets in proportion to their
+loads; these corrections are part of every set-point message of the step. An activation is spread
+over the resource's assets in proportion to their
 availability and returned as set-point changes per element table of each grid.
 """
 
@@ -99,6 +100,7 @@ class Setpoints:
     # the providers' own change of their schedule before any market (storage cut to its
     # energy, payback of shifted load): net injection, MW, + = more; part of the imbalance
     schedule_mw: float = 0.0
+    after_market: bool = False  # False: the step's first message, before any market
 
 
 class Portfolio:
@@ -286,5 +288,6 @@ class Portfolio:
                 dp[name][table] -= delta
         return {name: Setpoints(dp_load=v["load"] + self._fix[name][0], dp_sgen=v["sgen"],
                                 dp_sto=v["storage"] + self._fix[name][1],
-                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name))
+                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name),
+                                after_market=True)
                 for name, v in dp.items()}

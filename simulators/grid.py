@@ -19,6 +19,7 @@ import mosaik_api_v3
 import numpy as np
 from tsodso.core.powerflow import GridModel, PowerFlowNotConverged
 from tsodso.simulators.flexibility import Setpoints
+from tsodso.simulators.taps import TapChangers, TapSettings
 from tsodso.simulators.timing import Timing
 
 V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
@@ -52,6 +53,7 @@ class GridReport:
     # the conflict rules), when the TSO activated D-connected resources this step
     vm_without_tso: np.ndarray | None = None
     loading_without_tso: np.ndarray | None = None
+    tap_pos: dict[str, float] | None = None  # D grids: tap position per interface transformer
 
 
 @dataclass
@@ -107,7 +109,8 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, runtime: LevelRuntime | None = None,
              step_s: int = 900, tolerance_mw: float = 0.01, max_iterations: int = 10,
-             timing: Timing | None = None, setpoint: SetpointControl | None = None):
+             timing: Timing | None = None, setpoint: SetpointControl | None = None,
+             taps: TapSettings | None = None):
         self.rt: LevelRuntime = runtime
         self.level = runtime.level
         self.step_s = step_s
@@ -121,6 +124,13 @@ class GridSim(mosaik_api_v3.Simulator):
         self.v_sent: dict = {}
         self.last_s: dict = {}
         self.s_in: dict = {}
+        self.taps = None  # D only: the DSOs' tap changers (see simulators/taps.py)
+        if taps is not None and runtime.level == "D":
+            ifaces = [(i.name, i.trafo, int(sl.iface_slack[j])) for sl in runtime.grids.values()
+                      for j, i in enumerate(sl.interfaces)]
+            if ifaces:
+                self.taps = TapChangers(runtime.model, ifaces, taps)
+                self.v_hv = runtime.model.v_ref.copy()  # interface voltages without the taps
         return self.meta
 
     def create(self, num, model, grid: str):
@@ -132,6 +142,8 @@ class GridSim(mosaik_api_v3.Simulator):
             self.time, self.iteration = time, 0
             for st in self.state.values():
                 st["dp"] = None
+            if self.taps is not None:
+                self.taps.new_step()
         iface_v = {}
         for eid, data in inputs.items():
             for sp in data.get("setpoints", {}).values():
@@ -175,7 +187,13 @@ class GridSim(mosaik_api_v3.Simulator):
     def _solve(self, k: int, time: int, iface_v: dict) -> None:
         rt = self.rt
         v_ref = None
-        if rt.level == "D" and iface_v:
+        if rt.level == "D" and self.taps is not None:
+            for sl in rt.grids.values():
+                for j, iface in enumerate(sl.interfaces):
+                    if iface.name in iface_v:
+                        self.v_hv[sl.iface_slack[j]] = iface_v[iface.name]
+            v_ref = self._tapped_v_ref()
+        elif rt.level == "D" and iface_v:
             v_ref = rt.model.v_ref.copy()
             for sl in rt.grids.values():
                 for j, iface in enumerate(sl.interfaces):
@@ -196,6 +214,11 @@ class GridSim(mosaik_api_v3.Simulator):
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
             if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
                 res = self._control_voltage(k, res)
+            if self.taps is not None and iface_v and not any(  # this step's HV voltages,
+                    st["dp"] is not None and st["dp"].after_market  # before the market
+                    for st in self.state.values()):
+                while self.taps.control(res.vm_pu):
+                    res = rt.model.solve(*self._injections(k), v_ref=self._tapped_v_ref())
         except PowerFlowNotConverged:
             res = None
         self.timing.powerflow_s += _time.perf_counter() - t0
@@ -218,9 +241,22 @@ class GridSim(mosaik_api_v3.Simulator):
                 eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own, iface_s,
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
-                None if cf is None else cf.loading_percent[sl.branch].copy())
+                None if cf is None else cf.loading_percent[sl.branch].copy(),
+                self._tap_positions(sl))
         if rt.level == "T":
             self._loop_control(res)
+
+    def _tapped_v_ref(self) -> np.ndarray:
+        """The D slack voltages: the interface voltages scaled by the taps' moves."""
+        v = self.v_hv.copy()
+        v[self.taps.slack] = v[self.taps.slack] * self.taps.factor()
+        return v
+
+    def _tap_positions(self, sl: GridSlice) -> dict[str, float] | None:
+        if self.taps is None:
+            return None
+        pos = dict(zip(self.taps.names, self.taps.position().tolist(), strict=True))
+        return {i.name: pos[i.name] for i in sl.interfaces}
 
     def _control_voltage(self, k: int, res):
         """The TSO's set-point control, before the market: shift the slack voltage so that

@@ -199,7 +199,7 @@ def test_root_attributes(run_file):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "tsodso-results"
-        assert a["format_version"] == 2
+        assert a["format_version"] == 3
         assert a["scheme"] == "centralized" and a["scenario"] == "unit"
         assert a["seed"] == 42 and a["step_s"] == STEP_S and a["n_steps"] == N
         assert a["start"] == "2016-03-01T00:00:00"
