@@ -61,8 +61,9 @@ class GridCfg(Strict):
 
     source: Literal["simbench", "tiny", "pandapower"] = "simbench"
     code: str = "1-HVMV-mixed-all-2-sw"  # SimBench code
-    # the DSOs set their HV/MV tap changers once per run to this MV busbar voltage (None: keep)
-    mv_busbar_pu: float | None = Field(1.02, ge=0.9, le=1.1)
+    # the DSOs' MV busbar voltage target: HV/MV taps set to it at the first step and, with
+    # control.dso_taps, held within the deadband every step (None: keep the net's taps)
+    mv_busbar_pu: float | None = Field(1.0, ge=0.9, le=1.1)
     # own grids (source = "pandapower"): the net, its TSO-DSO interfaces, its time series
     file: str | None = None  # pandapower JSON net (pandapower.to_json)
     interfaces: list[int] | None = Field(None, min_length=1)  # interface transformer indices

@@ -97,7 +97,7 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net (interface tap changers set for the run) and its profiles."""
+    """The coupled net (interface taps set for the run's start) and its profiles."""
     source = scenario.grid.source
     if source == "tiny":
         from tsodso.scenarios.tiny import build_tiny
@@ -136,10 +136,10 @@ def profile_rows(df, rows, index: pd.Index | None = None) -> np.ndarray:
 
 def set_interface_taps(net, profiles, row: int, target_pu: float,
                        interfaces: list[int] | None = None) -> None:
-    """Set every HV/MV transformer's tap once for the run, the DSO's choice: the position that
-    brings its MV busbar nearest `target_pu` at the run's first step. Taps do not move during
-    the run (no on-load tap control), so the MV voltage follows the HV voltage through the day.
-    """
+    """Set every HV/MV transformer's tap for the run's start, the DSO's choice: the position
+    that brings its MV busbar nearest `target_pu` at the run's first step. During the run the
+    DSOs' on-load tap changers move them (`simulators/taps.py`, `control.dso_taps`); without
+    them the MV voltage follows the HV voltage through the day."""
     import pandapower as pp
     from tsodso.scenarios.split import bus_grids
 

@@ -206,6 +206,7 @@ class GridSim(mosaik_api_v3.Simulator):
             try:  # the counterfactual at the same interface voltages, solved first so that
                 #   the model keeps the real state as its last solution
                 cf = rt.model.solve(*self._injections(k, without_tso=True), v_ref=v_ref)
+                self._tap_loading(cf)
             except PowerFlowNotConverged:
                 cf = None
         if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
@@ -219,6 +220,7 @@ class GridSim(mosaik_api_v3.Simulator):
                     for st in self.state.values()):
                 while self.taps.control(res.vm_pu):
                     res = rt.model.solve(*self._injections(k), v_ref=self._tapped_v_ref())
+            self._tap_loading(res)
         except PowerFlowNotConverged:
             res = None
         self.timing.powerflow_s += _time.perf_counter() - t0
@@ -251,6 +253,24 @@ class GridSim(mosaik_api_v3.Simulator):
         v = self.v_hv.copy()
         v[self.taps.slack] = v[self.taps.slack] * self.taps.factor()
         return v
+
+    def _tap_loading(self, res) -> None:
+        """Interface transformer loadings of the last solve with the HV-side current at the
+        true HV voltage: the taps scale the slack voltage (`simulators/taps.py`), which the
+        model's HV-side current would otherwise be divided by; the LV side is exact."""
+        if self.taps is None or res is None:
+            return
+        m = self.rt.model
+        rows = np.concatenate([sl.iface_branch for sl in self.rt.grids.values()])
+        slack = np.concatenate([sl.iface_slack for sl in self.rt.grids.values()])
+        v = m.v
+        s_f = np.abs(res.p_from_mw[rows] + 1j * res.q_from_mvar[rows])
+        i_f = s_f / (np.abs(self.v_hv[slack]) * m.branch_kv[rows, 0]) / np.sqrt(3.0)
+        t = m.t_int[rows]
+        s_t = np.abs(v[t] * np.conj(m.yt_b[rows] @ v)) * m.base_mva
+        i_t = s_t / (np.abs(v[t]) * m.branch_kv[rows, 1]) / np.sqrt(3.0)
+        res.loading_percent[rows] = 100.0 * np.maximum(i_f / m.branch_limit_ka[rows, 0],
+                                                       i_t / m.branch_limit_ka[rows, 1])
 
     def _tap_positions(self, sl: GridSlice) -> dict[str, float] | None:
         if self.taps is None:

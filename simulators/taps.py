@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 #: A deadband narrower than this share of a tap step is widened to it: with less than half a
 #: step, one move can carry the busbar across the whole band and the taps would hunt.
 HUNTING_GUARD = 0.6
@@ -43,7 +42,7 @@ class TapChangers:
     `model` is the level's `GridModel`; `interfaces` are (name, trafo index, slack position in
     the model's `ref`) triples; the transformer data come from its net (`net.trafo`), the taps
     as set at set-up. Transformers whose MV busbars are one bus of the power flow (closed
-    couplers) form one substation; their HV buses share a slack there as well.
+    couplers) or whose HV buses are one slack form one substation and move together.
     """
 
     def __init__(self, model, interfaces: list[tuple[str, int, int]],
@@ -57,22 +56,24 @@ class TapChangers:
         # one substation per MV busbar (bus-bar couplers closed: one bus of the power flow);
         # its transformers move together
         node = np.asarray(net._pd2ppc_lookups["bus"][lv], dtype=np.int64)
-        _, first_of, self.sub = np.unique(node, return_index=True, return_inverse=True)
-        self.sub = self.sub.ravel()
-        self.busbar = np.asarray(net.bus.index.get_indexer(lv[first_of]), dtype=np.int64)
+        self.sub = _groups(node, self.slack)
+        self.busbar = np.asarray(net.bus.index.get_indexer(lv), dtype=np.int64)  # per trafo
         self.step = tr.tap_step_percent.fillna(0.0).to_numpy(float) / 100.0
         self.neutral = tr.tap_neutral.fillna(0.0).to_numpy(float)
         self.pos0 = tr.tap_pos.fillna(0.0).to_numpy(float)
         self.hv = tr.tap_side.fillna("hv").to_numpy() == "hv"
-        n_sub = len(self.busbar)
-        first = np.array([np.flatnonzero(self.sub == s)[0] for s in range(n_sub)])
+        n_sub = int(self.sub.max(initial=-1)) + 1
+        first = np.array([np.flatnonzero(self.sub == s)[0] for s in range(n_sub)],
+                         dtype=np.int64)
+        self.first = first
         # the substation's range of moves: what all its transformers allow
         lo = tr.tap_min.fillna(0.0).to_numpy(float) - self.pos0
         hi = tr.tap_max.fillna(0.0).to_numpy(float) - self.pos0
         self.move_min = np.array([lo[self.sub == s].max() for s in range(n_sub)])
         self.move_max = np.array([hi[self.sub == s].min() for s in range(n_sub)])
         self.controllable = self.step[first] > 0
-        # MV voltage change per tap move (pu per unit): a tap up on the HV side lowers it
+        # MV voltage change per tap move (pu per unit): a tap up on the HV side lowers it; a
+        # substation's slack scale is that of its first transformer
         self.sign = np.where(self.hv[first], -1.0, 1.0)
         self.step_sub = self.step[first]
         self.moved = np.zeros(n_sub)  # tap moves since set-up, per substation
@@ -87,17 +88,25 @@ class TapChangers:
         return self.pos0 + self.moved[self.sub]
 
     def factor(self) -> np.ndarray:
-        """Scale of each interface slack voltage that stands for the taps' moves."""
+        """Scale of each interface slack voltage that stands for the taps' moves (a slack
+        shared by several transformers takes the scale of the substation's first one)."""
         t0 = 1.0 + (self.pos0 - self.neutral) * self.step
         t = 1.0 + (self.position() - self.neutral) * self.step
-        return np.where(self.hv, t0 / t, t / t0)
+        own = np.where(self.hv, t0 / t, t / t0)
+        return own[self.first[self.sub]]
 
     def control(self, vm_pu: np.ndarray) -> bool:
         """Move the taps for the MV busbar voltages `vm_pu` (the D net's bus order); True if
         any tap moved. The number of moves is what brings the busbar back inside the deadband
         at one step's change per move (MV voltage moves about one to one with the ratio)."""
         s = self.settings
-        v = vm_pu[self.busbar]
+        dev_t = np.nan_to_num(vm_pu[self.busbar] - s.target_pu, nan=0.0)
+        # per substation: the busbar farthest from the target
+        worst = np.zeros(len(self.step_sub), dtype=np.int64)
+        for g in range(len(worst)):
+            members = np.flatnonzero(self.sub == g)
+            worst[g] = members[np.argmax(np.abs(dev_t[members]))]
+        v = vm_pu[self.busbar[worst]]
         dev = v - s.target_pu
         band = np.maximum(s.deadband_pu, HUNTING_GUARD * self.step_sub)
         need = np.ceil(np.maximum(np.abs(dev) - band, 0.0)
@@ -110,3 +119,27 @@ class TapChangers:
         self.left -= np.abs(new - self.moved).astype(np.int64)
         self.moved = new
         return bool(changed.any())
+
+
+def _groups(node: np.ndarray, slack: np.ndarray) -> np.ndarray:
+    """Substation of each transformer: transformers sharing an MV bus or an HV slack are one
+    (connected components), numbered in order of first appearance."""
+    n = len(node)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in (node, slack):
+        seen: dict[int, int] = {}
+        for i, value in enumerate(key.tolist()):
+            if value in seen:
+                parent[root(i)] = root(seen[value])
+            else:
+                seen[value] = i
+    roots = [root(i) for i in range(n)]
+    order = {r: j for j, r in enumerate(dict.fromkeys(roots))}
+    return np.array([order[r] for r in roots], dtype=np.int64)
