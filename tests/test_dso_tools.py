@@ -84,6 +84,18 @@ def test_tap_changers_hold_the_mv_busbar_in_the_deadband(tmp_path):
     inside = np.abs(vm - target) <= band + 1e-9
     at_limit = (tap <= -9) | (tap >= 9)
     assert np.all(inside | at_limit)
+    # a file of format 2 (no tap positions) stays readable
+    from tsodso.results.api import Run
+    from tsodso.results.read import read_interfaces
+
+    with h5py.File(out) as f:
+        np.testing.assert_array_equal(read_interfaces(f, 24).tap_pos, tap)
+    with h5py.File(out, "r+") as f:
+        del f["interfaces/tap_pos"]
+        f.attrs["format_version"] = 2
+    with h5py.File(out) as f:
+        assert read_interfaces(f, 24).tap_pos is None
+    assert "tap_pos" not in Run(out).interfaces and "p_mw" in Run(out).interfaces
 
 
 def test_storage_stays_within_its_energy_limits_over_a_week_of_tiny(monkeypatch, tmp_path):
