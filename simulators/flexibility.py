@@ -17,9 +17,9 @@ it can offer:
 Availability is computed from forecasts (what a provider knows when it bids) and from state
 (state of charge, pending payback). Before any market the providers correct their own schedule:
 a storage schedule is cut to what the state of charge allows, and due payback is added to the
-loads; these corrections are part of every set-point message of the step. An activation is spread
-over the resource's assets in proportion to their
-availability and returned as set-point changes per element table of each grid.
+loads; these corrections are part of every set-point message of the step. An activation is
+spread over the resource's assets in proportion to their availability and returned as set-point
+changes per element table of each grid.
 """
 
 from __future__ import annotations
