@@ -25,7 +25,10 @@ the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` 
 ``u_g`` is fixed to 0 for a grid without interface-voltage coupling.
 
 Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
-``x``), needs and the right-hand sides of the network rows. Each family records its rows
+``x``), needs, the right-hand sides of the network rows and, when the D grids' linear model is
+refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`: the new constraint
+matrix is passed to HiGHS in one call and the previous basis set again, so the next solve is
+still warm-started; kept and passed again after a cold restart). Each family records its rows
 (``MarketLP.rows``) and columns (``MarketLP.columns``); the solver writes the step's numbers
 straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
 more than the solve) and re-solves from the previous basis. The pyomo Params only hold the
@@ -112,6 +115,7 @@ class MarketLP:
     extra_rows: dict[str, list] = field(default_factory=dict)  # constant rows by family
     cost_coefs: list = field(default_factory=list)
     cost_vars: list = field(default_factory=list)
+    n_coef_updates: int = 0  # how often set_coefs changed the matrix
     n_solves: int = 0
     n_cold_restarts: int = 0
 
@@ -168,7 +172,10 @@ class MarketLP:
         shape = (lp.num_row_, lp.num_col_)
         a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
              else sp.csr_matrix(parts, shape=shape))
-        self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
+        if self.n_coef_updates:  # the pyomo model holds the build-time D coefficients
+            self._pass_matrix(self._ax)
+        else:
+            self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -176,6 +183,53 @@ class MarketLP:
         idx = self.col_index["x"]
         self.highs.changeColsBounds(self.n, idx, np.zeros(self.n), mw)
         self._ub[idx] = mw
+
+    def set_coefs(self, rows: np.ndarray, pools: np.ndarray, vals: np.ndarray) -> int:
+        """Coefficients of ``x[pools]`` in the HiGHS rows `rows` (element-wise), for this and
+        later steps; only those that differ from the current ones are written. The basis is
+        kept (HiGHS refactorises it at the next run). Returns how many were written."""
+        rows = np.asarray(rows, dtype=np.int64)
+        pools = np.asarray(pools, dtype=np.int64)
+        vals = np.asarray(vals, dtype=float)
+        old = np.asarray(self._ax[rows, pools]).ravel()
+        ch = np.flatnonzero(old != vals)
+        if len(ch) == 0:
+            return 0
+        r, p, v = rows[ch], pools[ch], vals[ch]
+        delta = sp.csr_matrix((v - old[ch], (r, p)), shape=self._ax.shape)
+        ax = self._ax + delta
+        ax.eliminate_zeros()
+        self._pass_matrix(ax.tocsr())
+        self.n_coef_updates += 1
+        return len(ch)
+
+    def _pass_matrix(self, ax: sp.csr_matrix) -> None:
+        """Give HiGHS its model with ``ax`` (rows x pools) as the columns of ``x`` (the rest of
+        the matrix, bounds and costs as they stand) and set the previous basis again."""
+        h = self.highs
+        basis = h.getBasis()
+        lp = h.getLp()
+        am = lp.a_matrix_
+        parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
+        shape = (lp.num_row_, lp.num_col_)
+        a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
+             else sp.csr_matrix(parts, shape=shape).tocsc())
+        x_col = self.col_index["x"]
+        keep = np.ones(shape[1])
+        keep[x_col] = 0.0
+        place = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
+                              shape=(self.n, shape[1]))
+        a = (a @ sp.diags(keep) + ax @ place).tocsc()
+        a.sort_indices()
+        am.format_ = highspy.MatrixFormat.kColwise
+        am.start_ = a.indptr.astype(np.int32)
+        am.index_ = a.indices.astype(np.int32)
+        am.value_ = a.data
+        lp.a_matrix_ = am
+        h.passModel(lp)
+        if basis.valid:
+            h.setBasis(basis)
+        self._ax = ax
 
     def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
         """Bounds of one row family for this step (``None``: that side is infinite)."""

@@ -120,6 +120,34 @@ class FlexMarket:
                             else np.zeros(0, dtype=np.int32))
         return out
 
+    def update_drows(self, drows: list[DRows]) -> int:
+        """Replace the D rows of the grids in `drows` (same grids, pools and rows as at the
+        build, new sensitivities) and write their coefficients into the LP; coefficients
+        below ``COEF_TOL`` are written as 0, as at the build. Returns how many changed."""
+        lp = self.lp
+        pos = {dr.grid: g for g, dr in enumerate(self.drows)}
+        rows, pools, vals = [], [], []
+        for dr in drows:
+            g = pos[dr.grid]
+            self.drows[g] = dr
+            coef_d = self.dir[dr.pools]
+            for attr, keys, fams in (("dv", self._vrows, ("v_up", "v_dn")),
+                                     ("dl", self._lrows, ("l_up",))):
+                ks = np.array([k for k, (gg, _) in enumerate(keys) if gg == g], dtype=np.int64)
+                if len(ks) == 0:
+                    continue
+                r = np.array([keys[k][1] for k in ks], dtype=np.int64)
+                c = getattr(dr, attr)[r] * coef_d
+                c[np.abs(c) < COEF_TOL] = 0.0
+                for fam in fams:
+                    at = lp.row_positions(fam)[ks]
+                    rows.append(np.repeat(at, len(dr.pools)))
+                    pools.append(np.tile(dr.pools, len(ks)))
+                    vals.append(c.ravel())
+        if not rows:
+            return 0
+        return lp.set_coefs(np.concatenate(rows), np.concatenate(pools), np.concatenate(vals))
+
     @property
     def solver(self):
         return self.lp.solver
