@@ -27,9 +27,9 @@ from tsodso.core.powerflow import GridModel
 
 #: Re-linearise a D grid when a bus voltage moved by more than this since its linearisation
 #: point (pu) ...
-REFRESH_VM_PU = 0.002
+REFRESH_VM_PU = 0.01
 #: ... or a branch loading by more than this (percentage points).
-REFRESH_LOADING_PERCENT = 5.0
+REFRESH_LOADING_PERCENT = 20.0
 
 
 @dataclass(frozen=True)

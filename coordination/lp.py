@@ -184,24 +184,19 @@ class MarketLP:
         self.highs.changeColsBounds(self.n, idx, np.zeros(self.n), mw)
         self._ub[idx] = mw
 
-    def set_coefs(self, rows: np.ndarray, pools: np.ndarray, vals: np.ndarray) -> int:
-        """Coefficients of ``x[pools]`` in the HiGHS rows `rows` (element-wise), for this and
-        later steps; only those that differ from the current ones are written. The basis is
-        kept (HiGHS refactorises it at the next run). Returns how many were written."""
+    def set_coefs(self, rows: np.ndarray, coefs: sp.csr_matrix) -> None:
+        """New coefficients of ``x`` in the HiGHS rows `rows` (``coefs``: one row per entry
+        of `rows`, one column per pool; the rows' other entries are not x's), for this and
+        later steps. The basis is kept (HiGHS refactorises it at the next run)."""
         rows = np.asarray(rows, dtype=np.int64)
-        pools = np.asarray(pools, dtype=np.int64)
-        vals = np.asarray(vals, dtype=float)
-        old = np.asarray(self._ax[rows, pools]).ravel()
-        ch = np.flatnonzero(old != vals)
-        if len(ch) == 0:
-            return 0
-        r, p, v = rows[ch], pools[ch], vals[ch]
-        delta = sp.csr_matrix((v - old[ch], (r, p)), shape=self._ax.shape)
-        ax = self._ax + delta
+        keep = np.ones(self._ax.shape[0])
+        keep[rows] = 0.0
+        place = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                              shape=(self._ax.shape[0], len(rows)))
+        ax = (sp.diags(keep) @ self._ax + place @ sp.csr_matrix(coefs)).tocsr()
         ax.eliminate_zeros()
-        self._pass_matrix(ax.tocsr())
+        self._pass_matrix(ax)
         self.n_coef_updates += 1
-        return len(ch)
 
     def _pass_matrix(self, ax: sp.csr_matrix) -> None:
         """Give HiGHS its model with ``ax`` (rows x pools) as the columns of ``x`` (the rest of
