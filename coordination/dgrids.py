@@ -18,10 +18,9 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 from tsodso.coordination.bid import BidBook
-from tsodso.coordination.dnetwork import DSensitivity
+from tsodso.coordination.dnetwork import DSensitivity, internal_voltage, sensitivities
 from tsodso.coordination.market import DRows, DState
 from tsodso.coordination.need import GridLimits
-from tsodso.coordination.dnetwork import internal_voltage, sensitivities
 from tsodso.coordination.pooling import ZonePools
 from tsodso.core.powerflow import GridModel
 
