@@ -6,9 +6,10 @@ bus voltage magnitude and each branch loading changes per MW injected at a resou
 The coefficients come from the Newton-Raphson Jacobian of `simulators.powerflow.GridModel`
 (the same equations the grid truth is solved with): per island one sparse LU factorisation and
 one multi-column solve for its injection buses, then the branch currents through Yf/Yt. They
-depend on the operating point (a loading's slope changes sign when its flow reverses), so they
-are meant to be computed at each step's operating point; that takes tens of milliseconds for
-the default D net (`benchmarks/linear_model_error.py`).
+depend on the operating point (a loading's slope changes sign when its flow reverses), so the
+markets refresh them as the D grids' reported state moves (`coordination.dgrids.DGridView.
+refresh`, at the voltages `internal_voltage` rebuilds from the grids' reports); all D grids
+at once take about 0.1 s for the default D net (`benchmarks/linear_model_error.py`).
 
 An injection is +1 MW of active power at constant reactive power (an up activation of a
 resource whose reactive set-point stays where it was). Slack buses (the interface HV buses)

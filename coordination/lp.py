@@ -71,7 +71,8 @@ RC_TOL = 1e-6  # EUR/MWh: reduced-cost sign tolerance of the optimality check (<
 
 @dataclass
 class DRows:
-    """Linear constraints of one D grid (sensitivities fixed for the run)."""
+    """Linear constraints of one D grid at the sensitivities of its last linearisation
+    (`FlexMarket.update_drows` replaces them when the D grids' linear model is refreshed)."""
 
     grid: str
     pools: np.ndarray  # pool indices of this grid (columns)
@@ -172,6 +173,7 @@ class MarketLP:
         shape = (lp.num_row_, lp.num_col_)
         a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
              else sp.csr_matrix(parts, shape=shape))
+        self._a = a.tocsc()  # the whole matrix, for `set_coefs`
         if self.n_coef_updates:  # the pyomo model holds the build-time D coefficients
             self._pass_matrix(self._ax)
         else:
@@ -200,30 +202,32 @@ class MarketLP:
 
     def _pass_matrix(self, ax: sp.csr_matrix) -> None:
         """Give HiGHS its model with ``ax`` (rows x pools) as the columns of ``x`` (the rest of
-        the matrix, bounds and costs as they stand) and set the previous basis again."""
+        the matrix, bounds and costs as they stand) as arrays in one call, and set the
+        previous basis again (reading HiGHS's matrix back costs more than the rest: the
+        matrix is kept here since `attach`)."""
         h = self.highs
         basis = h.getBasis()
         lp = h.getLp()
-        am = lp.a_matrix_
-        parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
-        shape = (lp.num_row_, lp.num_col_)
-        a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
-             else sp.csr_matrix(parts, shape=shape).tocsc())
+        n_row, n_col = self._a.shape
         x_col = self.col_index["x"]
-        keep = np.ones(shape[1])
+        keep = np.ones(n_col)
         keep[x_col] = 0.0
         place = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
-                              shape=(self.n, shape[1]))
-        a = (a @ sp.diags(keep) + ax @ place).tocsc()
+                              shape=(self.n, n_col))
+        a = (self._a @ sp.diags(keep) + ax @ place).tocsc()
+        a.eliminate_zeros()
         a.sort_indices()
-        am.format_ = highspy.MatrixFormat.kColwise
-        am.start_ = a.indptr.astype(np.int32)
-        am.index_ = a.indices.astype(np.int32)
-        am.value_ = a.data
-        lp.a_matrix_ = am
-        h.passModel(lp)
+        h.passModel(n_col, n_row, a.nnz, int(highspy.MatrixFormat.kColwise), int(lp.sense_),
+                    float(lp.offset_), np.asarray(lp.col_cost_, dtype=float),
+                    np.asarray(lp.col_lower_, dtype=float),
+                    np.asarray(lp.col_upper_, dtype=float),
+                    np.asarray(lp.row_lower_, dtype=float),
+                    np.asarray(lp.row_upper_, dtype=float),
+                    a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+                    np.zeros(n_col, dtype=np.int32))
         if basis.valid:
             h.setBasis(basis)
+        self._a = a
         self._ax = ax
 
     def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
