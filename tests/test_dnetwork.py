@@ -6,6 +6,7 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
+import scipy.sparse as sp
 from tsodso.coordination.dnetwork import sensitivities
 from tsodso.core.powerflow import GridModel
 from tsodso.scenarios.split import split_net
@@ -184,3 +185,46 @@ def test_refresh_follows_the_operating_point_of_a_default_step():
         assert err < np.abs(before[0][ok, col] - fd_v[ok]).max()
         flowing = res.loading_percent > 1.0  # |I| has a kink where a flow passes zero
         assert np.abs(sens.dl_dp[flowing, col] - fd_l[flowing]).max() <= 1e-2
+
+
+def test_relinearise_writes_the_refreshed_rows_into_every_market_of_a_scheme():
+    """`common` with the DSOs first (two markets with D rows): after a refresh at another
+    step, each market's HiGHS matrix holds the D rows pooled from the new sensitivities."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from tsodso.scenarios.load import load
+    from tsodso.scenarios.world import prepare
+
+    ctx = prepare(load("tiny", {"market.common_decomposed": True}), "common")
+    scheme = ctx.scheme
+    rt = ctx.levels["D"]
+    dg = replace(scheme.dg, refresh_vm_pu=0.0, refresh_loading_percent=0.0)
+    scheme.dg = dg
+    k = 12
+    res = rt.model.solve(*(a[k] for a in (rt.re_load_p, rt.re_load_q, rt.re_sgen_p,
+                                          rt.re_sgen_q, rt.re_sto_p, rt.re_sto_q)))
+    reports = {g: SimpleNamespace(vm_pu=res.vm_pu[sl.bus], va_degree=res.va_degree[sl.bus],
+                                  loading_percent=res.loading_percent[sl.branch],
+                                  converged=True)
+               for g, sl in rt.grids.items() if g in dg.grids}
+    old = [m.lp._ax.copy() for m, _ in scheme.d_lps]
+    assert len(scheme.d_lps) == 2
+    assert sorted(scheme.relinearise(reports)) == sorted(dg.grids)
+    for (market, pools), before in zip(scheme.d_lps, old, strict=True):
+        lp = market.lp
+        assert lp.n_coef_updates == 1
+        for dr in dg.rows(pools):
+            g = [d.grid for d in market.drows].index(dr.grid)
+            ks = [i for i, (gg, _) in enumerate(market._vrows) if gg == g]
+            want = dr.dv[[market._vrows[i][1] for i in ks]] * market.dir[dr.pools]
+            want[np.abs(want) < 1e-7] = 0.0
+            got = lp._ax[lp.row_positions("v_up")[ks]][:, dr.pools].toarray()
+            assert np.allclose(got, want, rtol=0, atol=1e-15)
+            hi = lp.highs.getLp().a_matrix_  # and HiGHS holds the same numbers
+            a = sp.csc_matrix((np.asarray(hi.value_), np.asarray(hi.index_),
+                               np.asarray(hi.start_)), shape=lp._a.shape)
+            cols = lp.col_index["x"][dr.pools]
+            assert np.allclose(a[lp.row_positions("v_dn")[ks]][:, cols].toarray(), want,
+                               rtol=0, atol=1e-15)
+        assert abs(lp._ax - before).max() > 1e-6  # the coefficients did move
