@@ -73,8 +73,9 @@ class ZonePools(_Grouping):
     """Pools for markets that model the D grids: D slots of one grid, zone (feeder), direction
     and price; T slots of one T bus, direction and price.
 
-    A D pool's sensitivity is the capability-weighted mean of its members' bus sensitivities,
-    fixed for the run; its activation is split back pro rata to what the members offered.
+    A D pool's sensitivity is the capability-weighted mean of its members' bus sensitivities
+    (renewed when the D grids' linear model is refreshed; the pools themselves are fixed for
+    the run); its activation is split back pro rata to what the members offered.
     """
 
     def __init__(self, book: BidBook, zone: np.ndarray, capability: np.ndarray):

@@ -379,8 +379,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
 def distribution_model(levels: dict[str, LevelRuntime], portfolio: Portfolio,
                        tmodel: TransmissionModel, dso_grids: list[str], d_net,
                        interfaces) -> DModel:
-    """What the D-aware markets and the conflict rules know of the D grids: zones (feeders)
-    and voltage/loading sensitivities at the first step's operating point."""
+    """What the D-aware markets and the conflict rules know of the D grids: zones (feeders),
+    voltage/loading sensitivities at the first step's operating point (the markets refresh
+    them as the point moves) and the D net's model to refresh them with."""
     rt = levels["D"]
     model = rt.model
     p = [rt.re_load_p[0], rt.re_load_q[0], rt.re_sgen_p[0], rt.re_sgen_q[0], rt.re_sto_p[0],
@@ -409,7 +410,9 @@ def distribution_model(levels: dict[str, LevelRuntime], portfolio: Portfolio,
     slot_col = np.array([col_of[int(c)] for c in book.t_bus])
     hv_dv[:, :] = t_sens.dv_dp[:, slot_col]
     return DModel(sens=sens, inj_col={int(b): j for j, b in enumerate(inj_bus)}, zone=zone,
-                  capability=portfolio.capability(), hv_dv=hv_dv)
+                  capability=portfolio.capability(), hv_dv=hv_dv, grid_model=model,
+                  v0=model.v.copy(), vm0=result.vm_pu.copy(),
+                  loading0=result.loading_percent.copy())
 
 
 def feeder_zones(net, cut_buses: set[int]) -> dict[int, int]:

@@ -76,6 +76,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         ctx = self.ctx
         needs = assess(k, self.reports, ctx.limits)
         t0 = _time.perf_counter()
+        self.scheme.relinearise(self.reports)  # part of the clearing's cost
         outcome = self.scheme.clear(needs, dict(self.reports))
         self.timing.clearing_s += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"))

@@ -54,6 +54,9 @@ class GridReport:
     vm_without_tso: np.ndarray | None = None
     loading_without_tso: np.ndarray | None = None
     tap_pos: dict[str, float] | None = None  # D grids: tap position per interface transformer
+    # voltage angles of the grid's buses (degrees): with vm_pu the complex state the markets
+    # linearise the D grids at (coordination.dgrids.DGridView.refresh)
+    va_degree: np.ndarray | None = None
 
 
 @dataclass
@@ -229,10 +232,10 @@ class GridSim(mosaik_api_v3.Simulator):
             sl = rt.grids[eid]
             if res is None:
                 vm, ld = np.full(len(sl.bus), np.nan), np.full(len(sl.branch), np.nan)
-                pf = np.full(len(sl.branch), np.nan)
+                pf, va = np.full(len(sl.branch), np.nan), np.full(len(sl.bus), np.nan)
             else:
                 vm, ld = res.vm_pu[sl.bus], res.loading_percent[sl.branch]
-                pf = res.p_from_mw[sl.branch]
+                pf, va = res.p_from_mw[sl.branch], res.va_degree[sl.bus]
             iface_s: dict[str, complex] = {}
             if rt.level == "D" and res is not None:
                 for j, iface in enumerate(sl.interfaces):
@@ -244,7 +247,7 @@ class GridSim(mosaik_api_v3.Simulator):
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
                 None if cf is None else cf.loading_percent[sl.branch].copy(),
-                self._tap_positions(sl))
+                self._tap_positions(sl), va)
         if rt.level == "T":
             self._loop_control(res)
 
