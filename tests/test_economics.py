@@ -129,9 +129,11 @@ def test_integrated_brps_trade_their_own_positions_in_opposite_directions():
     assert out.transfers["brp_imbalance_charges"] == pytest.approx(0.0, abs=1e-9)
 
 
-# MV1.101 peaks at 1.0299 pu without coordination and 1.0307 pu with the centralized market
-# at step 6 (10:00 + 90 min): a band edge between them
-EDGE_D = "[limits.D]\nvm_max_pu = 1.0304\n"
+# Without the balancing ladder and storage the TSO balances with D resources. MV1.101 peaks at
+# 1.002949 pu without coordination and 1.003137 pu with the centralized market at step 1
+# (10:15): a band edge between them
+EDGE_D = ("[limits.D]\nvm_max_pu = 1.00304\n[flexibility.balancing]\nblocks = 0\n"
+          "[flexibility.storage]\nshare = 0.0\n")
 
 
 def test_tso_caused_violations_against_the_none_run(tmp_path):
