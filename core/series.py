@@ -73,6 +73,9 @@ class BlockSeries:
         return out
 
     def __getitem__(self, key):
+        if type(key) is int and 0 <= key < self._n:  # the common case: one step's row
+            b, r = divmod(key, self._block)
+            return (self._cached if b == self._cached_b else self.block(b))[r]
         rest: tuple = ()
         if isinstance(key, tuple):
             key, rest = key[0], key[1:]
