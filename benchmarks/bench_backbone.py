@@ -2,6 +2,7 @@
 
     python benchmarks/bench_backbone.py flat      # tiny/none: per-step cost at 200 vs 2,000 steps
     python benchmarks/bench_backbone.py memory    # tiny/none: peak memory, 96 vs 960 steps
+    python benchmarks/bench_backbone.py memory default 96 2976   # default/none, a day vs a month
     python benchmarks/bench_backbone.py default   # none/centralized vs pandapower time series
     python benchmarks/bench_backbone.py tiny      # the same on tiny
 
@@ -46,21 +47,23 @@ def flat() -> None:
     print(f"ratio steps/s {long}/{short}: {sps_b / sps_a:.3f} (target >= 0.80)")
 
 
-def _child_peak(steps: int) -> float:
+def _child_peak(steps: int, name: str = "tiny", scheme: str = "none") -> float:
+    """Peak RSS (MiB) of a fresh process that runs `steps` of `scheme` on `name`."""
     code = ("import resource,sys;sys.path.insert(0,'.');"
             "from benchmarks.bench_backbone import _run;"
-            f"_run('tiny','none',{steps});"
+            f"_run({name!r},{scheme!r},{steps});"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def memory() -> None:
-    small, large = _child_peak(96), _child_peak(960)
-    print(f"tiny/none   96 steps: peak RSS {small:8.1f} MiB")
-    print(f"tiny/none  960 steps: peak RSS {large:8.1f} MiB")
-    print(f"ratio 960/96: {large / small:.3f} (target <= 1.10)")
+def memory(name: str = "tiny", short: int = 96, long: int = 960) -> None:
+    small, large = _child_peak(short, name), _child_peak(long, name)
+    print(f"{name}/none {short:5d} steps: peak RSS {small:8.1f} MiB")
+    print(f"{name}/none {long:5d} steps: peak RSS {large:8.1f} MiB")
+    print(f"ratio {long}/{short}: {large / small:.3f} (target <= 1.10; "
+          f"peak <= 1024 MiB: {'yes' if max(small, large) <= 1024 else 'no'})")
 
 
 def reference_timeseries(name: str, steps: int) -> float:
@@ -106,7 +109,8 @@ if __name__ == "__main__":
     if what == "flat":
         flat()
     elif what == "memory":
-        memory()
+        args = sys.argv[2:]
+        memory(args[0] if args else "tiny", *(int(a) for a in args[1:3]))
     elif what in ("default", "tiny"):
         versus_reference(what, int(sys.argv[2]) if len(sys.argv) > 2 else 96)
     else:

@@ -148,15 +148,31 @@ def _tso_created_violation(view: StepView, grid: str) -> bool:
     return False
 
 
-def _grid_conflicts(view: StepView, grid: str) -> list[Conflict]:
-    """The per-D-grid conflict kinds of one grid."""
+def _net_activations(activations: list[Activation]) -> tuple[dict[tuple[str, str], float],
+                                                               set[str]]:
+    """`net_activation` of every (buyer, grid) at once (the same sums, in the same order), and
+    the grids where the TSO activated more than EPS_MW of a resource."""
+    net: dict[tuple[str, str], float] = {}
+    tso_grids: set[str] = set()
+    for a in activations:
+        key = (a.buyer, a.grid)
+        net[key] = net.get(key, 0) + a.direction * a.mw
+        if a.buyer == "TSO" and a.mw > EPS_MW:
+            tso_grids.add(a.grid)
+    return {k: float(v) for k, v in net.items()}, tso_grids
+
+
+def _grid_conflicts(view: StepView, grid: str,
+                    nets: tuple[dict[tuple[str, str], float], set[str]] | None = None
+                    ) -> list[Conflict]:
+    """The per-D-grid conflict kinds of one grid (``nets``: `_net_activations` of the step)."""
     out: list[Conflict] = []
-    acts = view.activations
-    tso = net_activation(acts, "TSO", grid)
-    dso = net_activation(acts, f"DSO:{grid}", grid)
+    net, tso_grids = nets if nets is not None else _net_activations(view.activations)
+    tso = net.get(("TSO", grid), 0.0)
+    dso = net.get((f"DSO:{grid}", grid), 0.0)
     if abs(tso) > EPS_MW and abs(dso) > EPS_MW and tso * dso < 0:
         out.append(Conflict("opposite_direction", grid, min(abs(tso), abs(dso))))
-    tso_active = any(a.buyer == "TSO" and a.grid == grid and a.mw > EPS_MW for a in acts)
+    tso_active = grid in tso_grids
     if tso_active and _tso_created_violation(view, grid):
         out.append(Conflict("tso_causes_dso_violation", grid, abs(tso)))
     if view.dso_balances_area:
@@ -201,8 +217,9 @@ def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
 def detect(view: StepView) -> list[Conflict]:
     """All conflicts of one step, ordered by kind (as in ``KINDS``), then grid name."""
     keyed: list[tuple[str, Conflict]] = []
+    nets = _net_activations(view.activations)
     for grid in dict.fromkeys(view.dso_grids):  # each grid once
-        keyed.extend(("", c) for c in _grid_conflicts(view, grid))
+        keyed.extend(("", c) for c in _grid_conflicts(view, grid, nets))
     keyed.extend(_double_activations(view))
     order = {k: i for i, k in enumerate(KINDS)}
     keyed.sort(key=lambda rc: (order[rc[1].kind], rc[1].grid, rc[0], rc[1].mw))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import pickle
 import re
@@ -89,6 +90,7 @@ class MappedProfile:
         """float64 values of `rows` (in memory), columns in the order of `index` if given
         (NaN for elements without a profile), like `DataFrame.reindex(columns=index)`."""
         out = np.array(self.values[np.asarray(rows)], dtype=float)
+        _release(self.values)
         if index is None:
             return out
         pos = self.columns.get_indexer(index)
@@ -96,6 +98,15 @@ class MappedProfile:
         ok = pos >= 0
         res[:, ok] = out[:, pos[ok]]
         return res
+
+
+def _release(values: np.ndarray) -> None:
+    """Drop the mapped file's pages from this process once rows are copied out: pages read
+    through a memory map stay counted in the process's resident memory, so a year run would
+    otherwise end up holding the whole profile file (the kernel keeps them in its page cache)."""
+    mapped = getattr(values, "_mmap", None)
+    if mapped is not None and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def _name(table: str, col: str) -> str:

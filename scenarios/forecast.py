@@ -37,6 +37,7 @@ __all__ = [
     "BLOCK",
     "DEFAULT_ERRORS",
     "ErrorParams",
+    "ErrorStream",
     "LOAD_INTRADAY",
     "OTHER_RES_INTRADAY",
     "PV_INTRADAY",
@@ -97,76 +98,101 @@ def forecast_errors(rating: np.ndarray, kinds: np.ndarray, params: Mapping[str, 
                     n_steps: int, seed: int, start_step: int = 0) -> np.ndarray:
     """(n_steps, n_assets) MW errors for absolute steps ``start_step .. start_step+n_steps-1``;
     exactly 0 where sigma == 0 (or rating == 0); same seed -> identical array."""
-    rating = np.asarray(rating, dtype=float)
-    kind_list = [str(k) for k in np.asarray(kinds, dtype=object).reshape(-1)]
-    if rating.ndim != 1 or len(kind_list) != rating.shape[0]:
-        raise ValueError("rating and kinds must be 1-D of equal length")
-    if not np.all(np.isfinite(rating)) or np.any(rating < 0.0):
-        raise ValueError("ratings must be finite and >= 0")
     if int(n_steps) != n_steps or n_steps < 0 or int(start_step) != start_step or start_step < 0:
         raise ValueError("n_steps and start_step must be non-negative integers")
-    if int(seed) != seed or seed < 0:
-        raise ValueError("seed must be a non-negative integer")
-    n_steps, start_step, seed = int(n_steps), int(start_step), int(seed)
-    kinds_sorted = sorted(set(kind_list))
-    missing = [k for k in kinds_sorted if k not in params]
-    if missing:
-        raise ValueError(f"no ErrorParams for kinds {missing}")
+    stream = ErrorStream(rating, kinds, params, seed, end_step=int(start_step) + int(n_steps))
+    return stream.rows(int(start_step), int(n_steps))
 
-    n_assets, n_kinds = rating.shape[0], len(kinds_sorted)
-    kind_pos = {k: j for j, k in enumerate(kinds_sorted)}
-    kind_idx = np.array([kind_pos[k] for k in kind_list], dtype=np.int64)
-    sigma = np.array([params[k].sigma for k in kinds_sorted])[kind_idx]
-    common = np.array([params[k].common for k in kinds_sorted])[kind_idx]
-    rho_kind = np.array([params[k].rho for k in kinds_sorted])
-    out = np.zeros((n_steps, n_assets))
-    active = (sigma > 0.0) & (rating > 0.0)
-    if n_steps == 0 or not active.any():
+
+class ErrorStream:
+    """The error stream of a set of assets, drawn window by window: ``rows(s, n)`` equals
+    ``forecast_errors(..., n, seed, start_step=s)`` bit for bit, so a run can draw its errors
+    block by block and hold only the rows it is simulating. The block-start skeleton up to
+    ``end_step`` is drawn once (one row per ``BLOCK`` steps)."""
+
+    def __init__(self, rating: np.ndarray, kinds: np.ndarray,
+                 params: Mapping[str, ErrorParams], seed: int, end_step: int) -> None:
+        rating = np.asarray(rating, dtype=float)
+        kind_list = [str(k) for k in np.asarray(kinds, dtype=object).reshape(-1)]
+        if rating.ndim != 1 or len(kind_list) != rating.shape[0]:
+            raise ValueError("rating and kinds must be 1-D of equal length")
+        if not np.all(np.isfinite(rating)) or np.any(rating < 0.0):
+            raise ValueError("ratings must be finite and >= 0")
+        if int(seed) != seed or seed < 0:
+            raise ValueError("seed must be a non-negative integer")
+        self.seed, self.end_step = int(seed), max(int(end_step), 0)
+        kinds_sorted = sorted(set(kind_list))
+        missing = [k for k in kinds_sorted if k not in params]
+        if missing:
+            raise ValueError(f"no ErrorParams for kinds {missing}")
+
+        n_assets, n_kinds = rating.shape[0], len(kinds_sorted)
+        self.n_assets, self.n_series = n_assets, n_kinds + n_assets
+        kind_pos = {k: j for j, k in enumerate(kinds_sorted)}
+        kind_idx = np.array([kind_pos[k] for k in kind_list], dtype=np.int64)
+        sigma = np.array([params[k].sigma for k in kinds_sorted])[kind_idx]
+        common = np.array([params[k].common for k in kinds_sorted])[kind_idx]
+        rho_kind = np.array([params[k].rho for k in kinds_sorted])
+        active = (sigma > 0.0) & (rating > 0.0)
+        self.any_active = bool(active.any())
+        if not self.any_active:
+            return
+
+        # Series layout (fixed by n_kinds and n_assets only): [common per sorted kind] + [assets].
+        need_common = np.zeros(n_kinds, dtype=bool)
+        need_common[np.unique(kind_idx[active & (common > 0.0)])] = True
+        need_asset = active & (common < 1.0)
+        self.cols = np.concatenate([np.flatnonzero(need_common),
+                                    n_kinds + np.flatnonzero(need_asset)])
+        self.rho = np.concatenate([rho_kind, rho_kind[kind_idx]])[self.cols]
+
+        # Combine per block: own parts are the trailing simulated columns in asset order; the
+        # common part of an asset is its kind's column (a zero column where it has none).
+        self.act = np.flatnonzero(active)
+        self.n_common = int(need_common.sum())
+        c_act = common[self.act]
+        scale = rating[self.act] * sigma[self.act]
+        self.own_in_act = c_act < 1.0
+        self.w_own = scale[self.own_in_act] * np.sqrt(1.0 - c_act[self.own_in_act])
+        col_of_kind = np.full(n_kinds, self.n_common, dtype=np.int64)
+        col_of_kind[need_common] = np.arange(self.n_common)
+        self.src_common = np.where(c_act > 0.0, col_of_kind[kind_idx[self.act]], self.n_common)
+        self.w_common = scale * np.sqrt(c_act)
+        self.all_own = bool(self.own_in_act.all())
+        self.all_active = len(self.act) == n_assets
+        self.skel = _skeleton(self.seed, self.n_series, self.cols, self.rho,
+                              max(self.end_step - 1, 0) // BLOCK)
+
+    def rows(self, start_step: int, n_steps: int) -> np.ndarray:
+        """(n_steps, n_assets) MW errors for absolute steps ``start_step ..`` (within
+        ``end_step``)."""
+        out = np.zeros((n_steps, self.n_assets))
+        if n_steps == 0 or not self.any_active:
+            return out
+        if start_step + n_steps > self.end_step:
+            raise ValueError(f"steps up to {start_step + n_steps} asked of a stream drawn up "
+                             f"to {self.end_step}")
+        n_common, act = self.n_common, self.act
+        for lo, hi, x in _ar1_window(self.seed, self.n_series, self.cols, self.rho, self.skel,
+                                     start_step, n_steps):
+            part = out[lo:hi] if self.all_active else np.zeros((hi - lo, len(act)))
+            if self.all_own:
+                np.multiply(x[:, n_common:], self.w_own, out=part)
+            else:
+                part[:, self.own_in_act] = x[:, n_common:] * self.w_own
+            if n_common:
+                shared = np.concatenate([x[:, :n_common], np.zeros((hi - lo, 1))], axis=1)
+                part += np.take(shared, self.src_common, axis=1) * self.w_common
+            if not self.all_active:
+                out[lo:hi, act] = part
         return out
 
-    # Series layout (fixed by n_kinds and n_assets only): [common per sorted kind] + [assets].
-    need_common = np.zeros(n_kinds, dtype=bool)
-    need_common[np.unique(kind_idx[active & (common > 0.0)])] = True
-    need_asset = active & (common < 1.0)
-    cols = np.concatenate([np.flatnonzero(need_common), n_kinds + np.flatnonzero(need_asset)])
-    rho = np.concatenate([rho_kind, rho_kind[kind_idx]])[cols]
 
-    # Combine per block: own parts are the trailing simulated columns in asset order; the common
-    # part of an asset is its kind's column (a zero column where it has none).
-    act = np.flatnonzero(active)
-    n_common = int(need_common.sum())
-    c_act = common[act]
-    scale = rating[act] * sigma[act]
-    own_in_act = c_act < 1.0
-    w_own = scale[own_in_act] * np.sqrt(1.0 - c_act[own_in_act])
-    col_of_kind = np.full(n_kinds, n_common, dtype=np.int64)
-    col_of_kind[need_common] = np.arange(n_common)
-    src_common = np.where(c_act > 0.0, col_of_kind[kind_idx[act]], n_common)
-    w_common = scale * np.sqrt(c_act)
-    all_own, all_active = bool(own_in_act.all()), len(act) == n_assets
-    for lo, hi, x in _ar1_window(seed, n_kinds + n_assets, cols, rho, start_step, n_steps):
-        part = out[lo:hi] if all_active else np.zeros((hi - lo, len(act)))
-        if all_own:
-            np.multiply(x[:, n_common:], w_own, out=part)
-        else:
-            part[:, own_in_act] = x[:, n_common:] * w_own
-        if n_common:
-            shared = np.concatenate([x[:, :n_common], np.zeros((hi - lo, 1))], axis=1)
-            part += np.take(shared, src_common, axis=1) * w_common
-        if not all_active:
-            out[lo:hi, act] = part
-    return out
-
-
-def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, start_step: int,
-                n_steps: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Unit-variance stationary AR(1) paths of the selected series ``cols`` (coefficients
-    ``rho``) over absolute steps ``start_step .. start_step+n_steps-1``, yielded block by block
-    as (first row, end row, values) relative to ``start_step``; the values are a buffer that the
-    next block overwrites."""
-    b_first = start_step // BLOCK
-    b_last = (start_step + n_steps - 1) // BLOCK
-    # Skeleton: states at block starts 0 .. b_last+1, an AR(1) chain with coefficient rho**BLOCK.
+def _skeleton(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray,
+              b_last: int) -> np.ndarray:
+    """States at block starts 0 .. b_last+1: an AR(1) chain with coefficient rho**BLOCK. The
+    draws of a shorter skeleton are the first rows of a longer one's, so any window of the
+    stream sees the same states."""
     z = _generator(seed, 0).standard_normal((b_last + 2, n_series))[:, cols]
     a = rho**BLOCK
     b_a = np.sqrt(1.0 - a * a)
@@ -174,7 +200,18 @@ def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, sta
     skel[0] = z[0]
     for b in range(1, b_last + 2):
         skel[b] = a * skel[b - 1] + b_a * z[b]
+    return skel
 
+
+def _ar1_window(seed: int, n_series: int, cols: np.ndarray, rho: np.ndarray, skel: np.ndarray,
+                start_step: int, n_steps: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Unit-variance stationary AR(1) paths of the selected series ``cols`` (coefficients
+    ``rho``, block-start states ``skel``) over absolute steps ``start_step ..
+    start_step+n_steps-1``, yielded block by block as (first row, end row, values) relative to
+    ``start_step``; the values are a buffer that the next block overwrites."""
+    b_first = start_step // BLOCK
+    b_last = (start_step + n_steps - 1) // BLOCK
+    a = rho**BLOCK
     c = np.sqrt(1.0 - rho * rho)
     t = np.arange(BLOCK)[:, None]
     # Bridge weights: x_t = y_t + k_t (s_end - y_B) conditions a free path y on the end state.

@@ -26,13 +26,9 @@ from tsodso.coordination.ptdf import TransmissionModel, transmission_ptdf
 from tsodso.coordination.schemes import MarketSetup, Scheme, make_scheme
 from tsodso.core.assets import classify
 from tsodso.core.powerflow import GridModel
+from tsodso.core.series import BlockSeries
 from tsodso.scenarios.cache import MappedProfile, load_simbench
-from tsodso.scenarios.forecast import (
-    ErrorParams,
-    forecast_errors,
-    physical_bounds,
-    realise,
-)
+from tsodso.scenarios.forecast import ErrorParams, ErrorStream
 from tsodso.scenarios.grids import (
     calendar,
     check_simbench_code,
@@ -44,6 +40,7 @@ from tsodso.scenarios.grids import (
 from tsodso.scenarios.load import ScenarioError
 from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
+from tsodso.scenarios.window import RunWindow
 from tsodso.simulators.flexibility import GridAssets, Portfolio
 from tsodso.simulators.grid import GridSlice, LevelRuntime, SetpointControl
 from tsodso.simulators.taps import TapSettings
@@ -208,22 +205,13 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
     log.info("loading grid (%s %s) and profiles", scenario.grid.source, where)
     net, profiles = load_grid(scenario)
     cal = calendar(scenario)
-    rows = cal.first_row + np.arange(run.steps) * cal.stride
     n = run.steps
 
-    # forecasts (= profiles) and realised values (+ seeded forecast errors) of the coupled net
-    fc = {
-        "load_p": _window(profiles, "load", "p_mw", net.load.index, rows, net.load.p_mw.to_numpy()),
-        "load_q": _window(profiles, "load", "q_mvar", net.load.index, rows,
-                          net.load.q_mvar.to_numpy()),
-        "sgen_p": _window(profiles, "sgen", "p_mw", net.sgen.index, rows, net.sgen.p_mw.to_numpy()),
-        "sto_p": _window(profiles, "storage", "p_mw", net.storage.index, rows,
-                         net.storage.p_mw.to_numpy()),
-    }
-    # storage without a power limit (SimBench: max_p_mw = 0) has no schedule of its own: its
+    # forecasts (= profiles) and realised values (+ seeded forecast errors) of the coupled net,
+    # made block by block while the run walks through its steps (scenarios/window.py).
+    # Storage without a power limit (SimBench: max_p_mw = 0) has no schedule of its own: its
     # profile is a load shape on the negative rating that would empty the unit every day
     # without ever charging it. It is scheduled idle and acts only when a market asks.
-    fc["sto_p"][:, storage_idle(net)] = 0.0
     sgen_kind = classify("sgen", net.sgen.type)
     load_kind = classify("load", net.load.profile if "profile" in net.load
                          else [None] * len(net.load))
@@ -231,22 +219,43 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
                    storage_rating(net.storage)]
     kinds = np.r_[load_kind, sgen_kind, classify("storage", [None] * len(net.storage))]
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
-    # the error stream runs in quarter hours; a longer step takes every stride-th value
     q_stride = run.step_s // 900  # quarter hours per step
-    err = forecast_errors(rating, kinds, params, (n - 1) * q_stride + 1, run.seed,
-                          start_step=error_start(scenario))[::q_stride]
-    nl, ns = len(net.load), len(net.sgen)
-    fc_all = np.hstack([fc["load_p"], fc["sgen_p"], fc["sto_p"]])
-    lower, upper = physical_bounds(kinds, rating, fc_all)
-    real = realise(fc_all, err, lower, upper)
-    re_load, re_sgen, re_sto = real[:, :nl], real[:, nl:nl + ns], real[:, nl + ns:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(np.abs(fc["load_p"]) > 1e-9, re_load / fc["load_p"], 1.0)
-    re_load_q = fc["load_q"] * ratio
+    e_start = error_start(scenario)
+    stream = ErrorStream(rating, kinds, params, run.seed,
+                         end_step=e_start + (n - 1) * q_stride + 1)
+    element_index = {"load": net.load.index, "sgen": net.sgen.index,
+                     "storage": net.storage.index}
+    static = {("load", "p_mw"): net.load.p_mw.to_numpy(),
+              ("load", "q_mvar"): net.load.q_mvar.to_numpy(),
+              ("sgen", "p_mw"): net.sgen.p_mw.to_numpy(),
+              ("storage", "p_mw"): net.storage.p_mw.to_numpy()}
+
+    idle = storage_idle(net)
+
+    def profile(table: str, col: str, rows: np.ndarray) -> np.ndarray:
+        out = _window(profiles, table, col, element_index[table], rows, static[(table, col)])
+        if table == "storage":
+            out[:, idle] = 0.0
+        return out
+
+    win = RunWindow(profile, n, cal.first_row, cal.stride, stream, e_start, q_stride, kinds,
+                    rating, len(net.load), len(net.sgen))
+
+    def part(key: str, pos: np.ndarray) -> BlockSeries:
+        """Forecast columns `pos` of a block table."""
+        return win.series(lambda d: d[key][:, pos], len(pos), realised=False)
+
+    def deviation(d: dict, spos_: np.ndarray, lpos_: np.ndarray, tpos_: np.ndarray):
+        """Realised minus forecast net injection of the given elements, per step."""
+        return (d["re_sgen"] - d["sgen_p"])[:, spos_].sum(axis=1) \
+            - (d["re_load"] - d["load_p"])[:, lpos_].sum(axis=1) \
+            - (d["re_sto"] - d["sto_p"])[:, tpos_].sum(axis=1)
 
     # the balance responsible parties of the integrated market: RES producers and suppliers
-    brp_imbalance = {"BRP:res": (re_sgen - fc["sgen_p"]).sum(axis=1),
-                     "BRP:load": -(re_load - fc["load_p"]).sum(axis=1)}
+    brp_imbalance = {"BRP:res": win.series(lambda d: (d["re_sgen"] - d["sgen_p"]).sum(axis=1),
+                                           None),
+                     "BRP:load": win.series(lambda d: -(d["re_load"] - d["load_p"]).sum(axis=1),
+                                            None)}
     log.info("splitting the net at its TSO-DSO interfaces; building the power-flow models")
     split = split_net(net, interface_trafos(scenario, net))
     t_name = split.t_name
@@ -268,16 +277,23 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
         spos = net.sgen.index.get_indexer(lnet.sgen.index)
         tpos = net.storage.index.get_indexer(lnet.storage.index)
 
-        def cols(arr, pos):
-            out = np.zeros((n, len(pos)))
+        def cols(key: str, pos: np.ndarray) -> BlockSeries:
             ok = pos >= 0
-            out[:, ok] = arr[:, pos[ok]]
-            return out
+
+            def make(d: dict) -> np.ndarray:
+                arr = d[key]
+                out = np.zeros((len(arr), len(pos)))
+                out[:, ok] = arr[:, pos[ok]]
+                return out
+            return win.series(make, len(pos))
+
+        def constant(row: np.ndarray) -> BlockSeries:
+            return BlockSeries(lambda lo, hi: np.tile(row, (hi - lo, 1)), n, len(row))
 
         grids = [t_name] if level == "T" else dso_grids
         n_line = len(lnet.line)
         slices: dict[str, GridSlice] = {}
-        imbalance: dict[str, np.ndarray] = {}
+        imbalance: dict[str, BlockSeries] = {}
         for g in grids:
             buses = set(grid_buses[g])
             sl_load = np.flatnonzero(lnet.load.bus.isin(buses).to_numpy() & (lpos >= 0))
@@ -296,9 +312,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
                                       else [], dtype=np.int64),
                 iface_slack=np.array([_slack_pos(model, i.hv_bus) for i in mine]
                                      if level == "D" else [], dtype=np.int64))
-            imbalance[g] = (re_sgen - fc["sgen_p"])[:, spos[sl_sgen]].sum(axis=1) \
-                - (re_load - fc["load_p"])[:, lpos[sl_load]].sum(axis=1) \
-                - (re_sto - fc["sto_p"])[:, tpos[sl_sto]].sum(axis=1)
+            imbalance[g] = win.series(
+                functools.partial(deviation, spos_=spos[sl_sgen], lpos_=lpos[sl_load],
+                                  tpos_=tpos[sl_sto]), None)
             lv = lim_cfg.T if level == "T" else lim_cfg.D
             limits[g] = GridLimits(lv.vm_min_pu, lv.vm_max_pu, lv.loading_max_percent,
                                    model.rating_mva[branch])
@@ -316,16 +332,16 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
                 sto_eta=(sto.efficiency_percent.to_numpy(float) if "efficiency_percent" in sto
                          else np.ones(len(sto))),
                 sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
-                fc_load=fc["load_p"][:, lpos[sl_load]], fc_sgen=fc["sgen_p"][:, spos[sl_sgen]],
-                fc_sto=fc["sto_p"][:, tpos[sl_sto]],
+                fc_load=part("load_p", lpos[sl_load]), fc_sgen=part("sgen_p", spos[sl_sgen]),
+                fc_sto=part("sto_p", tpos[sl_sto]),
                 bus_name={int(b): str(nm) for b, nm in lnet.bus.name.items()}))
         t_ifaces = split.interfaces if level == "T" else []
         levels[level] = LevelRuntime(
             level=level, model=model, grids=slices,
-            re_load_p=cols(re_load, lpos), re_load_q=cols(re_load_q, lpos),
-            re_sgen_p=cols(re_sgen, spos),
-            re_sgen_q=np.tile(lnet.sgen.q_mvar.to_numpy(float), (n, 1)),
-            re_sto_p=cols(re_sto, tpos), re_sto_q=np.zeros((n, len(tpos))),
+            re_load_p=cols("re_load", lpos), re_load_q=cols("re_load_q", lpos),
+            re_sgen_p=cols("re_sgen", spos),
+            re_sgen_q=constant(lnet.sgen.q_mvar.to_numpy(float)),
+            re_sto_p=cols("re_sto", tpos), re_sto_q=constant(np.zeros(len(tpos))),
             imbalance=imbalance,
             iface_load=np.array([lnet.load.index.get_loc(i.t_load) for i in t_ifaces],
                                 dtype=np.int64),

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from tsodso.coordination.bid import BidBook
 from tsodso.core.assets import KINDS, TABLES
+from tsodso.core.series import row_blocks
 from tsodso.simulators import storage
 from tsodso.simulators.rebound import Rebound
 
@@ -229,18 +230,42 @@ class Portfolio:
         """MW each slot can offer at most over the run window (to weight pooled slots)."""
         cap = np.zeros(len(self.book))
         flex = self.flex
+        peak = self._forecast_peaks()
         for s, (grid, table, idx) in enumerate(self._members):
             g = self.grids.get(grid)
             share = flex.offer(self.book.kind[s]).share if table != "balancing" else 1.0
-            if table == "sgen":
-                cap[s] = share * np.maximum(g.fc_sgen[:, idx], 0.0).sum(axis=1).max(initial=0)
-            elif table == "load":
-                cap[s] = share * np.maximum(g.fc_load[:, idx], 0.0).sum(axis=1).max(initial=0)
+            if table in ("sgen", "load"):
+                cap[s] = share * peak[s]
             elif table == "storage":
                 cap[s] = share * g.sto_rating[idx].sum()
             else:
                 cap[s] = flex.balancing.block_mw
         return cap
+
+    def _forecast_peaks(self) -> np.ndarray:
+        """Per sgen/load slot, the highest sum of its elements' positive forecasts over the
+        run window (0 for other slots), read block by block (the forecasts are made per block
+        of steps). Slots of equal size are summed together, each over its own elements in
+        their own order (the same sums as one slot at a time)."""
+        peak = np.zeros(len(self.book))
+        groups: dict[tuple[str, str, int], list[tuple[int, np.ndarray]]] = {}
+        for s, (grid, table, idx) in enumerate(self._members):
+            if table in ("sgen", "load"):
+                idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+                groups.setdefault((grid, table, len(idx)), []).append((s, idx))
+        stacked = [(grid, table, np.array([s for s, _ in m], dtype=np.int64),
+                    np.stack([i for _, i in m])) for (grid, table, _), m in groups.items()]
+        first = next(iter(self.grids.values()), None)
+        for lo, hi in (row_blocks(first.fc_sgen) if first is not None else []):
+            pos: dict[tuple[str, str], np.ndarray] = {}
+            for grid, table, slots, idx in stacked:  # all grids of a block, then the next
+                if (grid, table) not in pos:
+                    g = self.grids[grid]
+                    fc = g.fc_sgen if table == "sgen" else g.fc_load
+                    pos[(grid, table)] = np.maximum(fc[lo:hi], 0.0)
+                sums = pos[(grid, table)][:, idx].sum(axis=2)  # (rows, slots)
+                peak[slots] = np.maximum(peak[slots], sums.max(axis=0, initial=0))
+        return peak
 
     def neutral(self) -> dict[str, Setpoints]:
         """No change to any grid (the start of a step, before the markets clear)."""
