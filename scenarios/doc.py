@@ -79,6 +79,10 @@ MEANING: dict[str, str] = {
                             "keep T voltages in band",
     "control.setpoint_margin_pu": "it aims this far inside the T band",
     "control.max_setpoint_change_pu": "largest change of the set-point from the scenario's",
+    "growth.d_stress": "scales the D-level growth: factor = max(0, 1 + d_stress x (D - 1)); "
+                       "0 = the grid as given, 1 = the D factors as written",
+    "growth.<kind>.D": "factor on the kind's ratings and profiles in the D (MV) grids",
+    "growth.<kind>.T": "factor on the kind's ratings and profiles in the T (HV) grid",
 }
 
 KIND_NAMES = [k.name for k in KINDS]
