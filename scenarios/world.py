@@ -97,7 +97,8 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net (interface tap changers set for the run) and its profiles."""
+    """The coupled net and its profiles, grown per `[growth]` (scenarios/growth.py), with the
+    interface tap changers set for the run on the grown grid."""
     source = scenario.grid.source
     if source == "tiny":
         from tsodso.scenarios.tiny import build_tiny
