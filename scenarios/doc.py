@@ -87,6 +87,10 @@ MEANING: dict[str, str] = {
                         "step, before any market, to hold the MV busbar at grid.mv_busbar_pu",
     "control.tap_deadband_pu": "they act when the busbar is farther than this from the target",
     "control.max_tap_moves": "most tap positions a substation moves in one step",
+    "growth.d_stress": "scales the D-level growth: factor = max(0, 1 + d_stress x (D - 1)); "
+                       "0 = the grid as given, 1 = the D factors as written",
+    "growth.<kind>.D": "factor on the kind's ratings and profiles in the D (MV) grids",
+    "growth.<kind>.T": "factor on the kind's ratings and profiles in the T (HV) grid",
 }
 
 KIND_NAMES = [k.name for k in KINDS]

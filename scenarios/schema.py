@@ -284,6 +284,22 @@ class ControlCfg(Strict):
     max_tap_moves: int = Field(2, ge=1, le=20)
 
 
+class KindGrowth(Strict):
+    """Growth of one asset kind: factors on its ratings and profiles per level."""
+
+    D: float = Field(1.0, ge=0.0, le=100.0)  # in the DSOs' grids (scaled by d_stress)
+    T: float = Field(1.0, ge=0.0, le=100.0)  # in the TSO's grid
+
+
+#: `[growth]`: d_stress, then one section per asset kind of tsodso.core.assets
+#: (scenarios/growth.py applies it; factor_D = max(0, 1 + d_stress * (D - 1))).
+GrowthCfg = create_model(
+    "GrowthCfg", __base__=Strict,
+    __doc__="Growth of the assets per kind and level (scenarios/growth.py).",
+    d_stress=(float, Field(1.0, ge=0.0, le=10.0)),
+    **{k.name: (KindGrowth, KindGrowth()) for k in ASSET_DEFS})
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=10_000)
@@ -296,6 +312,7 @@ class Scenario(Strict):
     coupling: CouplingCfg = CouplingCfg()
     market: MarketCfg = MarketCfg()
     control: ControlCfg = ControlCfg()
+    growth: GrowthCfg = GrowthCfg()
 
     @model_validator(mode="wrap")
     @classmethod

@@ -37,6 +37,7 @@ from tsodso.scenarios.grids import (
     interface_trafos,
     load_own,
 )
+from tsodso.scenarios.growth import apply_growth
 from tsodso.scenarios.load import ScenarioError
 from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
@@ -94,7 +95,8 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net (interface taps set for the run's start) and its profiles."""
+    """The coupled net and its profiles, grown per `[growth]` (scenarios/growth.py), with the
+    interface taps set for the run's start on the grown grid."""
     source = scenario.grid.source
     if source == "tiny":
         from tsodso.scenarios.tiny import build_tiny
@@ -107,6 +109,7 @@ def load_grid(scenario: Scenario):
         check_simbench_code(scenario.grid.code)
         net, profiles = _simbench(scenario.grid.code)
         net = copy.deepcopy(net)
+    profiles = apply_growth(scenario, net, profiles, interface_trafos(scenario, net))
     if scenario.grid.mv_busbar_pu is not None:
         set_interface_taps(net, profiles, calendar(scenario).first_row,
                            scenario.grid.mv_busbar_pu, interface_trafos(scenario, net))
