@@ -80,7 +80,8 @@ def paired(table: pd.DataFrame, reference: str, params: Sequence[str] = (),
     cheapest = wide.le(low + TIE_EUR, axis=0) & wide.notna()
     rows = []
     case_index = list(params)
-    groups = wide.groupby(level=case_index, sort=False) if case_index else [((), wide)]
+    groups = (wide.groupby(level=case_index if len(case_index) > 1 else case_index[0],
+                           sort=False) if case_index else [((), wide)])
     for case, block in groups:
         case = case if isinstance(case, tuple) else (case,)
         ref = block[reference]
@@ -96,7 +97,8 @@ def paired(table: pd.DataFrame, reference: str, params: Sequence[str] = (),
                          "p05": values.quantile(lo), "p95": values.quantile(hi),
                          "diff_mean": diff.mean(), "diff_p05": diff.quantile(lo),
                          "diff_p95": diff.quantile(hi),
-                         "rel_mean_pct": 100.0 * rel.mean(), "rel_p05_pct": 100.0 * rel.quantile(lo),
+                         "rel_mean_pct": 100.0 * rel.mean(),
+                         "rel_p05_pct": 100.0 * rel.quantile(lo),
                          "rel_p95_pct": 100.0 * rel.quantile(hi),
                          "cheapest_share": float(wins[values.index].mean())})
     return pd.DataFrame(rows)

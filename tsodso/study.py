@@ -114,11 +114,15 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def parse_seeds(value: Any, source: str = "seeds") -> list[int]:
-    """Seeds from a list of integers, one integer, or a range 'A-B' (both included)."""
+    """Seeds from a list of integers, one integer, a range 'A-B' (both included) or ranges
+    and integers separated by commas ('1-3,7')."""
     if isinstance(value, bool):
         raise StudyError(f"{source}: expected a list of integers or a range 'A-B'")
     if isinstance(value, int):
         value = [value]
+    if isinstance(value, str) and "," in value:
+        seeds = [x for part in value.split(",") for x in parse_seeds(part, source)]
+        return parse_seeds(seeds, source)
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)
         if m is None:
