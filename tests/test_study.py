@@ -276,3 +276,37 @@ def test_a_killed_worker_does_not_lose_runs(cluster, tmp_path):
     assert len(table) == 4 and (table["status"] == "ok").all(), table["error"].tolist()
     for f in table["file"]:
         assert (out / f).is_file()
+
+
+# -- the study report ---------------------------------------------------------------------------
+
+
+def test_study_report_shows_paired_differences_and_sweeps(tmp_path):
+    from tsodso.study import Study, _write_table
+
+    day = pd.Timestamp(START).to_pydatetime()
+    rows = []
+    for p in (1.0, 10.0):
+        for seed in range(1, 6):
+            base = 1000.0 * seed
+            for scheme, order, cost in (("A", 1, base), ("B", 2, base + 7.0 * p + seed)):
+                rows.append({"x.p": p, "day": day, "seed": seed, "scheme": scheme,
+                             "status": "ok", "error": "", "social_cost_eur": cost,
+                             "scheme_label": f"Scheme {scheme}", "scheme_order": order,
+                             "file": f"{p}/{seed}/{scheme}.h5"})
+    rows.append({"x.p": 1.0, "day": day, "seed": 6, "scheme": "B", "status": "failed",
+                 "error": "RuntimeError: solver gave up", "file": "1.0/6/B.h5"})
+    st = Study(name="hand", scenario="tiny", schemes=["A", "B"], seeds=list(range(1, 7)),
+               days=[day], params=["x.p"], reference="A", source="hand.toml")
+    _write_table(rows, st, tmp_path)
+    res = CliRunner().invoke(main, ["report", str(tmp_path), "--figures",
+                                    str(tmp_path / "fig")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for p in (1.0, 10.0):  # B - A = 7 p + seed; mean over seeds 1..5 = 7 p + 3
+        assert f"<td class=num>{7 * p + 3:,.0f}</td>" in page
+    assert "RuntimeError: solver gave up" in page and "21 (20 finished, 1 failed)" in page
+    assert 'id="fig-sweep-x.p"' in page and 'id="fig-study-costs"' in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["costs.png",
+                                                                    "sweep-x.p.png"]

@@ -1,6 +1,7 @@
 """tsodso: TSO-DSO coordination co-simulator.
 
-The Python API (see README and examples/): ``load_scenario``, ``run`` and ``compare``, imported
+The Python API (see README and examples/): ``load_scenario``, ``run``, ``compare`` and
+``run_study``, imported
 on first use (PEP 562) so that ``import tsodso`` and the command line stay quick.
 """
 
@@ -11,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tsodso.api import ScenarioError, compare, load_scenario, run
+    from tsodso.api import ScenarioError, compare, load_scenario, run, run_study
 
-_API = ("load_scenario", "run", "compare", "ScenarioError")
+_API = ("load_scenario", "run", "compare", "run_study", "ScenarioError")
 
-__all__ = ["ScenarioError", "__version__", "compare", "load_scenario", "run"]
+__all__ = ["ScenarioError", "__version__", "compare", "load_scenario", "run", "run_study"]
 
 
 def __getattr__(name: str) -> Any:

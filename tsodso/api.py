@@ -4,6 +4,7 @@
     sc = tsodso.load_scenario("tiny", **{"run.steps": 8, "flexibility.pv.share": 0.3})
     run = tsodso.run(sc, "common", "tiny-common.h5")     # -> tsodso.results.Run
     table = tsodso.compare(sc, ["none", "common"], "out")  # -> KPI DataFrame, one row a scheme
+    runs = tsodso.run_study("studies/penalties.toml", "out/penalties")  # one row a run (Dask)
 
 Overrides are validated exactly like a scenario file (same schema, same one-line
 `ScenarioError`), so a changed parameter cannot skip validation as `model_copy` would.
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from tsodso.results.api import Run
 
-__all__ = ["ScenarioError", "compare", "load_scenario", "run"]
+__all__ = ["ScenarioError", "compare", "load_scenario", "run", "run_study"]
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -131,3 +132,19 @@ def compare(scenario: str | Path | Scenario, schemes: str | Iterable[str] = "all
     table = kpi_table(folder)
     table.attrs["dir"] = folder
     return table
+
+
+def run_study(study: str | Path, out: str | Path | None = None, *,
+              scheduler: str | None = None, workers: int | None = None,
+              progress: bool = False) -> pd.DataFrame:
+    """Run a study file on Dask (as `tsodso study`): a LocalCluster, or the scheduler at
+    `scheduler` ("tcp://HOST:PORT"). Returns the runs table (`out/runs.parquet`, one row per
+    run); `out` defaults to `out/<study name>`. Finished runs in `out` are not run again.
+    Raises `tsodso.study.StudyError` (one line) for a bad study or case.
+    """
+    from tsodso.study import load_study
+    from tsodso.study import run_study as run_all
+
+    st = load_study(study)
+    folder = Path(out) if out is not None else Path("out") / st.name
+    return run_all(st, folder, scheduler=scheduler, workers=workers, progress=progress)

@@ -301,12 +301,23 @@ def study(file: Path, out_dir: Path | None, scheduler: str | None, workers: int 
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file (default: DIR/report.html, or FILE.html next to a run file)")
-def report(source: Path, out: Path | None) -> None:
-    """Build the self-contained HTML comparison report of a compare DIR (or one run file)."""
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="study DIR: also write each figure as a PNG into this folder")
+def report(source: Path, out: Path | None, figures: Path | None) -> None:
+    """Build the self-contained HTML report of a compare DIR, a study DIR (runs.parquet) or
+    one run file."""
     from tsodso.results.report import build_report
+    from tsodso.results.study import is_study_dir
 
     try:
-        path = build_report(source, out)
+        if is_study_dir(source):
+            from tsodso.results.report.study import build_study_report
+
+            path = build_study_report(source, out, figures)
+        else:
+            if figures is not None:
+                _fail("--figures is for a study directory (with runs.parquet)")
+            path = build_report(source, out)
     except (OSError, ValueError, KeyError) as exc:
         _fail(f"{source}: {exc}")
     click.echo(f"report: {path}")
