@@ -480,6 +480,7 @@ def run_study(study: Study, root: Path, scheduler: str | None = None,
     LocalCluster of ``workers`` processes (default: ``local_workers``), one thread each.
     Each finished run is passed to ``on_result`` (row dict). The table is written also when
     the study is interrupted (with the runs finished so far)."""
+    root = Path(root).absolute()  # the workers write there, whatever their own folder
     specs = plan(study, root)
     root.mkdir(parents=True, exist_ok=True)
     stale = _stale_parts(root)
