@@ -40,6 +40,7 @@ days = [2016-06-15T06:00:00]
 
 
 def _tasks(root: Path, steps: int) -> list[tuple]:
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "bench.toml"
     path.write_text(STUDY.format(steps=steps), encoding="utf-8")
     return [(s.scenario.model_dump(mode="python"), s.scheme, str(s.out), s.row(root))
@@ -48,8 +49,7 @@ def _tasks(root: Path, steps: int) -> list[tuple]:
 
 def _warm(root: Path, steps: int) -> tuple:
     """One run outside the measured ones (imports, the tiny grid's set-up)."""
-    task = _tasks(root / "warm", steps)[0]
-    return task
+    return _tasks(root / "warm", steps)[0]
 
 
 def loop(steps: int) -> float:
