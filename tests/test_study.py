@@ -248,6 +248,24 @@ def test_interrupted_study_resumes_without_recomputing(cluster, tmp_path):
     pd.testing.assert_frame_equal(_kpis(third), _kpis(second))
 
 
+def test_compare_over_seeds_is_paired_by_seed(cluster, tmp_path):
+    address, _ = cluster
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "local,common", "--steps",
+                                    str(STEPS), "--seeds", "1-2", "--scheduler", address,
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_parquet(out / "runs.parquet")
+    assert sorted(zip(table["seed"], table["scheme"], strict=True)) == [
+        (1, "common"), (1, "local"), (2, "common"), (2, "local")]
+    # the printed paired difference is local minus the reference, draw by draw
+    ref = res.output.split("against ")[1].split(" ")[0]
+    wide = table.pivot(index="seed", columns="scheme", values="social_cost_eur")
+    other = next(s for s in wide.columns if s != ref)
+    line = next(x for x in res.output.splitlines() if x.startswith(other))
+    assert f"{(wide[other] - wide[ref]).mean():+,.0f}" in line.split()
+
+
 def test_a_killed_worker_does_not_lose_runs(cluster, tmp_path):
     """Runs on a worker killed mid-run are run again on the other one (Dask reschedules
     tasks of a lost worker); its temporary file never counts as finished. Last in this

@@ -51,9 +51,11 @@ log = logging.getLogger("tsodso")
 #: Keys a study file may have.
 STUDY_KEYS = ("name", "description", "scenario", "schemes", "reference", "seeds", "days",
               "set", "sweep", "cases")
-#: Peak memory of one run (GB) when nothing else is known: the built-in tiny grid, and a
-#: SimBench grid (a `default` run holds about 2.7 GB, most of it the year of profiles).
-PEAK_GB = {"tiny": 0.5, "other": 3.0}
+#: Peak memory of one run (GB), to size a LocalCluster: the built-in tiny grid (about 0.4 GB
+#: resident) and any other grid (0.55-0.81 GB resident per worker measured on `default`
+#: runs of studies/penalties.toml, the profiles memory-mapped from the SimBench cache; the
+#: margin covers larger grids and longer runs).
+PEAK_GB = {"tiny": 0.5, "other": 1.5}
 #: Suffix of the temporary file a run writes before it is renamed into place.
 PART = ".part"
 #: Most runs in one study (a typo in a range should not plan a billion runs).
