@@ -119,7 +119,7 @@ def ranking_stability(table: pd.DataFrame, params: Sequence[str] = (),
                       kpi: str = "social_cost_eur") -> tuple[pd.DataFrame, float, tuple]:
     """How stable the ranking is over the draws: per scheme the share of draws at each rank
     (columns 1..n) and the mean rank, the share of draws ranked exactly as the most frequent
-    ranking, and that ranking (schemes cheapest first)."""
+    ranking (ties included), and that ranking ((scheme, rank) pairs, cheapest first)."""
     r = ranks(table, params, kpi)
     if r.empty:
         return pd.DataFrame(), float("nan"), ()
@@ -127,9 +127,21 @@ def ranking_stability(table: pd.DataFrame, params: Sequence[str] = (),
     share = pd.DataFrame({k: (r == k).mean() for k in range(1, n + 1)})
     share["mean_rank"] = r.mean()
     share = share.sort_values("mean_rank")
-    orders = r.apply(lambda row: tuple(row.sort_values(kind="stable").index), axis=1)
+    orders = r.apply(lambda row: tuple((str(k), int(v)) for k, v in
+                                       row.sort_values(kind="stable").items()), axis=1)
     counts = orders.value_counts()
     return share, float(counts.iloc[0] / len(orders)), tuple(counts.index[0])
+
+
+def format_order(order: Sequence[tuple[str, int]], labels: dict[str, str] | None = None) -> str:
+    """A ranking of ``ranking_stability`` as text: 'A < B = C' (cheapest first)."""
+    labels = labels or {}
+    out = ""
+    for i, (scheme, rank) in enumerate(order):
+        if i:
+            out += " = " if rank == order[i - 1][1] else " < "
+        out += labels.get(scheme, scheme)
+    return out
 
 
 def format_paired(stats: pd.DataFrame, reference: str, labels: dict[str, str] | None = None,

@@ -23,6 +23,7 @@ from tsodso.results.report.page import CSS, _version
 from tsodso.results.study import (
     BAND,
     default_reference,
+    format_order,
     ok_runs,
     paired,
     ranking_stability,
@@ -183,7 +184,7 @@ def ranking(data: StudyData) -> str:
     rows = [(esc(data.label(s)), num(share.loc[s, "mean_rank"], 2),
              *(pct(100 * share.loc[s, k]) for k in ranks)) for s in share.index]
     n = len(ok_runs(data.table).groupby([*data.params, "day", "seed"]))
-    text = (f"<p>The most frequent ranking ({esc(' < '.join(data.label(s) for s in order))}, "
+    text = (f"<p>The most frequent ranking ({esc(format_order(order, data.labels))}, "
             f"cheapest first) holds in <strong>{pct(100 * stable)}</strong> of the draws in "
             "which every scheme finished. A scheme whose draws spread over several ranks has "
             "no stable place: its cost difference to its neighbours is smaller than the "
