@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from tsodso.api import ScenarioError, compare, load_scenario, run, run_study
+    from tsodso.api import ScenarioError, compare, load_scenario, run
+    from tsodso.study import run_study
 
-_API = ("load_scenario", "run", "compare", "run_study", "ScenarioError")
+_API = ("load_scenario", "run", "compare", "ScenarioError")
 
 __all__ = ["ScenarioError", "__version__", "compare", "load_scenario", "run", "run_study"]
 
@@ -24,8 +25,12 @@ def __getattr__(name: str) -> Any:
         from tsodso import api
 
         return getattr(api, name)
+    if name == "run_study":
+        from tsodso.study import run_study
+
+        return run_study
     raise AttributeError(f"module 'tsodso' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+    return sorted([*globals(), *_API, "run_study"])

@@ -6,6 +6,8 @@
     table = tsodso.compare(sc, ["none", "common"], "out")  # -> KPI DataFrame, one row a scheme
     runs = tsodso.run_study("studies/penalties.toml", "out/penalties")  # one row a run (Dask)
 
+(`run_study` is `tsodso.study.run_study`.)
+
 Overrides are validated exactly like a scenario file (same schema, same one-line
 `ScenarioError`), so a changed parameter cannot skip validation as `model_copy` would.
 """
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from tsodso.results.api import Run
 
-__all__ = ["ScenarioError", "compare", "load_scenario", "run", "run_study"]
+__all__ = ["ScenarioError", "compare", "load_scenario", "run"]
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -133,18 +135,3 @@ def compare(scenario: str | Path | Scenario, schemes: str | Iterable[str] = "all
     table.attrs["dir"] = folder
     return table
 
-
-def run_study(study: str | Path, out: str | Path | None = None, *,
-              scheduler: str | None = None, workers: int | None = None,
-              progress: bool = False) -> pd.DataFrame:
-    """Run a study file on Dask (as `tsodso study`): a LocalCluster, or the scheduler at
-    `scheduler` ("tcp://HOST:PORT"). Returns the runs table (`out/runs.parquet`, one row per
-    run); `out` defaults to `out/<study name>`. Finished runs in `out` are not run again.
-    Raises `tsodso.study.StudyError` (one line) for a bad study or case.
-    """
-    from tsodso.study import load_study
-    from tsodso.study import run_study as run_all
-
-    st = load_study(study)
-    folder = Path(out) if out is not None else Path("out") / st.name
-    return run_all(st, folder, scheduler=scheduler, workers=workers, progress=progress)

@@ -280,12 +280,11 @@ def study(file: Path, out_dir: Path | None, scheduler: str | None, workers: int 
     results file per run and OUT/runs.parquet (and runs.csv). Finished runs are skipped when
     the same study is run again."""
     from tsodso.scenarios.load import ScenarioError
-    from tsodso.study import StudyError, load_study, plan
+    from tsodso.study import StudyError, default_root, load_study, plan
 
     try:
         st = load_study(file)
-        out = out_dir if out_dir is not None else Path("out") / re.sub(
-            r"[^A-Za-z0-9_.-]+", "_", st.name).lstrip(".")
+        out = out_dir if out_dir is not None else default_root(st)
         specs = plan(st, out)
     except (StudyError, ScenarioError) as exc:
         _fail(str(exc))

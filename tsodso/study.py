@@ -303,6 +303,11 @@ def case_dir(case: Mapping[str, Any], params: list[str]) -> str:
     return name
 
 
+def default_root(study: Study) -> Path:
+    """Default output folder of a study: ``out/<name>`` (name reduced to safe characters)."""
+    return Path("out") / (re.sub(r"[^A-Za-z0-9_.-]+", "_", study.name).lstrip(".") or "study")
+
+
 def day_dir(day: datetime) -> str:
     return day.strftime("%Y-%m-%dT%H%M")
 
@@ -472,16 +477,23 @@ def _stale_parts(root: Path) -> int:
     return n
 
 
-def run_study(study: Study, root: Path, scheduler: str | None = None,
-              workers: int | None = None, progress: bool = False,
+def run_study(study: Study | str | Path, root: str | Path | None = None,
+              scheduler: str | None = None, workers: int | None = None,
+              progress: bool = False,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> Any:
-    """Run every run of ``study`` not yet finished under ``root`` as Dask tasks and write
-    ``root/runs.parquet`` and ``runs.csv`` (one row per run); returns that table.
+    """Run every run of ``study`` (a ``Study`` or a study file) not yet finished under
+    ``root`` (default ``out/<study name>``) as Dask tasks and write ``root/runs.parquet`` and
+    ``runs.csv`` (one row per run); returns that table (a pandas DataFrame). Also
+    ``tsodso.run_study``.
 
     ``scheduler``: address of an existing Dask scheduler (``tcp://HOST:PORT``); otherwise a
     LocalCluster of ``workers`` processes (default: ``local_workers``), one thread each.
     Each finished run is passed to ``on_result`` (row dict). The table is written also when
     the study is interrupted (with the runs finished so far)."""
+    if not isinstance(study, Study):
+        study = load_study(study)
+    if root is None:
+        root = default_root(study)
     root = Path(root).absolute()  # the workers write there, whatever their own folder
     specs = plan(study, root)
     root.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,9 @@ def overview(data: StudyData) -> str:
             ("Days (start)", esc(", ".join(days))),
             ("Swept parameters", esc(", ".join(
                 f"{p} = {', '.join(str(v) for v in _levels(t[p]))}" for p in data.params)
-                or "none")),
+                or "–")),
             ("Fixed overrides", esc(", ".join(f"{k} = {v}" for k, v in
-                                               meta.get("fixed", {}).items()) or "none")),
+                                               meta.get("fixed", {}).items()) or "–")),
             ("Runs", f"{len(t):,} ({len(ok):,} finished, {len(t) - len(ok):,} failed)")]
     html = table(["", ""], rows, tid="study-facts", numeric_from=9)
     if meta.get("description"):
