@@ -114,6 +114,20 @@ def test_the_cli_does_not_import_dask_on_its_fast_path():
     assert out.strip().splitlines()[-1] == "[]"
 
 
+def test_a_failing_run_is_a_row_with_its_reason(tmp_path):
+    from tsodso.study import execute
+
+    st = load_study(study_file(tmp_path))
+    spec = plan(st, tmp_path / "out")[0]
+    (tmp_path / "blocker").write_text("a file where the run's folder should be")
+    out = tmp_path / "blocker" / "seed-1" / "local.h5"
+    row = execute(spec.scenario.model_dump(mode="python"), spec.scheme, str(out),
+                  {"seed": 1, "scheme": "local"})
+    assert row["status"] == "failed" and row["seed"] == 1
+    assert row["error"].startswith(("FileExistsError", "NotADirectoryError"))
+    assert "\n" not in row["error"] and not out.exists()
+
+
 # -- paired statistics against a hand computation ---------------------------------------------
 
 

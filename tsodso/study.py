@@ -27,6 +27,7 @@ the runs whose file is complete and holds the same scenario and scheme.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -379,16 +380,17 @@ def execute(scenario: dict[str, Any], scheme: str, out: str, row: dict[str, Any]
     if done is not None:  # finished by an earlier attempt of this task
         return {**row, **done, "peak_mb": _peak_mb()}
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PART}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     setup_log = logging.getLogger("tsodso.setup")
     level = setup_log.level
     setup_log.setLevel(logging.WARNING)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         run(sc, scheme, tmp, profile=True)
         os.replace(tmp, target)
     except Exception as exc:  # recorded, and the rest of the study goes on
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         return {**row, "status": "failed", "error": reason, "peak_mb": _peak_mb(),
                 "run_s": time.perf_counter() - t0}
