@@ -162,8 +162,9 @@ def _cost_figure(data: StudyData, stats: pd.DataFrame) -> str:
                                        [v.quantile(BAND[1]) - v.mean()]],
                     fmt="o", color=data.colors.get(s), capsize=4)
     ax.set_yticks(range(len(schemes)), [data.label(s) for s in schemes])
-    ax.invert_yaxis()
+    ax.set_ylim(len(schemes) - 0.4, -0.6)  # first scheme on top
     ax.axvline(0, color="#555", lw=0.8)
+    _at_least(ax, 1.0, axis="x")
     ax.set_xlabel(f"social cost relative to {data.label(data.reference)} (%), paired by draw")
     ax.grid(True, axis="x", alpha=0.3)
     data.figures["costs"] = fig
@@ -193,6 +194,15 @@ def ranking(data: StudyData) -> str:
                         tid="ranking-stability",
                         caption="Share of draws at each rank (1 = cheapest; equal costs share "
                                 "the better rank)")
+
+
+def _at_least(ax: Any, span: float, axis: str = "y") -> None:
+    """Show at least ``span`` (percentage points) around the data, so that rounding noise
+    (1e-13 %) is not drawn as a difference."""
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if hi - lo < span:
+        mid = (hi + lo) / 2
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(mid - span / 2, mid + span / 2)
 
 
 def sweeps(data: StudyData) -> str:
@@ -241,6 +251,7 @@ def sweep_figure(data: StudyData, param: str) -> Any:
         ax.plot(x, mean, marker="o", color=color, label=data.label(s))
         ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
     ax.axhline(0, color="#555", lw=0.8)
+    _at_least(ax, 1.0)
     if numeric and len(x) > 2 and x.min() > 0 and x.max() / x.min() >= 50:
         ax.set_xscale("log")
     if not numeric:
