@@ -532,6 +532,10 @@ def _run_on_dask(study: Study, specs: list[RunSpec], todo: list[int], root: Path
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
+    # the local cluster's shutdown warns when a worker process takes over 4 s to exit (it is
+    # then ended; the runs are finished by then): not the user's concern
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+
     with ExitStack() as stack:
         if scheduler:
             try:
@@ -565,6 +569,10 @@ def _run_on_dask(study: Study, specs: list[RunSpec], todo: list[int], root: Path
                 row = {**specs[i].row(root), "status": "failed", "error": reason}
             rows[i] = row
             bar.update(1)
+            if not progress:  # no bar (not a terminal): one line per run instead
+                what = (f"social cost {row['social_cost_eur']:,.0f} EUR"
+                        if row.get("status") == "ok" else f"failed: {row.get('error', '')}")
+                log.info("[%d/%d] %s: %s", len(rows), len(specs), row["file"], what)
             if on_result is not None:
                 on_result(row)
             fut.release()
