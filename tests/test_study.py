@@ -55,6 +55,9 @@ def study_file(tmp_path: Path, body: str = "", name: str = "s", seeds: str = '"1
      "imbalance_eur_per_mwh must exceed overload_eur_per_mwh"),
     ('[sweep]\n"run.seed" = [1, 2]\n', "'run.seed' is set by seeds / days"),
     ('colour = "red"\n', "unknown key 'colour'"),
+    ('[[cases]]\n"market.pricing" = "pay_as_clear"\n[[cases]]\n"market.pricing" = '
+     '"pay_as_bid"\n[[cases]]\n"market.pricing" = "pay_as_clear"\n',
+     "market.pricing=pay_as_clear is listed twice"),
 ])
 def test_a_bad_case_is_one_line_naming_it_and_nothing_runs(tmp_path, body, message):
     path = study_file(tmp_path, body)

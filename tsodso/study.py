@@ -221,6 +221,10 @@ def make_study(scenario: str, schemes: Any = "all", seeds: Any = None,
     for c in combined:
         keys += [k for k in c if k not in keys]
     params = [k for k in keys if len({_slug(c.get(k)) for c in combined}) > 1]
+    folders = [case_dir(c, params) for c in combined]
+    if len(set(folders)) != len(folders):
+        twice = next(f for f in folders if folders.count(f) > 1)
+        raise StudyError(f"{source}: the case {twice} is listed twice (cases x sweep)")
     fixed_flat = _flatten(fixed or {})
     for k in ("run.seed", "run.start"):
         if k in fixed_flat:
