@@ -1,6 +1,7 @@
 """Per-scheme cost of the clearing against the grids' power flows.
 
-    python benchmarks/bench_schemes.py [SCENARIO] [STEPS]     # default: default 96
+    python benchmarks/bench_schemes.py [SCENARIO] [STEPS] [SCHEMES]
+    # default: default 96, every scheme; SCHEMES: comma-separated subset, e.g. common,local
 
 Runs every scheme on the same scenario one after the other in this process and prints, per
 scheme, ms per step spent in power flows and in market clearing, their ratio (target: clearing
@@ -23,13 +24,13 @@ from tsodso.scenarios.load import load  # noqa: E402
 from tsodso.runner import run  # noqa: E402
 
 
-def main(name: str, steps: int) -> None:
+def main(name: str, steps: int, schemes: list[str] | None = None) -> None:
     sc = load(name, {"run.steps": steps})
     print(f"{name}, {steps} steps of {sc.run.step_s} s")
     print(f"{'scheme':17s} {'power flow':>11s} {'clearing':>9s} {'ratio':>6s} {'step':>8s}"
           f" {'set-up':>7s}   (ms/step; set-up s)")
     with tempfile.TemporaryDirectory() as tmp:
-        for scheme in scheme_names():
+        for scheme in schemes or scheme_names():
             path = Path(tmp) / f"{scheme}.h5"
             run(sc, scheme, path, profile=True)
             with h5py.File(path) as f:
@@ -43,4 +44,5 @@ def main(name: str, steps: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "default",
-         int(sys.argv[2]) if len(sys.argv) > 2 else 96)
+         int(sys.argv[2]) if len(sys.argv) > 2 else 96,
+         sys.argv[3].split(",") if len(sys.argv) > 3 else None)

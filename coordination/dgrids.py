@@ -1,29 +1,41 @@
-"""The D grids as the markets and the conflict rules see them: a linear model around the run's
-first operating point, the D grids' state before a market, offer caps, and the D rows of an LP.
+"""The D grids as the markets and the conflict rules see them: a linear model that follows the
+operating point, the D grids' state before a market, offer caps, and the D rows of an LP.
 
 Every scheme that looks at distribution constraints (and the coordinator's conflict rules) uses
-one `DGridView`; it holds no per-step state.
+one `DGridView`. Its sensitivities start at the run's first operating point; before each
+clearing `refresh` re-linearises every D grid whose reported AC state (voltage magnitudes and
+angles, loadings) has moved from the point its sensitivities were taken at by more than
+`refresh_vm_pu` on any bus or `refresh_loading_percent` on any branch: one Jacobian LU of that
+grid's island at the reported state (`coordination.dnetwork.sensitivities`). The markets then
+write the refreshed coefficients into their LPs (`FlexMarket.update_drows`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 from tsodso.coordination.bid import BidBook
-from tsodso.coordination.dnetwork import DSensitivity
+from tsodso.coordination.dnetwork import DSensitivity, internal_voltage, sensitivities
 from tsodso.coordination.market import DRows, DState
 from tsodso.coordination.need import GridLimits
 from tsodso.coordination.pooling import ZonePools
+from tsodso.core.powerflow import GridModel
+
+#: Re-linearise a D grid when a bus voltage moved by more than this since its linearisation
+#: point (pu) ...
+REFRESH_VM_PU = 0.01
+#: ... or a branch loading by more than this (percentage points).
+REFRESH_LOADING_PERCENT = 20.0
 
 
 @dataclass(frozen=True)
 class DModel:
-    """The D grids as the markets see them: sensitivities at the run's first operating point
-    (rows: the D net's buses and branches; columns: resource buses), feeder zones and
-    capabilities per slot."""
+    """The D grids as the markets see them: sensitivities (rows: the D net's buses and
+    branches; columns: resource buses) at the run's first operating point, refreshed in place
+    by `DGridView.refresh`, feeder zones and capabilities per slot."""
 
     sens: DSensitivity
     inj_col: dict[int, int]
@@ -31,6 +43,11 @@ class DModel:
     capability: np.ndarray
     hv_dv: np.ndarray | None = None  # (D grids, slots): pu change of each D grid's interface
     #                                  voltage per MW activated up by each slot (T model)
+    grid_model: GridModel | None = None  # the D net's admittances and Jacobian pattern; None:
+    #                                      the sensitivities stay fixed
+    v0: np.ndarray | None = None  # complex internal bus voltages of the first operating point
+    vm0: np.ndarray | None = None  # (D net buses,) |V| there
+    loading0: np.ndarray | None = None  # (D net branches,) loading percent there
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,11 @@ class DGridView:
     limits: dict[str, GridLimits]
     voltage_margin_pu: float = 0.0
     loading_margin_percent: float = 0.0
+    refresh_vm_pu: float = REFRESH_VM_PU
+    refresh_loading_percent: float = REFRESH_LOADING_PERCENT
+    # per grid: |V| and loadings where its sensitivities were last taken; counts of refreshes
+    lin: dict = field(default_factory=dict, compare=False, repr=False)
+    n_refresh: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def is_d(self) -> np.ndarray:
@@ -63,17 +85,69 @@ class DGridView:
     def _caps(self) -> dict[str, tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]]:
         """Per D grid: its D slots and how much each pushes every row towards its upper
         voltage, lower voltage and loading limit (positive parts of the sensitivities in the
-        slot's direction), fixed for the run, for the offer caps."""
+        slot's direction), for the offer caps; renewed for the grids `refresh` re-linearises."""
+        return {g: self._cap(g) for g in self.grids}
+
+    def _cap(self, g: str) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         sens = self.model.sens
-        caps = {}
+        slots = np.flatnonzero((self.book.grid == g) & self.is_d)
+        d = self.book.direction[slots]
+        cv = sens.dv_dp[self.bus[g]][:, self.cols[slots]] * d
+        cl = sens.dl_dp[self.branch[g]][:, self.cols[slots]] * d
+        pushes = [np.where(c >= 1e-7, c, 0.0) for c in (cv, -cv, cl)]
+        return slots, pushes, [p > 0 for p in pushes]
+
+    @cached_property
+    def _grid_cols(self) -> dict[str, np.ndarray]:
+        """Per D grid: the sensitivity columns (resource buses) inside it."""
+        bus_index = self.model.grid_model.bus_index
+        inj = self.model.inj_col
+        return {g: np.array(sorted(inj[int(b)] for b in bus_index[self.bus[g]]
+                                   if int(b) in inj), dtype=np.int64) for g in self.grids}
+
+    def stale(self, reports: dict) -> list[str]:
+        """The D grids whose reported state moved from their linearisation point by more than
+        the refresh tolerances (grids without a power-flow solution are left as they are)."""
+        m = self.model
+        out = []
         for g in self.grids:
-            slots = np.flatnonzero((self.book.grid == g) & self.is_d)
-            d = self.book.direction[slots]
-            cv = sens.dv_dp[self.bus[g]][:, self.cols[slots]] * d
-            cl = sens.dl_dp[self.branch[g]][:, self.cols[slots]] * d
-            pushes = [np.where(c >= 1e-7, c, 0.0) for c in (cv, -cv, cl)]
-            caps[g] = (slots, pushes, [p > 0 for p in pushes])
-        return caps
+            rep = reports.get(g)
+            if rep is None or getattr(rep, "va_degree", None) is None or not rep.converged:
+                continue
+            vm_lin, ld_lin = self.lin.get(g, (m.vm0[self.bus[g]], m.loading0[self.branch[g]]))
+            dv = np.nanmax(np.abs(rep.vm_pu - vm_lin), initial=0.0)
+            dl = np.nanmax(np.abs(rep.loading_percent - ld_lin), initial=0.0)
+            if dv > self.refresh_vm_pu or dl > self.refresh_loading_percent:
+                out.append(g)
+        return out
+
+    def refresh(self, reports: dict) -> list[str]:
+        """Re-linearise the stale D grids (see `stale`) at their reported AC state: their
+        blocks of the sensitivities, their offer caps and linearisation points are renewed.
+        Returns the grids refreshed (markets must then rewrite those grids' D rows)."""
+        m = self.model
+        if m.grid_model is None:
+            return []
+        grids = self.stale(reports)
+        if not grids:
+            return []
+        gm = m.grid_model
+        v = m.v0
+        for g in grids:
+            rep = reports[g]
+            v = internal_voltage(gm, self.bus[g], rep.vm_pu, rep.va_degree, v)
+        bus = np.concatenate([self.bus[g] for g in grids])
+        branch = np.concatenate([self.branch[g] for g in grids])
+        cols = np.concatenate([self._grid_cols[g] for g in grids])
+        new = sensitivities(gm, None, m.sens.inj_bus[cols], bus, branch, v=v)
+        m.sens.dv_dp[np.ix_(bus, cols)] = new.dv_dp
+        m.sens.dl_dp[np.ix_(branch, cols)] = new.dl_dp
+        for g in grids:
+            rep = reports[g]
+            self.lin[g] = (np.asarray(rep.vm_pu).copy(), np.asarray(rep.loading_percent).copy())
+            self._caps[g] = self._cap(g)
+            self.n_refresh[g] = self.n_refresh.get(g, 0) + 1
+        return grids
 
     def state(self, reports: dict) -> dict[str, DState]:
         """D grids before the market, with the limits the markets aim at: the real limits
@@ -152,12 +226,15 @@ class DGridView:
             cap[slots] = offered * factor
         return cap
 
-    def rows(self, pools: ZonePools) -> list[DRows]:
-        """The D rows of an LP over `pools`: each grid's sensitivities pooled pro rata."""
+    def rows(self, pools: ZonePools, grids: list[str] | None = None) -> list[DRows]:
+        """The D rows of an LP over `pools` (of `grids`, default all): each grid's current
+        sensitivities pooled pro rata to the members' capabilities."""
         rows = []
         sens = self.model.sens
         cols = self.cols
         for k, g in enumerate(self.grids):
+            if grids is not None and g not in grids:
+                continue
             slots = np.flatnonzero((self.book.grid == g) & self.is_d)
             ids, pos = np.unique(pools.pool_of[slots], return_inverse=True)
             w = sp.csr_matrix((pools.weights(slots), (np.arange(len(slots)), pos.ravel())),

@@ -6,9 +6,10 @@ bus voltage magnitude and each branch loading changes per MW injected at a resou
 The coefficients come from the Newton-Raphson Jacobian of `simulators.powerflow.GridModel`
 (the same equations the grid truth is solved with): per island one sparse LU factorisation and
 one multi-column solve for its injection buses, then the branch currents through Yf/Yt. They
-depend on the operating point (a loading's slope changes sign when its flow reverses), so they
-are meant to be computed at each step's operating point; that takes tens of milliseconds for
-the default D net (`benchmarks/linear_model_error.py`).
+depend on the operating point (a loading's slope changes sign when its flow reverses), so the
+markets refresh them as the D grids' reported state moves (`coordination.dgrids.DGridView.
+refresh`, at the voltages `internal_voltage` rebuilds from the grids' reports); all D grids
+at once take about 0.1 s for the default D net (`benchmarks/linear_model_error.py`).
 
 An injection is +1 MW of active power at constant reactive power (an up activation of a
 resource whose reactive set-point stays where it was). Slack buses (the interface HV buses)
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import splu
+from scipy.sparse.linalg import splu, spsolve
 from tsodso.core.powerflow import SQRT3, FlowResult, GridModel
 
 
@@ -45,24 +46,30 @@ class DSensitivity:
         return vm_pu + self.dv_dp @ dp, loading_percent + self.dl_dp @ dp
 
 
-def sensitivities(model: GridModel, result: FlowResult, inj_bus: np.ndarray,
+def sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarray,
                   bus_pos: np.ndarray | None = None,
-                  branch_pos: np.ndarray | None = None) -> DSensitivity:
+                  branch_pos: np.ndarray | None = None,
+                  v: np.ndarray | None = None) -> DSensitivity:
     """Sensitivities of |V| and loading to +1 MW at each of `inj_bus` (pandapower indices).
 
-    `model` must hold the operating point of `result` (call right after `model.solve`).
+    The operating point is `v` (complex voltage of each of the model's internal buses, see
+    `internal_voltage`) if given; otherwise `model` must hold the operating point of `result`
+    (call right after `model.solve`). Only `model`'s admittances and Jacobian pattern are read
+    with `v` given, so a market can linearise at a reported state without touching the solver.
     `bus_pos` / `branch_pos` choose the monitored rows (default: all buses, all branches).
     Isolated buses and injections at buses outside the solved net get zero rows/columns.
     Each island (connected component) is factorised and solved on its own: the work grows
     with the islands' sizes, not with the whole net times all injections.
     """
-    v = model.v
+    check = v is None
+    v = model.v if v is None else np.asarray(v, dtype=complex)
     inj_bus = np.asarray(inj_bus, dtype=np.int64)
     bus_pos = np.arange(len(model.bus_index)) if bus_pos is None else np.asarray(bus_pos, int)
     n_branch = len(model.branch_rows)
     branch_pos = np.arange(n_branch) if branch_pos is None else np.asarray(branch_pos, int)
     ok = model.bus_ok
-    if not np.allclose(np.abs(v[model.bus_int[ok]]), result.vm_pu[ok], atol=1e-9, rtol=0):
+    if check and not np.allclose(np.abs(v[model.bus_int[ok]]), result.vm_pu[ok], atol=1e-9,
+                                 rtol=0):
         raise ValueError("model.v is not the operating point of `result`; "
                          "compute sensitivities right after the solve")
     n_int = model.n_bus_int
@@ -134,3 +141,25 @@ def sensitivities(model: GridModel, result: FlowResult, inj_bus: np.ndarray,
             dl_dp[np.ix_(br, cols)] = (unit[br, None] * d_i).real
     return DSensitivity(bus=bus_pos, branch=branch_pos, dv_dp=dv_dp, dl_dp=dl_dp,
                         inj_bus=inj_bus)
+
+
+def internal_voltage(model: GridModel, bus_pos: np.ndarray, vm_pu: np.ndarray,
+                     va_degree: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+    """Complex voltages of `model`'s internal buses from reported magnitudes and angles of
+    the pandapower buses at positions `bus_pos` (the other internal buses keep `base`, flat
+    1 pu by default). Buses fused by switches share one internal bus and report the same
+    voltage; NaN reports (no power-flow solution) leave the entry as it was. Internal buses no
+    pandapower bus maps to (pandapower's auxiliary buses at the open end of a line switch)
+    carry no injection: their voltage follows from Ybus, ``Y_aa V_a = -Y_ak V_k``."""
+    v = np.ones(model.n_bus_int, dtype=complex) if base is None else base.copy()
+    pos = np.asarray(bus_pos, dtype=np.int64)
+    known = model.bus_ok[pos] & np.isfinite(vm_pu) & np.isfinite(va_degree)
+    v[model.bus_int[pos[known]]] = vm_pu[known] * np.exp(1j * np.deg2rad(va_degree[known]))
+    mapped = np.zeros(model.n_bus_int, dtype=bool)
+    mapped[model.bus_int[model.bus_ok]] = True
+    aux = np.flatnonzero(~mapped)
+    if len(aux):
+        rest = np.flatnonzero(mapped)
+        y = model.ybus
+        v[aux] = spsolve(y[aux][:, aux].tocsc(), -(y[aux][:, rest] @ v[rest]))
+    return v

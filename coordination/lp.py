@@ -25,7 +25,10 @@ the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` 
 ``u_g`` is fixed to 0 for a grid without interface-voltage coupling.
 
 Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
-``x``), needs and the right-hand sides of the network rows. Each family records its rows
+``x``), needs, the right-hand sides of the network rows and, when the D grids' linear model is
+refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`: the new constraint
+matrix is passed to HiGHS in one call and the previous basis set again, so the next solve is
+still warm-started; kept and passed again after a cold restart). Each family records its rows
 (``MarketLP.rows``) and columns (``MarketLP.columns``); the solver writes the step's numbers
 straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
 more than the solve) and re-solves from the previous basis. The pyomo Params only hold the
@@ -68,7 +71,8 @@ RC_TOL = 1e-6  # EUR/MWh: reduced-cost sign tolerance of the optimality check (<
 
 @dataclass
 class DRows:
-    """Linear constraints of one D grid (sensitivities fixed for the run)."""
+    """Linear constraints of one D grid at the sensitivities of its last linearisation
+    (`FlexMarket.update_drows` replaces them when the D grids' linear model is refreshed)."""
 
     grid: str
     pools: np.ndarray  # pool indices of this grid (columns)
@@ -112,6 +116,7 @@ class MarketLP:
     extra_rows: dict[str, list] = field(default_factory=dict)  # constant rows by family
     cost_coefs: list = field(default_factory=list)
     cost_vars: list = field(default_factory=list)
+    n_coef_updates: int = 0  # how often set_coefs changed the matrix
     n_solves: int = 0
     n_cold_restarts: int = 0
 
@@ -168,7 +173,11 @@ class MarketLP:
         shape = (lp.num_row_, lp.num_col_)
         a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
              else sp.csr_matrix(parts, shape=shape))
-        self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
+        self._a = a.tocsc()  # the whole matrix, for `set_coefs`
+        if self.n_coef_updates:  # the pyomo model holds the build-time D coefficients
+            self._pass_matrix(self._ax)
+        else:
+            self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -176,6 +185,50 @@ class MarketLP:
         idx = self.col_index["x"]
         self.highs.changeColsBounds(self.n, idx, np.zeros(self.n), mw)
         self._ub[idx] = mw
+
+    def set_coefs(self, rows: np.ndarray, coefs: sp.csr_matrix) -> None:
+        """New coefficients of ``x`` in the HiGHS rows `rows` (``coefs``: one row per entry
+        of `rows`, one column per pool; the rows' other entries are not x's), for this and
+        later steps. The basis is kept (HiGHS refactorises it at the next run)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        keep = np.ones(self._ax.shape[0])
+        keep[rows] = 0.0
+        place = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                              shape=(self._ax.shape[0], len(rows)))
+        ax = (sp.diags(keep) @ self._ax + place @ sp.csr_matrix(coefs)).tocsr()
+        ax.eliminate_zeros()
+        self._pass_matrix(ax)
+        self.n_coef_updates += 1
+
+    def _pass_matrix(self, ax: sp.csr_matrix) -> None:
+        """Give HiGHS its model with ``ax`` (rows x pools) as the columns of ``x`` (the rest of
+        the matrix, bounds and costs as they stand) as arrays in one call, and set the
+        previous basis again (reading HiGHS's matrix back costs more than the rest: the
+        matrix is kept here since `attach`)."""
+        h = self.highs
+        basis = h.getBasis()
+        lp = h.getLp()
+        n_row, n_col = self._a.shape
+        x_col = self.col_index["x"]
+        keep = np.ones(n_col)
+        keep[x_col] = 0.0
+        place = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
+                              shape=(self.n, n_col))
+        a = (self._a @ sp.diags(keep) + ax @ place).tocsc()
+        a.eliminate_zeros()
+        a.sort_indices()
+        h.passModel(n_col, n_row, a.nnz, int(highspy.MatrixFormat.kColwise), int(lp.sense_),
+                    float(lp.offset_), np.asarray(lp.col_cost_, dtype=float),
+                    np.asarray(lp.col_lower_, dtype=float),
+                    np.asarray(lp.col_upper_, dtype=float),
+                    np.asarray(lp.row_lower_, dtype=float),
+                    np.asarray(lp.row_upper_, dtype=float),
+                    a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+                    np.zeros(n_col, dtype=np.int32))
+        if basis.valid:
+            h.setBasis(basis)
+        self._a = a
+        self._ax = ax
 
     def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
         """Bounds of one row family for this step (``None``: that side is infinite)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from tsodso.coordination.lp import (
     COEF_TOL,
     TIE_EPS,
@@ -119,6 +120,39 @@ class FlexMarket:
             out[dr.grid] = (np.concatenate(rows).astype(np.int32) if rows
                             else np.zeros(0, dtype=np.int32))
         return out
+
+    def update_drows(self, drows: list[DRows]) -> None:
+        """Replace the D rows of the grids in `drows` (same grids, pools and rows as at the
+        build, new sensitivities) and write their coefficients into the LP; coefficients
+        below ``COEF_TOL`` are written as 0, as at the build."""
+        lp = self.lp
+        pos = {dr.grid: g for g, dr in enumerate(self.drows)}
+        rows, blocks = [], []
+        for dr in drows:
+            g = pos[dr.grid]
+            self.drows[g] = dr
+            for attr, keys, fams in (("dv", self._vrows, ("v_up", "v_dn")),
+                                     ("dl", self._lrows, ("l_up",))):
+                ks = self._grid_keys(keys, g)
+                if len(ks) == 0:
+                    continue
+                c = getattr(dr, attr)[[keys[k][1] for k in ks]] * self.dir[dr.pools]
+                c[np.abs(c) < COEF_TOL] = 0.0
+                r, p = np.nonzero(c)
+                block = sp.csr_matrix((c[r, p], (r, dr.pools[p])), shape=(len(ks), self.n))
+                for fam in fams:
+                    rows.append(lp.row_positions(fam)[ks])
+                    blocks.append(block)
+        if rows:
+            lp.set_coefs(np.concatenate(rows), sp.vstack(blocks, format="csr"))
+
+    def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> np.ndarray:
+        """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows."""
+        cache = self.__dict__.setdefault("_keys_cache", {})
+        if (id(keys), g) not in cache:
+            cache[(id(keys), g)] = np.array([k for k, (gg, _) in enumerate(keys) if gg == g],
+                                            dtype=np.int64)
+        return cache[(id(keys), g)]
 
     @property
     def solver(self):

@@ -32,6 +32,7 @@ class AssetKind:
     #                                    rho (AR(1) per 15 min), common share of the variance
     offer: tuple[float, float, float]  # default offer: share of capability, EUR/MWh up, down
     source: str  # where the error defaults come from
+    payback_steps: int = 0  # loads: steps over which a shifted energy is paid back (rebound)
 
 
 KINDS: tuple[AssetKind, ...] = (
@@ -49,13 +50,22 @@ KINDS: tuple[AssetKind, ...] = (
         "Biomass, hydro and other SimBench RES: steady, nearly dispatchable output, ~1 % of "
         "capacity, plant-specific."),
     AssetKind(
+        "heat_pump", "load", (1, -1), ("Air*", "Soil*"), (0.03, 0.9, 0.3), (0.3, 60.0, 20.0),
+        "Heat pumps (SimBench load profiles Air_* and Soil_*): temperature-driven like other "
+        "load; the building's heat capacity lets them shift consumption for an hour or two, "
+        "which is then paid back (rebound over 8 steps of 15 min).", payback_steps=8),
+    AssetKind(
         "load", "load", (1, -1), (), (0.03, 0.9, 0.3), (0.1, 120.0, 25.0),
         "Load, 15 min to 1 h ahead: ~3 % of peak for a single MV/HV connection (system-level "
-        "error is 1-2 %); the temperature-driven part is shared."),
+        "error is 1-2 %); the temperature-driven part is shared. Flexible load is shifted "
+        "demand: what it reduces (or adds) is paid back over the next 4 steps.", payback_steps=4),
     AssetKind(
         "storage", "storage", (1, -1), (), (0.0, 0.0, 0.0), (0.8, 70.0, 15.0),
         "Storage: scheduled by its operator and executed exactly, no forecast error."),
 )
+
+#: Kinds whose offer price follows their state (storage: the state of charge), step by step.
+STATE_PRICED: tuple[str, ...] = tuple(k.name for k in KINDS if k.table == "storage")
 
 BY_NAME: dict[str, AssetKind] = {k.name: k for k in KINDS}
 

@@ -66,3 +66,6 @@ class StepRecord:
     dso_cost_by_grid: np.ndarray  # (n DSO grids,) what each DSO paid for flexibility
     unserved: dict[str, float] = field(default_factory=dict)  # keys vocabulary.UNSERVED_KEYS
     events: list[Event] = field(default_factory=list)
+    # (interfaces,) tap position of each interface transformer after the DSOs' tap control
+    # (NaN: no tap control)
+    interface_tap_pos: np.ndarray | None = None

@@ -194,14 +194,16 @@ class Run:
     @property
     def interfaces(self) -> xr.Dataset:
         """TSO-DSO exchange: ``p_mw`` and ``q_mvar`` (time, interface), positive from T into
-        D, with coordinates time (datetime64), interface (names) and grid (D grid)."""
+        D, and ``tap_pos`` (files of format 3 on: the transformers' tap positions), with
+        coordinates time (datetime64), interface (names) and grid (D grid)."""
         import xarray as xr
 
         with self._open() as f:
             n = steps_written(f)
             g = f["interfaces"]
             return xr.Dataset(
-                {key: self._var(g[key], n, ("time", "interface")) for key in ("p_mw", "q_mvar")},
+                {key: self._var(g[key], n, ("time", "interface"))
+                 for key in ("p_mw", "q_mvar", "tap_pos") if key in g},
                 coords={"time": self._time_index(f).values,
                         "interface": names(g["name"]),
                         "grid": ("interface", names(g["grid"]))},

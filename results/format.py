@@ -11,7 +11,7 @@ from __future__ import annotations
 #: Value of the root attribute ``format``.
 FORMAT_NAME = "tsodso-results"
 #: Value of the root attribute ``format_version`` (incremented on incompatible changes).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: /interfaces/tap_pos
 
 #: Root attributes describing the scheme and the run, and their value when a file lacks them.
 #: ``scheme_label`` and ``scheme_short`` default to the scheme name (filled in by the reader).

@@ -280,13 +280,15 @@ class InterfaceSeries:
     grid: list[str]  # D grid behind each interface
     p_mw: np.ndarray  # (n, I)
     q_mvar: np.ndarray  # (n, I)
+    tap_pos: np.ndarray | None = None  # (n, I) tap positions (None: file of format < 3)
 
 
 def read_interfaces(f: h5py.File, n: int) -> InterfaceSeries:
-    """The interface exchange of the first ``n`` steps."""
+    """The interface exchange (and tap positions, from format 3) of the first ``n`` steps."""
     g = f["interfaces"]
     return InterfaceSeries(names(g["name"]), names(g["grid"]), g["p_mw"][:n].astype(float),
-                           g["q_mvar"][:n].astype(float))
+                           g["q_mvar"][:n].astype(float),
+                           g["tap_pos"][:n].astype(float) if "tap_pos" in g else None)
 
 
 # -- grid series and violations -----------------------------------------------------------

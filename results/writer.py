@@ -203,7 +203,8 @@ class ResultsWriter:
                 for ds in ("vm_pu", "branch_loading_percent"):
                     self._series[f"/grids/{g.name}/{ds}"] = _Series(f[f"grids/{g.name}/{ds}"],
                                                                    self.block_steps)
-            for path in ("/interfaces/p_mw", "/interfaces/q_mvar", "/needs/tso_imbalance_mw",
+            for path in ("/interfaces/p_mw", "/interfaces/q_mvar", "/interfaces/tap_pos",
+                         "/needs/tso_imbalance_mw",
                          "/needs/unresolved_imbalance_mw", "/costs/dso_by_grid",
                          *(f"/costs/{k}" for k in COST_COLUMNS),
                          *(f"/unserved/{k}" for k in UNSERVED_KEYS)):
@@ -300,6 +301,8 @@ class ResultsWriter:
         igrid.dims[0].attach_scale(iname)
         series(gi, "p_mw", iname, "MW", "active power exchange, positive from T into D")
         series(gi, "q_mvar", iname, "Mvar", "reactive power exchange, positive from T into D")
+        series(gi, "tap_pos", iname, "1", "tap position of the interface transformer after the "
+               "DSO's tap control of the step (NaN: no tap control)")
 
         gn = f.create_group("needs")
         series(gn, "tso_imbalance_mw", None, "MW",
@@ -471,6 +474,9 @@ class ResultsWriter:
                 rec.loading_percent[g.name], len(g.branch), f"loading_percent[{g.name}]")
         out["/interfaces/p_mw"] = arr(rec.interface_p_mw, self._n_if, "interface_p_mw")
         out["/interfaces/q_mvar"] = arr(rec.interface_q_mvar, self._n_if, "interface_q_mvar")
+        out["/interfaces/tap_pos"] = arr(
+            np.full(self._n_if, np.nan) if rec.interface_tap_pos is None
+            else rec.interface_tap_pos, self._n_if, "interface_tap_pos")
         out["/needs/tso_imbalance_mw"] = float(rec.tso_imbalance_mw)
         out["/needs/unresolved_imbalance_mw"] = float(rec.unresolved_imbalance_mw)
         if set(rec.costs) != set(COST_KEYS):

@@ -27,8 +27,9 @@ MEANING: dict[str, str] = {
     "description": "free text",
     "grid.source": '"simbench", "tiny" or "pandapower" (an own net, see below)',
     "grid.code": "SimBench code (an HV/MV grid; the data ships with the simbench package)",
-    "grid.mv_busbar_pu": "DSOs set their HV/MV taps once per run to this MV busbar voltage "
-                         "(at the first step); no tap control during the run",
+    "grid.mv_busbar_pu": "the DSOs' MV busbar voltage target: taps set to it at the first "
+                         "step, then held within the deadband by the tap changers (see "
+                         "control.dso_taps)",
     "grid.file": "own grid: a pandapower JSON net (pandapower.to_json); relative to this file",
     "grid.interfaces": "own grid: the TSO-DSO interface transformers (trafo indices)",
     "grid.interface_kv": "own grid, instead of interfaces: every transformer with its HV side "
@@ -45,7 +46,10 @@ MEANING: dict[str, str] = {
     "forecast.<kind>.common": "share of the variance common to all assets of the kind",
     "flexibility.<kind>.share": "share of the capability offered to the markets",
     "flexibility.<kind>.price_up": "EUR/MWh the buyer pays for upward activation",
-    "flexibility.<kind>.price_down": "EUR/MWh for downward activation",
+    "flexibility.<kind>.price_down": "EUR/MWh for downward activation (storage: both prices "
+                                     "at half full, scaled by the state of charge)",
+    "flexibility.<kind>.payback_steps": "loads only: an activation's energy is paid back "
+                                        "evenly over this many following steps (0: none)",
     "flexibility.balancing.blocks": "the TSO's offer ladder at the EHV link: blocks per "
                                     "direction",
     "flexibility.balancing.block_mw": "MW per block",
@@ -79,6 +83,10 @@ MEANING: dict[str, str] = {
                             "keep T voltages in band",
     "control.setpoint_margin_pu": "it aims this far inside the T band",
     "control.max_setpoint_change_pu": "largest change of the set-point from the scenario's",
+    "control.dso_taps": "the DSOs' on-load tap changers at the HV/MV transformers act each "
+                        "step, before any market, to hold the MV busbar at grid.mv_busbar_pu",
+    "control.tap_deadband_pu": "they act when the busbar is farther than this from the target",
+    "control.max_tap_moves": "most tap positions a substation moves in one step",
 }
 
 KIND_NAMES = [k.name for k in KINDS]

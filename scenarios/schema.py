@@ -61,8 +61,9 @@ class GridCfg(Strict):
 
     source: Literal["simbench", "tiny", "pandapower"] = "simbench"
     code: str = "1-HVMV-mixed-all-2-sw"  # SimBench code
-    # the DSOs set their HV/MV tap changers once per run to this MV busbar voltage (None: keep)
-    mv_busbar_pu: float | None = Field(1.02, ge=0.9, le=1.1)
+    # the DSOs' MV busbar voltage target: HV/MV taps set to it at the first step and, with
+    # control.dso_taps, held within the deadband every step (None: keep the net's taps)
+    mv_busbar_pu: float | None = Field(1.0, ge=0.9, le=1.1)
     # own grids (source = "pandapower"): the net, its TSO-DSO interfaces, its time series
     file: str | None = None  # pandapower JSON net (pandapower.to_json)
     interfaces: list[int] | None = Field(None, min_length=1)  # interface transformer indices
@@ -163,6 +164,8 @@ class OfferCfg(Strict):
     share: float = Field(ge=0.0, le=1.0)
     price_up: float = Field(ge=0.0, le=1e5)  # EUR/MWh the buyer pays for upward activation
     price_down: float = Field(ge=0.0, le=1e5)  # EUR/MWh for downward activation
+    # loads: an activation's energy is paid back over this many following steps (rebound)
+    payback_steps: int = Field(0, ge=0, le=96)
 
 
 class LadderCfg(Strict):
@@ -183,13 +186,22 @@ class _FlexibilityBase(Strict):
 def _offer_section(kind: str) -> type[OfferCfg]:
     """`[flexibility.<kind>]`: every key defaults to the kind's own offer, so a partial
     section keeps the kind's defaults for the keys it leaves out."""
-    share, up, down = next(k.offer for k in ASSET_DEFS if k.name == kind)
+    kind_def = next(k for k in ASSET_DEFS if k.name == kind)
+    share, up, down = kind_def.offer
+
+    def _payback_only_loads(self: OfferCfg) -> OfferCfg:
+        if self.payback_steps and kind_def.table != "load":
+            raise ValueError(f"flexibility.{kind}.payback_steps: only loads pay energy back")
+        return self
+
     return create_model(
         f"OfferCfg_{kind}", __base__=OfferCfg,
         __doc__=f"Flexibility offered by {kind} (defaults: tsodso.core.assets).",
         share=(float, Field(share, ge=0.0, le=1.0)),
         price_up=(float, Field(up, ge=0.0, le=1e5)),
-        price_down=(float, Field(down, ge=0.0, le=1e5)))
+        price_down=(float, Field(down, ge=0.0, le=1e5)),
+        payback_steps=(int, Field(kind_def.payback_steps, ge=0, le=96)),
+        __validators__={"payback_only_loads": model_validator(mode="after")(_payback_only_loads)})
 
 
 #: One offer section per asset kind of tsodso.core.assets, then the TSO's balancing ladder.
@@ -264,6 +276,12 @@ class ControlCfg(Strict):
     tso_setpoint: bool = True
     setpoint_margin_pu: float = Field(0.002, ge=0.0, le=0.05)
     max_setpoint_change_pu: float = Field(0.05, ge=0.0, le=0.2)
+    # the DSOs' on-load tap changers at the HV/MV interface transformers: each step, before
+    # any market, they move the taps (at most max_tap_moves) until the MV busbar is within
+    # grid.mv_busbar_pu +- tap_deadband_pu
+    dso_taps: bool = True
+    tap_deadband_pu: float = Field(0.01, gt=0.0, le=0.05)
+    max_tap_moves: int = Field(2, ge=1, le=20)
 
 
 class Scenario(Strict):

@@ -46,6 +46,7 @@ from tsodso.scenarios.schema import Scenario
 from tsodso.scenarios.split import Interface, split_net
 from tsodso.simulators.flexibility import GridAssets, Portfolio
 from tsodso.simulators.grid import GridSlice, LevelRuntime, SetpointControl
+from tsodso.simulators.taps import TapSettings
 from tsodso.simulators.timing import Timing
 
 #: Set-up phases, one line each (the CLI shows them on stderr).
@@ -96,7 +97,7 @@ def quiet_libraries() -> None:
 
 
 def load_grid(scenario: Scenario):
-    """The coupled net (interface tap changers set for the run) and its profiles."""
+    """The coupled net (interface taps set for the run's start) and its profiles."""
     source = scenario.grid.source
     if source == "tiny":
         from tsodso.scenarios.tiny import build_tiny
@@ -135,10 +136,10 @@ def profile_rows(df, rows, index: pd.Index | None = None) -> np.ndarray:
 
 def set_interface_taps(net, profiles, row: int, target_pu: float,
                        interfaces: list[int] | None = None) -> None:
-    """Set every HV/MV transformer's tap once for the run, the DSO's choice: the position that
-    brings its MV busbar nearest `target_pu` at the run's first step. Taps do not move during
-    the run (no on-load tap control), so the MV voltage follows the HV voltage through the day.
-    """
+    """Set every HV/MV transformer's tap for the run's start, the DSO's choice: the position
+    that brings its MV busbar nearest `target_pu` at the run's first step. During the run the
+    DSOs' on-load tap changers move them (`simulators/taps.py`, `control.dso_taps`); without
+    them the MV voltage follows the HV voltage through the day."""
     import pandapower as pp
     from tsodso.scenarios.split import bus_grids
 
@@ -165,6 +166,24 @@ def set_interface_taps(net, profiles, row: int, target_pu: float,
     move = sign * (vm_lv / target_pu - 1.0) * 100.0 / tr.tap_step_percent.to_numpy()
     pos = np.clip(np.round(tr.tap_pos.fillna(0).to_numpy() + move), tr.tap_min, tr.tap_max)
     net.trafo.loc[iface, "tap_pos"] = pos
+
+
+def storage_rating(sto: pd.DataFrame) -> np.ndarray:
+    """Power rating of each storage unit (MW): `max_p_mw` where set, else its apparent power
+    rating `sn_mva` (SimBench leaves `max_p_mw` at 0 and rates its units in `sn_mva`)."""
+    p_max = np.abs(sto.max_p_mw.fillna(0.0).to_numpy(float)) if "max_p_mw" in sto else \
+        np.zeros(len(sto))
+    sn = (sto.sn_mva.fillna(0.0).to_numpy(float) if "sn_mva" in sto
+          else np.abs(sto.p_mw.to_numpy(float)))
+    return np.where(p_max > 0, p_max, np.abs(sn))
+
+
+def storage_idle(net) -> np.ndarray:
+    """Storage units scheduled idle: those without a power limit of their own (max_p_mw 0)."""
+    sto = net.storage
+    if "max_p_mw" not in sto:
+        return np.zeros(len(sto), dtype=bool)
+    return sto.max_p_mw.fillna(0.0).to_numpy(float) == 0.0
 
 
 def _window(profiles, table: str, col: str, index: pd.Index, rows: np.ndarray,
@@ -201,11 +220,15 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
         "sto_p": _window(profiles, "storage", "p_mw", net.storage.index, rows,
                          net.storage.p_mw.to_numpy()),
     }
+    # storage without a power limit (SimBench: max_p_mw = 0) has no schedule of its own: its
+    # profile is a load shape on the negative rating that would empty the unit every day
+    # without ever charging it. It is scheduled idle and acts only when a market asks.
+    fc["sto_p"][:, storage_idle(net)] = 0.0
     sgen_kind = classify("sgen", net.sgen.type)
     load_kind = classify("load", net.load.profile if "profile" in net.load
                          else [None] * len(net.load))
     rating = np.r_[np.abs(net.load.p_mw.to_numpy(float)), net.sgen.p_mw.to_numpy(float),
-                   np.abs(net.storage.max_p_mw.fillna(net.storage.p_mw.abs()).to_numpy(float))]
+                   storage_rating(net.storage)]
     kinds = np.r_[load_kind, sgen_kind, classify("storage", [None] * len(net.storage))]
     params = {k: ErrorParams(**v) for k, v in scenario.forecast.model_dump().items()}
     # the error stream runs in quarter hours; a longer step takes every stride-th value
@@ -282,13 +305,16 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
             sto = lnet.storage.iloc[sl_sto]
             e_max = sto.max_e_mwh.fillna(0.0).to_numpy(float)
             e_min = sto.min_e_mwh.fillna(0.0).to_numpy(float)
-            soc0 = sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
+            soc0 = (sto.soc_percent.fillna(50.0).to_numpy(float) / 100.0 * e_max
+                    if "soc_percent" in sto else 0.5 * e_max)
             assets.append(GridAssets(
                 name=g, level=level,
                 sgen_kind=sgen_kind[spos[sl_sgen]], load_kind=load_kind[lpos[sl_load]],
                 sgen_bus=lnet.sgen.bus.to_numpy()[sl_sgen],
                 load_bus=lnet.load.bus.to_numpy()[sl_load], sto_bus=sto.bus.to_numpy(),
-                sto_rating=np.abs(sto.max_p_mw.fillna(sto.p_mw.abs()).to_numpy(float)),
+                sto_rating=storage_rating(sto),
+                sto_eta=(sto.efficiency_percent.to_numpy(float) if "efficiency_percent" in sto
+                         else np.ones(len(sto))),
                 sto_e_min=e_min, sto_e_max=e_max, sto_e0=np.clip(soc0, e_min, e_max),
                 fc_load=fc["load_p"][:, lpos[sl_load]], fc_sgen=fc["sgen_p"][:, spos[sl_sgen]],
                 fc_sto=fc["sto_p"][:, tpos[sl_sto]],
@@ -353,8 +379,9 @@ def prepare(scenario: Scenario, scheme: str) -> RunContext:
 def distribution_model(levels: dict[str, LevelRuntime], portfolio: Portfolio,
                        tmodel: TransmissionModel, dso_grids: list[str], d_net,
                        interfaces) -> DModel:
-    """What the D-aware markets and the conflict rules know of the D grids: zones (feeders)
-    and voltage/loading sensitivities at the first step's operating point."""
+    """What the D-aware markets and the conflict rules know of the D grids: zones (feeders),
+    voltage/loading sensitivities at the first step's operating point (the markets refresh
+    them as the point moves) and the D net's model to refresh them with."""
     rt = levels["D"]
     model = rt.model
     p = [rt.re_load_p[0], rt.re_load_q[0], rt.re_sgen_p[0], rt.re_sgen_q[0], rt.re_sto_p[0],
@@ -383,7 +410,9 @@ def distribution_model(levels: dict[str, LevelRuntime], portfolio: Portfolio,
     slot_col = np.array([col_of[int(c)] for c in book.t_bus])
     hv_dv[:, :] = t_sens.dv_dp[:, slot_col]
     return DModel(sens=sens, inj_col={int(b): j for j, b in enumerate(inj_bus)}, zone=zone,
-                  capability=portfolio.capability(), hv_dv=hv_dv)
+                  capability=portfolio.capability(), hv_dv=hv_dv, grid_model=model,
+                  v0=model.v.copy(), vm0=result.vm_pu.copy(),
+                  loading0=result.loading_percent.copy())
 
 
 def feeder_zones(net, cut_buses: set[int]) -> dict[int, int]:
@@ -433,9 +462,12 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
                            tolerance_mw=coupling.tolerance_mw,
                            max_iterations=coupling.max_iterations, timing=timing,
                            setpoint=setpoint)
+        target = ctx.scenario.grid.mv_busbar_pu
+        taps = TapSettings(target, ctl.tap_deadband_pu, ctl.max_tap_moves) \
+            if ctl.dso_taps and target is not None else None
         dsim = world.start("Grid", runtime=ctx.levels["D"], step_s=ctx.step_s,
                            tolerance_mw=coupling.tolerance_mw,
-                           max_iterations=coupling.max_iterations, timing=timing)
+                           max_iterations=coupling.max_iterations, timing=timing, taps=taps)
         psim = world.start("Providers", portfolio=ctx.portfolio, step_s=ctx.step_s,
                            until=ctx.until)
         csim = world.start("Coordinator", ctx=ctx, timing=timing)

@@ -76,6 +76,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         ctx = self.ctx
         needs = assess(k, self.reports, ctx.limits)
         t0 = _time.perf_counter()
+        self.scheme.relinearise(self.reports)  # part of the clearing's cost
         outcome = self.scheme.clear(needs, dict(self.reports))
         self.timing.clearing_s += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"))
@@ -125,7 +126,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             unresolved_imbalance_mw=float(outcome.unserved_mw),
             activations=acts, conflicts=conflicts, costs=costs,
             dso_cost_by_grid=by_grid, unserved=left,
-            events=self._events(events, outcome.unserved_mw))
+            events=self._events(events, outcome.unserved_mw),
+            interface_tap_pos=np.array([(reps[i.grid].tap_pos or {}).get(i.name, np.nan)
+                                        for i in ctx.interfaces], dtype=float))
 
     def _grid_events(self, when: str) -> list[Event]:
         """Power flows without solution in the grids' current reports."""

@@ -5,15 +5,21 @@ aggregator's portfolio at that connection point). Each resource owns one bid slo
 it can offer:
 
 - RES curtailment (wind, pv, other_res): down only, up to `share` of the forecast output;
-- flexible load: up (consume less) and down (consume more), up to `share` of the forecast load;
+- flexible load (heat pumps, other load): up (consume less) and down (consume more), up to
+  `share` of the forecast load; the energy is paid back over the kind's `payback_steps`
+  following steps (`simulators/rebound.py`);
 - storage: up (discharge more / charge less) and down, up to `share` of the power rating and
-  within what the state of charge allows over one step;
+  within what the state of charge allows over one step (with efficiency), priced from the state
+  of charge (`simulators/storage.py`);
 - the TSO's balancing ladder at the EHV link: `blocks` up and down blocks of `block_mw`, with
   prices rising by `price_step` per block.
 
 Availability is computed from forecasts (what a provider knows when it bids) and from state
-(state of charge). An activation is spread over the resource's assets in proportion to their
-availability and returned as set-point changes per element table of each grid.
+(state of charge, pending payback). Before any market the providers correct their own schedule:
+a storage schedule is cut to what the state of charge allows, and due payback is added to the
+loads; these corrections are part of every set-point message of the step. An activation is
+spread over the resource's assets in proportion to their availability and returned as set-point
+changes per element table of each grid.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Any
 import numpy as np
 from tsodso.coordination.bid import BidBook
 from tsodso.core.assets import KINDS, TABLES
+from tsodso.simulators import storage
+from tsodso.simulators.rebound import Rebound
 
 
 @dataclass
@@ -46,6 +54,7 @@ class GridAssets:
     fc_sto: np.ndarray  # (steps, n_sto) forecast p (charging +)
     bus_name: dict[int, str]
     load_kind: np.ndarray | None = None  # (n_load,) kind of each load (None: all "load")
+    sto_eta: np.ndarray | None = None  # (n_sto,) round-trip efficiency (None: lossless)
 
     def kinds(self, table: str) -> np.ndarray:
         """The asset kind of every element of `table` (tsodso.core.assets)."""
@@ -88,6 +97,10 @@ class Setpoints:
     dp_sto: np.ndarray
     dp_balancing: float = 0.0
     without_tso: Setpoints | None = None
+    # the providers' own change of their schedule before any market (storage cut to its
+    # energy, payback of shifted load): net injection, MW, + = more; part of the imbalance
+    schedule_mw: float = 0.0
+    after_market: bool = False  # False: the step's first message, before any market
 
 
 class Portfolio:
@@ -127,7 +140,16 @@ class Portfolio:
         self.book = BidBook.from_rows(rows)
         self.slot_bus = np.asarray(bus_of_slot, dtype=np.int64)  # bus in its own grid (-1: none)
         self.soc = {g.name: g.sto_e0.astype(float).copy() for g in grids}
+        self.eta = {g.name: storage.one_way(g.sto_eta if g.sto_eta is not None
+                                            else np.ones(len(g.sto_bus))) for g in grids}
+        self.rebound = {g.name: Rebound(g.fc_load.shape[0], np.array(
+            [getattr(flex.offer(kd), "payback_steps", 0) for kd in g.kinds("load")],
+            dtype=np.int64)) for g in grids}
+        self._fix = {g.name: (np.zeros(g.fc_load.shape[1]), np.zeros(g.fc_sto.shape[1]))
+                     for g in grids}
         self._element_slots()
+        self._base_price = self.book.price.copy()
+        self._sto_slots = [s for s, m in enumerate(self._members) if m[1] == "storage"]
 
     def _add(self, rows, bus_of_slot, g: GridAssets, kind, table, idx, bus, t_col, directions,
              flex) -> None:
@@ -172,13 +194,15 @@ class Portfolio:
         for name, g in self.grids.items():
             w_sgen = np.maximum(g.fc_sgen[k], 0.0) * self._share[(name, "sgen")]
             w_load = np.maximum(g.fc_load[k], 0.0) * self._share[(name, "load")]
-            base, rating, soc = g.fc_sto[k], g.sto_rating, self.soc[name]
+            rating, soc = g.sto_rating, self.soc[name]
             share = self._share[(name, "storage")]
-            # up: discharge more (power down to -rating, energy above e_min); down: the opposite
-            w_up = np.minimum(np.minimum(share * rating, base + rating),
-                              (soc - g.sto_e_min) / self.step_h + base)
-            w_dn = np.minimum(np.minimum(share * rating, rating - base),
-                              (g.sto_e_max - soc) / self.step_h - base)
+            lo, hi = storage.power_range(soc, g.sto_e_min, g.sto_e_max, rating, self.step_h,
+                                         self.eta[name])
+            base = np.clip(g.fc_sto[k], lo, hi)  # the schedule, cut to the state of charge
+            self._fix[name] = (self.rebound[name].due(k).copy(), base - g.fc_sto[k])
+            # up: discharge more (down to the lowest feasible power); down: the opposite
+            w_up = np.minimum(share * rating, base - lo)
+            w_dn = np.minimum(share * rating, hi - base)
             for key, w in (((name, "sgen", -1), w_sgen), ((name, "load", 1), w_load),
                            ((name, "load", -1), w_load),
                            ((name, "storage", 1), np.maximum(w_up, 0.0)),
@@ -187,7 +211,19 @@ class Portfolio:
                 ok = slot >= 0
                 np.add.at(mw, slot[ok], w[ok])
                 self._weights[key] = np.where(ok, w, 0.0)
+        self._price_storage()
         return self.book
+
+    def _price_storage(self) -> None:
+        """Storage prices from the state of charge of each slot's units (`storage.py`)."""
+        for s in self._sto_slots:
+            grid, _, idx = self._members[s]
+            g = self.grids[grid]
+            cap = g.sto_e_max[idx].sum()
+            fill = self.soc[grid][idx].sum() / cap if cap > 0 else 0.5
+            up, down = storage.price_factors(fill)
+            factor = up if self.book.direction[s] > 0 else down
+            self.book.price[s] = self._base_price[s] * float(factor)
 
     def capability(self) -> np.ndarray:
         """MW each slot can offer at most over the run window (to weight pooled slots)."""
@@ -208,8 +244,14 @@ class Portfolio:
 
     def neutral(self) -> dict[str, Setpoints]:
         """No change to any grid (the start of a step, before the markets clear)."""
-        return {name: Setpoints(np.zeros(g.fc_load.shape[1]), np.zeros(g.fc_sgen.shape[1]),
-                                np.zeros(g.fc_sto.shape[1])) for name, g in self.grids.items()}
+        return {name: Setpoints(self._fix[name][0].copy(), np.zeros(g.fc_sgen.shape[1]),
+                                self._fix[name][1].copy(), schedule_mw=self._schedule_mw(name))
+                for name, g in self.grids.items()}
+
+    def _schedule_mw(self, name: str) -> float:
+        """Net injection change of the providers' own schedule corrections (MW, + = more)."""
+        load, sto = self._fix[name]
+        return float(-load.sum() - sto.sum())
 
     def activate(self, k: int, activated: np.ndarray) -> dict[str, Setpoints]:
         """Turn activated MW per slot into element set-point changes; update state of charge.
@@ -218,14 +260,16 @@ class Portfolio:
         """
         out = self.setpoints(activated)
         for name, g in self.grids.items():
+            self.rebound[name].shift(k, out[name].dp_load - self._fix[name][0])
             if len(g.sto_e0):
                 charge = g.fc_sto[k] + out[name].dp_sto
-                self.soc[name] = np.clip(self.soc[name] + charge * self.step_h,
-                                         g.sto_e_min, g.sto_e_max)
+                delta = storage.energy_change(charge, self.step_h, self.eta[name])
+                self.soc[name] = np.clip(self.soc[name] + delta, g.sto_e_min, g.sto_e_max)
         return out
 
     def setpoints(self, activated: np.ndarray) -> dict[str, Setpoints]:
-        """Element set-point changes per grid for activated MW per slot (no state change)."""
+        """Element set-point changes per grid for activated MW per slot, with the providers'
+        own schedule corrections of this step (no state change)."""
         mw = self.book.mw
         ratio = np.divide(activated, mw, out=np.zeros_like(mw), where=mw > 0)
         dp = {name: {"sgen": np.zeros(g.fc_sgen.shape[1]), "load": np.zeros(g.fc_load.shape[1]),
@@ -242,5 +286,8 @@ class Portfolio:
                 dp[name]["sgen"] += delta
             else:  # loads and storage: more injection = less consumption / charging
                 dp[name][table] -= delta
-        return {name: Setpoints(dp_load=v["load"], dp_sgen=v["sgen"], dp_sto=v["storage"],
-                                dp_balancing=v["balancing"]) for name, v in dp.items()}
+        return {name: Setpoints(dp_load=v["load"] + self._fix[name][0], dp_sgen=v["sgen"],
+                                dp_sto=v["storage"] + self._fix[name][1],
+                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name),
+                                after_market=True)
+                for name, v in dp.items()}

@@ -19,6 +19,7 @@ import mosaik_api_v3
 import numpy as np
 from tsodso.core.powerflow import GridModel, PowerFlowNotConverged
 from tsodso.simulators.flexibility import Setpoints
+from tsodso.simulators.taps import TapChangers, TapSettings
 from tsodso.simulators.timing import Timing
 
 V_TOL_PU = 1e-5  # interface voltage change that still counts as converged
@@ -52,6 +53,10 @@ class GridReport:
     # the conflict rules), when the TSO activated D-connected resources this step
     vm_without_tso: np.ndarray | None = None
     loading_without_tso: np.ndarray | None = None
+    tap_pos: dict[str, float] | None = None  # D grids: tap position per interface transformer
+    # voltage angles of the grid's buses (degrees): with vm_pu the complex state the markets
+    # linearise the D grids at (coordination.dgrids.DGridView.refresh)
+    va_degree: np.ndarray | None = None
 
 
 @dataclass
@@ -107,7 +112,8 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def init(self, sid, time_resolution=1.0, runtime: LevelRuntime | None = None,
              step_s: int = 900, tolerance_mw: float = 0.01, max_iterations: int = 10,
-             timing: Timing | None = None, setpoint: SetpointControl | None = None):
+             timing: Timing | None = None, setpoint: SetpointControl | None = None,
+             taps: TapSettings | None = None):
         self.rt: LevelRuntime = runtime
         self.level = runtime.level
         self.step_s = step_s
@@ -121,6 +127,13 @@ class GridSim(mosaik_api_v3.Simulator):
         self.v_sent: dict = {}
         self.last_s: dict = {}
         self.s_in: dict = {}
+        self.taps = None  # D only: the DSOs' tap changers (see simulators/taps.py)
+        if taps is not None and runtime.level == "D":
+            ifaces = [(i.name, i.trafo, int(sl.iface_slack[j])) for sl in runtime.grids.values()
+                      for j, i in enumerate(sl.interfaces)]
+            if ifaces:
+                self.taps = TapChangers(runtime.model, ifaces, taps)
+                self.v_hv = runtime.model.v_ref.copy()  # interface voltages without the taps
         return self.meta
 
     def create(self, num, model, grid: str):
@@ -132,6 +145,8 @@ class GridSim(mosaik_api_v3.Simulator):
             self.time, self.iteration = time, 0
             for st in self.state.values():
                 st["dp"] = None
+            if self.taps is not None:
+                self.taps.new_step()
         iface_v = {}
         for eid, data in inputs.items():
             for sp in data.get("setpoints", {}).values():
@@ -175,7 +190,13 @@ class GridSim(mosaik_api_v3.Simulator):
     def _solve(self, k: int, time: int, iface_v: dict) -> None:
         rt = self.rt
         v_ref = None
-        if rt.level == "D" and iface_v:
+        if rt.level == "D" and self.taps is not None:
+            for sl in rt.grids.values():
+                for j, iface in enumerate(sl.interfaces):
+                    if iface.name in iface_v:
+                        self.v_hv[sl.iface_slack[j]] = iface_v[iface.name]
+            v_ref = self._tapped_v_ref()
+        elif rt.level == "D" and iface_v:
             v_ref = rt.model.v_ref.copy()
             for sl in rt.grids.values():
                 for j, iface in enumerate(sl.interfaces):
@@ -188,6 +209,7 @@ class GridSim(mosaik_api_v3.Simulator):
             try:  # the counterfactual at the same interface voltages, solved first so that
                 #   the model keeps the real state as its last solution
                 cf = rt.model.solve(*self._injections(k, without_tso=True), v_ref=v_ref)
+                self._tap_loading(cf)
             except PowerFlowNotConverged:
                 cf = None
         if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
@@ -196,6 +218,12 @@ class GridSim(mosaik_api_v3.Simulator):
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
             if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
                 res = self._control_voltage(k, res)
+            if self.taps is not None and iface_v and not any(  # this step's HV voltages,
+                    st["dp"] is not None and st["dp"].after_market  # before the market
+                    for st in self.state.values()):
+                while self.taps.control(res.vm_pu):
+                    res = rt.model.solve(*self._injections(k), v_ref=self._tapped_v_ref())
+            self._tap_loading(res)
         except PowerFlowNotConverged:
             res = None
         self.timing.powerflow_s += _time.perf_counter() - t0
@@ -204,22 +232,54 @@ class GridSim(mosaik_api_v3.Simulator):
             sl = rt.grids[eid]
             if res is None:
                 vm, ld = np.full(len(sl.bus), np.nan), np.full(len(sl.branch), np.nan)
-                pf = np.full(len(sl.branch), np.nan)
+                pf, va = np.full(len(sl.branch), np.nan), np.full(len(sl.bus), np.nan)
             else:
                 vm, ld = res.vm_pu[sl.bus], res.loading_percent[sl.branch]
-                pf = res.p_from_mw[sl.branch]
+                pf, va = res.p_from_mw[sl.branch], res.va_degree[sl.bus]
             iface_s: dict[str, complex] = {}
             if rt.level == "D" and res is not None:
                 for j, iface in enumerate(sl.interfaces):
                     b = sl.iface_branch[j]
                     iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
+            own = 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
             st["report"] = GridReport(
-                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]), iface_s,
+                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own, iface_s,
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
-                None if cf is None else cf.loading_percent[sl.branch].copy())
+                None if cf is None else cf.loading_percent[sl.branch].copy(),
+                self._tap_positions(sl), va)
         if rt.level == "T":
             self._loop_control(res)
+
+    def _tapped_v_ref(self) -> np.ndarray:
+        """The D slack voltages: the interface voltages scaled by the taps' moves."""
+        v = self.v_hv.copy()
+        v[self.taps.slack] = v[self.taps.slack] * self.taps.factor()
+        return v
+
+    def _tap_loading(self, res) -> None:
+        """Interface transformer loadings of the last solve with the HV-side current at the
+        true HV voltage: the taps scale the slack voltage (`simulators/taps.py`), which the
+        model's HV-side current would otherwise be divided by; the LV side is exact."""
+        if self.taps is None or res is None:
+            return
+        m = self.rt.model
+        rows = np.concatenate([sl.iface_branch for sl in self.rt.grids.values()])
+        slack = np.concatenate([sl.iface_slack for sl in self.rt.grids.values()])
+        v = m.v
+        s_f = np.abs(res.p_from_mw[rows] + 1j * res.q_from_mvar[rows])
+        i_f = s_f / (np.abs(self.v_hv[slack]) * m.branch_kv[rows, 0]) / np.sqrt(3.0)
+        t = m.t_int[rows]
+        s_t = np.abs(v[t] * np.conj(m.yt_b[rows] @ v)) * m.base_mva
+        i_t = s_t / (np.abs(v[t]) * m.branch_kv[rows, 1]) / np.sqrt(3.0)
+        res.loading_percent[rows] = 100.0 * np.maximum(i_f / m.branch_limit_ka[rows, 0],
+                                                       i_t / m.branch_limit_ka[rows, 1])
+
+    def _tap_positions(self, sl: GridSlice) -> dict[str, float] | None:
+        if self.taps is None:
+            return None
+        pos = dict(zip(self.taps.names, self.taps.position().tolist(), strict=True))
+        return {i.name: pos[i.name] for i in sl.interfaces}
 
     def _control_voltage(self, k: int, res):
         """The TSO's set-point control, before the market: shift the slack voltage so that

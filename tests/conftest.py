@@ -17,6 +17,8 @@ sigma = 0.0
 sigma = 0.0
 [forecast.load]
 sigma = 0.0
+[forecast.heat_pump]
+sigma = 0.0
 [forecast.storage]
 sigma = 0.0
 """

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pandapower as pp
 import pytest
-from tsodso.scenarios.world import load_grid, profile_rows
+from tsodso.scenarios.world import load_grid, profile_rows, storage_idle
 
 from tests.conftest import ZERO_ERRORS, make_scenario
 from tsodso.runner import run
@@ -15,21 +15,28 @@ VM_TOL_PU = 1e-5
 LOADING_TOL_PERCENT = 0.05
 
 
-def _unsplit(sc, step: int):
-    """pandapower's own power flow of the coupled net at a step of the scenario."""
+def _unsplit(sc, step: int, taps: dict[str, float]):
+    """pandapower's own power flow of the coupled net at a step of the scenario, with the
+    interface taps where the DSOs' tap changers put them (`taps`: trafo name -> position) and
+    idle storage where the run schedules it idle."""
     net, profiles = load_grid(sc)
     row = sc.run.first_row + step * sc.run.stride
     for (table, col), df in profiles.items():
         if df.shape[1]:
             net[table].loc[df.columns, col] = profile_rows(df, [row])[0]
+    net.storage.loc[storage_idle(net), "p_mw"] = 0.0
+    by_name = dict(zip(net.trafo.name.astype(str), net.trafo.index, strict=True))
+    for name, pos in taps.items():
+        net.trafo.loc[by_name[name], "tap_pos"] = pos
     pp.runpp(net, numba=False)
     return net
 
 
 def _compare(sc, path, steps):
     with h5py.File(path, "r") as f:
+        names = f["interfaces/name"].asstr()[:]
         for k in steps:
-            net = _unsplit(sc, k)
+            net = _unsplit(sc, k, dict(zip(names, f["interfaces/tap_pos"][k], strict=True)))
             vm_ref = dict(zip(net.bus.name.astype(str), net.res_bus.vm_pu, strict=True))
             ld_ref = dict(zip(net.line.name.astype(str), net.res_line.loading_percent,
                               strict=True))

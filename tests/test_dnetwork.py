@@ -6,6 +6,7 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
+import scipy.sparse as sp
 from tsodso.coordination.dnetwork import sensitivities
 from tsodso.core.powerflow import GridModel
 from tsodso.scenarios.split import split_net
@@ -132,3 +133,98 @@ def test_stale_operating_point_is_refused():
     model.solve(*[a * 0.5 for a in base])
     with pytest.raises(ValueError, match="operating point"):
         sensitivities(model, res, np.array([14]))
+
+
+def test_refresh_follows_the_operating_point_of_a_default_step():
+    """`DGridView.refresh` at a midday step of `default` (PV reverses flows since the first
+    step, where the run linearised): a +1 MW injection's voltage change predicted by the
+    refreshed sensitivities agrees with central finite differences of the AC power flow to
+    1e-4 pu at every bus, for resource buses of several D grids, and is closer to them than
+    the first step's sensitivities."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from tsodso.scenarios.load import load
+    from tsodso.scenarios.world import prepare
+
+    ctx = prepare(load("default"), "none")
+    rt = ctx.levels["D"]
+    model = rt.model
+    dg = replace(ctx.market.distribution, refresh_vm_pu=0.0, refresh_loading_percent=0.0)
+    sens = dg.model.sens
+    before = sens.dv_dp.copy(), sens.dl_dp.copy()
+    k = 48
+    base = [a[k].copy() for a in (rt.re_load_p, rt.re_load_q, rt.re_sgen_p, rt.re_sgen_q,
+                                  rt.re_sto_p, rt.re_sto_q)]
+    res = model.solve(*base)
+    reports = {g: SimpleNamespace(vm_pu=res.vm_pu[sl.bus], va_degree=res.va_degree[sl.bus],
+                                  loading_percent=res.loading_percent[sl.branch],
+                                  converged=True)
+               for g, sl in rt.grids.items() if g in dg.grids}
+    assert sorted(dg.refresh(reports)) == sorted(dg.grids)
+    sgen = model.net.sgen
+    probes = []
+    for g in dg.grids[::5]:  # resource buses of three D grids, one sgen each
+        buses = model.bus_index[dg.bus[g]]
+        cand = np.flatnonzero(np.isin(sgen.bus, buses) & sgen.in_service & (sgen.scaling == 1)
+                              & np.isin(sgen.bus, list(dg.model.inj_col)))
+        probes.append(int(cand[len(cand) // 2]))
+    h = 0.1
+    for j in probes:
+        col = dg.model.inj_col[int(sgen.bus.iloc[j])]
+        out = []
+        for sign in (1.0, -1.0):
+            p = [a.copy() for a in base]
+            p[2][j] += sign * h
+            out.append(model.solve(*p))
+        fd_v = (out[0].vm_pu - out[1].vm_pu) / (2 * h)
+        fd_l = (out[0].loading_percent - out[1].loading_percent) / (2 * h)
+        ok = np.isfinite(fd_v)
+        err = np.abs(sens.dv_dp[ok, col] - fd_v[ok]).max()
+        assert err <= 1e-4, err
+        assert err < np.abs(before[0][ok, col] - fd_v[ok]).max()
+        flowing = res.loading_percent > 1.0  # |I| has a kink where a flow passes zero
+        assert np.abs(sens.dl_dp[flowing, col] - fd_l[flowing]).max() <= 1e-2
+
+
+def test_relinearise_writes_the_refreshed_rows_into_every_market_of_a_scheme():
+    """`common` with the DSOs first (two markets with D rows): after a refresh at another
+    step, each market's HiGHS matrix holds the D rows pooled from the new sensitivities."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from tsodso.scenarios.load import load
+    from tsodso.scenarios.world import prepare
+
+    ctx = prepare(load("tiny", {"market.common_decomposed": True}), "common")
+    scheme = ctx.scheme
+    rt = ctx.levels["D"]
+    dg = replace(scheme.dg, refresh_vm_pu=0.0, refresh_loading_percent=0.0)
+    scheme.dg = dg
+    k = 12
+    res = rt.model.solve(*(a[k] for a in (rt.re_load_p, rt.re_load_q, rt.re_sgen_p,
+                                          rt.re_sgen_q, rt.re_sto_p, rt.re_sto_q)))
+    reports = {g: SimpleNamespace(vm_pu=res.vm_pu[sl.bus], va_degree=res.va_degree[sl.bus],
+                                  loading_percent=res.loading_percent[sl.branch],
+                                  converged=True)
+               for g, sl in rt.grids.items() if g in dg.grids}
+    old = [m.lp._ax.copy() for m, _ in scheme.d_lps]
+    assert len(scheme.d_lps) == 2
+    assert sorted(scheme.relinearise(reports)) == sorted(dg.grids)
+    for (market, pools), before in zip(scheme.d_lps, old, strict=True):
+        lp = market.lp
+        assert lp.n_coef_updates == 1
+        for dr in dg.rows(pools):
+            g = [d.grid for d in market.drows].index(dr.grid)
+            ks = [i for i, (gg, _) in enumerate(market._vrows) if gg == g]
+            want = dr.dv[[market._vrows[i][1] for i in ks]] * market.dir[dr.pools]
+            want[np.abs(want) < 1e-7] = 0.0
+            got = lp._ax[lp.row_positions("v_up")[ks]][:, dr.pools].toarray()
+            assert np.allclose(got, want, rtol=0, atol=1e-15)
+            hi = lp.highs.getLp().a_matrix_  # and HiGHS holds the same numbers
+            a = sp.csc_matrix((np.asarray(hi.value_), np.asarray(hi.index_),
+                               np.asarray(hi.start_)), shape=lp._a.shape)
+            cols = lp.col_index["x"][dr.pools]
+            assert np.allclose(a[lp.row_positions("v_dn")[ks]][:, cols].toarray(), want,
+                               rtol=0, atol=1e-15)
+        assert abs(lp._ax - before).max() > 1e-6  # the coefficients did move

@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 from tsodso.core.records import Event
+from tsodso.core.vocabulary import ASSET_KINDS
 from tsodso.results.api import export, neutralise
 from tsodso.results.kpis import KPI_DESCRIPTIONS, KPI_UNITS
 from tsodso.results.read import load_table, open_results, read_meta
@@ -74,7 +75,7 @@ BAD_SCENARIOS = {
     "escape in name": 'name = "a\\u001b[31mred"\n[grid]\nsource = "tiny"\n',
     "no flexibility": TINY + "".join(f"[flexibility.{k}]\nshare = 0.0\nprice_up = 1.0\n"
                                      f"price_down = 1.0\n" for k in
-                                     ("wind", "pv", "other_res", "load", "storage"))
+                                     ASSET_KINDS)
                       + "[flexibility.balancing]\nblocks = 0\n",
     "HV only": 'name = "x"\n[grid]\ncode = "1-HV-mixed--0-sw"\n',
     "EHV only": 'name = "x"\n[grid]\ncode = "1-EHV-mixed--0-sw"\n',

@@ -189,3 +189,37 @@ def test_failed_check_restarts_cold_on_the_same_model():
     mk.lp.checked = check
     r = mk.clear(mw, price, need={"system": 30.0}, t_flow0=np.zeros(3), t_limit=limit)
     assert np.allclose(r.x, [30.0, 0.0, 0.0])
+
+
+def test_refreshed_d_coefficients_clear_as_computed_by_hand_and_survive_a_cold_start():
+    """The case above with the D row's sensitivities swapped after the build (0.002 and
+    0.01 pu/MW): x0 + 5 x2 <= 25 and 2 x0 + x2 <= 60; the saving 30 x0 + 20 x2 is best at
+    x0 = 25, x2 = 0, so x = (25, 45, 0). The row's shadow price is 30 EUR/MWh per 0.002 pu,
+    so pool 2 (0.01 pu/MW) is worth 50 - 150 = -100 at its location."""
+    dr = [DRows("D1", np.array([0, 2]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = _market(drows=dr)
+    mw, price = np.full(3, 100.0), np.array([20.0, 50.0, 30.0])
+    limit = np.array([20.0, np.inf, np.inf])
+    st = {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
+    kw = dict(need={"system": 70.0}, t_flow0=np.zeros(3), t_limit=limit, d_state=st)
+    assert np.allclose(mk.clear(mw, price, **kw).x, [0.0, 45.0, 25.0])  # warm basis there
+    model = mk.model
+    mk.update_drows([DRows("D1", np.array([0, 2]), np.array([[0.002, 0.01]]),
+                           np.zeros((0, 2)), np.zeros(0))])
+    r = mk.clear(mw, price, **kw)
+    assert np.allclose(r.x, [25.0, 45.0, 0.0])
+    assert r.value == pytest.approx([20.0, 50.0, -100.0], abs=1e-3)
+    assert sum(r.parts.values()) == pytest.approx(r.value, abs=1e-3)  # parts use the new rows
+    assert mk.model is model  # the pyomo model was not rebuilt
+
+    check, calls = mk.lp.checked, []
+
+    def reject_first(status):
+        calls.append(1)
+        return None if len(calls) == 1 else check(status)
+
+    mk.lp.checked = reject_first  # force a fresh HiGHS model from the (build-time) pyomo one
+    r = mk.clear(mw, price, **kw)
+    assert mk.lp.n_cold_restarts == 1
+    assert np.allclose(r.x, [25.0, 45.0, 0.0])  # the refreshed coefficients were kept

@@ -22,9 +22,19 @@ def _book():
 
 def test_pools_group_equal_slots():
     pools = Pools(_book())
-    assert pools.n == 3
+    assert pools.n == 4  # storage slots (priced from their state of charge) pool alone
     mw, _ = pools.offered(_book().mw, _book().price)
-    assert sorted(mw.tolist()) == [5.0, 40.0, 40.0]
+    assert sorted(mw.tolist()) == [5.0, 20.0, 20.0, 40.0]
+
+
+def test_storage_prices_may_change_each_step():
+    book = _book()
+    pools = Pools(book)
+    price = book.price.copy()
+    price[3], price[4] = 35.0, 105.0  # one unit nearly full, the other nearly empty
+    _, pool_price = pools.offered(book.mw, price)
+    assert pool_price[pools.pool_of[3]] == 35.0 and pool_price[pools.pool_of[4]] == 105.0
+    assert pool_price[pools.pool_of[0]] == 45.0
 
 
 def test_pooled_clearing_splits_pro_rata():

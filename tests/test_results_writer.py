@@ -155,6 +155,7 @@ EXPECTED_UNITS = {
     "interfaces/grid": "1",
     "interfaces/p_mw": "MW",
     "interfaces/q_mvar": "Mvar",
+    "interfaces/tap_pos": "1",
     "needs/tso_imbalance_mw": "MW",
     "needs/unresolved_imbalance_mw": "MW",
     **{f"costs/{key}": "EUR" for key in COST_COLUMNS},
@@ -199,7 +200,7 @@ def test_root_attributes(run_file):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "tsodso-results"
-        assert a["format_version"] == 2
+        assert a["format_version"] == 3
         assert a["scheme"] == "centralized" and a["scenario"] == "unit"
         assert a["seed"] == 42 and a["step_s"] == STEP_S and a["n_steps"] == N
         assert a["start"] == "2016-03-01T00:00:00"
@@ -252,6 +253,7 @@ def test_shapes_units_and_scales(run_file):
         "interfaces/grid": (n_if,),
         "interfaces/p_mw": (N, n_if),
         "interfaces/q_mvar": (N, n_if),
+        "interfaces/tap_pos": (N, n_if),
         "needs/tso_imbalance_mw": (N,),
         "needs/unresolved_imbalance_mw": (N,),
         "costs/social": (N,),

@@ -30,7 +30,7 @@ def test_file_contract(centralized_run):
     sc, path, kpis = centralized_run
     with h5py.File(path, "r") as f:
         a = f.attrs
-        assert a["format"] == "tsodso-results" and a["format_version"] == 2
+        assert a["format"] == "tsodso-results" and a["format_version"] == 3
         assert a["scheme"] == "centralized" and a["scenario"] == sc.name
         assert bool(a["complete"]) and a["n_steps"] == 12 and a["step_s"] == 900
         assert "[run]" in a["scenario_toml"]

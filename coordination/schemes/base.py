@@ -74,6 +74,7 @@ class Scheme:
     joint_balance: ClassVar[bool] = False  # one market clears the balance with the DSOs' needs
     order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
     operator: ClassVar[str] = ""  # who clears the scheme's market(s)
+    linear_d: ClassVar[bool] = True  # uses the D grids' linear model (refreshed per step)
 
     def __init__(self, setup: MarketSetup):
         from tsodso.coordination.centralized import Penalties
@@ -89,6 +90,7 @@ class Scheme:
         self.tm: TransmissionModel = setup.transmission
         self.dg: DGridView = setup.distribution
         self.dso_grids = setup.dso_grids
+        self.d_lps: list[tuple[FlexMarket, ZonePools]] = []  # markets with D rows, their pools
 
     @classmethod
     def notes(cls, scenario: Any) -> str:
@@ -98,6 +100,18 @@ class Scheme:
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def relinearise(self, reports: dict) -> list[str]:
+        """Before a clearing: refresh the D grids' linear model where the reported state has
+        moved (`DGridView.refresh`) and write those grids' new D rows into every market of
+        the scheme. Returns the grids refreshed."""
+        if not self.linear_d:
+            return []
+        grids = self.dg.refresh(reports)
+        if grids:
+            for market, pools in self.d_lps:
+                market.update_drows(self.dg.rows(pools, grids))
+        return grids
 
     # --- shared stages -----------------------------------------------------------------
     def t_flow(self, reports: dict) -> np.ndarray:
@@ -215,6 +229,7 @@ class Scheme:
         market = FlexMarket(pools.direction, np.full(pools.n, -1), self.step_h,
                             self.pen.imbalance_eur_per_mwh, self.pen.overload_eur_per_mwh,
                             self.pen.voltage_eur_per_pu_h * VOLTAGE_STEP_PU, drows=rows, areas=area)
+        self.d_lps.append((market, pools))
         return pools, market
 
     def dso_first(self, needs: Needs, reports: dict, state: dict[str, DState]):

@@ -56,11 +56,14 @@ class Common(Scheme):
 
         pen = self.pen
         areas = {"system": np.arange(self.pools.n)} if system else {}
-        return FlexMarket(self.pools.direction, self.pools.t_bus, self.step_h,
-                          pen.imbalance_eur_per_mwh if system else pen_party,
-                          pen.overload_eur_per_mwh, pen.voltage_eur_per_pu_h * VOLTAGE_STEP_PU,
-                          ptdf=self.tm.ptdf, drows=self.rows, areas=areas,
-                          parties=list(parties), party_penalty=pen_party)
+        market = FlexMarket(self.pools.direction, self.pools.t_bus, self.step_h,
+                            pen.imbalance_eur_per_mwh if system else pen_party,
+                            pen.overload_eur_per_mwh,
+                            pen.voltage_eur_per_pu_h * VOLTAGE_STEP_PU,
+                            ptdf=self.tm.ptdf, drows=self.rows, areas=areas,
+                            parties=list(parties), party_penalty=pen_party)
+        self.d_lps.append((market, self.pools))
+        return market
 
     @classmethod
     def notes(cls, scenario: Any) -> str:

@@ -19,6 +19,7 @@ class NoCoordination(Scheme):
                    "grid problems stay as violations; both are priced with the scenario's "
                    "penalties. It is the reference the other schemes are measured against.")
     counterfactual = True
+    linear_d = False
     order = 0
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
