@@ -4,6 +4,9 @@
     sc = tsodso.load_scenario("tiny", **{"run.steps": 8, "flexibility.pv.share": 0.3})
     run = tsodso.run(sc, "common", "tiny-common.h5")     # -> tsodso.results.Run
     table = tsodso.compare(sc, ["none", "common"], "out")  # -> KPI DataFrame, one row a scheme
+    runs = tsodso.run_study("studies/penalties.toml", "out/penalties")  # one row a run (Dask)
+
+(`run_study` is `tsodso.study.run_study`.)
 
 Overrides are validated exactly like a scenario file (same schema, same one-line
 `ScenarioError`), so a changed parameter cannot skip validation as `model_copy` would.
@@ -131,3 +134,4 @@ def compare(scenario: str | Path | Scenario, schemes: str | Iterable[str] = "all
     table = kpi_table(folder)
     table.attrs["dir"] = folder
     return table
+

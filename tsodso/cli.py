@@ -182,11 +182,20 @@ def repair(file: Path) -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
 @click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=None,
               help="random seed")
+@click.option("--seeds", default=None,
+              help="several seeds, e.g. 1-10 or 1,4,7: a study, paired by seed (see --seed "
+                   "for one)")
+@click.option("--scheduler", default=None,
+              help="with --seeds: Dask scheduler address tcp://HOST:PORT (default: a local "
+                   "cluster)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="output directory")
 def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
-            out_dir: Path) -> None:
-    """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv."""
+            seeds: str | None, scheduler: str | None, out_dir: Path) -> None:
+    """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv.
+
+    With --seeds, every scheme runs with every seed (as a study, on Dask) and the schemes
+    are compared paired by seed: DIR/runs.parquet and the paired differences."""
     from tsodso.comparison import compare as run_compare
     from tsodso.comparison import format_table
     from tsodso.coordination.schemes import scheme_names
@@ -199,6 +208,15 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     if unknown or not names:
         _fail(f"unknown scheme(s) {', '.join(unknown) or '(none given)'}; "
               f"known: {', '.join(known)}")
+    if seeds is not None:
+        if seed is not None:
+            _fail("give --seed or --seeds, not both")
+        fixed = {"run.steps": steps} if steps is not None else {}
+        _study(lambda mk: mk(scenario, names, seeds, fixed=fixed, name=f"compare-{scenario}",
+                             source="compare"), out_dir, scheduler, None, None)
+        return
+    if scheduler is not None:
+        _fail("--scheduler needs --seeds")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sc = load(scenario, {"run.steps": steps, "run.seed": seed})
@@ -213,16 +231,92 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     click.echo(f"{len(rows)} schemes, {sc.run.steps} steps -> {out_dir}/summary.csv")
 
 
+def _study(make: object, out_dir: Path, scheduler: str | None, workers: int | None,
+           reference: str | None) -> None:
+    """Build a study with ``make(make_study)`` (or a loader), run it, print the paired
+    comparison; one-line errors."""
+    from tsodso.results.study import default_reference, format_paired, paired
+    from tsodso.scenarios.load import ScenarioError
+    from tsodso.study import StudyError, make_study, run_study
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        st = make(make_study)  # type: ignore[operator]
+        table = run_study(st, out_dir, scheduler=scheduler, workers=workers,
+                          progress=sys.stderr.isatty())
+    except (StudyError, ScenarioError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or out_dir}: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, f"finished runs are in {out_dir}; run the same command again to "
+                          "continue")
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        _fail(f"no run finished; see {out_dir}/runs.csv (column 'error')", 1)
+    ref = default_reference(table, reference or st.reference)
+    click.echo(format_paired(paired(table, ref, st.params), ref, params=st.params))
+    failed = len(table) - len(ok)
+    click.echo(f"{len(table)} runs ({failed} failed), paired by case, day and seed against "
+               f"{ref} -> {out_dir}/runs.parquet")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="output directory (default: out/<study name>)")
+@click.option("--scheduler", default=None,
+              help="address of a running Dask scheduler, tcp://HOST:PORT (default: a local "
+                   "cluster sized to the cores and memory)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="workers of the local cluster (default: cores, as memory allows)")
+@click.option("--dry-run", is_flag=True, help="validate every case and list the runs only")
+def study(file: Path, out_dir: Path | None, scheduler: str | None, workers: int | None,
+          dry_run: bool) -> None:
+    """Run the study FILE (schemes x seeds x days x swept parameters) on Dask; write one
+    results file per run and OUT/runs.parquet (and runs.csv). Finished runs are skipped when
+    the same study is run again."""
+    from tsodso.scenarios.load import ScenarioError
+    from tsodso.study import StudyError, default_root, load_study, plan
+
+    try:
+        st = load_study(file)
+        out = out_dir if out_dir is not None else default_root(st)
+        specs = plan(st, out)
+    except (StudyError, ScenarioError) as exc:
+        _fail(str(exc))
+    if dry_run:
+        for s in specs:
+            click.echo(str(s.out))
+        click.echo(f"{len(specs)} runs, every case valid")
+        return
+    _study(lambda _: st, out, scheduler, workers, None)
+
+
 @main.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file (default: DIR/report.html, or FILE.html next to a run file)")
-def report(source: Path, out: Path | None) -> None:
-    """Build the self-contained HTML comparison report of a compare DIR (or one run file)."""
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="study DIR: also write each figure as a PNG into this folder")
+def report(source: Path, out: Path | None, figures: Path | None) -> None:
+    """Build the self-contained HTML report of a compare DIR, a study DIR (runs.parquet) or
+    one run file."""
     from tsodso.results.report import build_report
+    from tsodso.results.study import is_study_dir
 
     try:
-        path = build_report(source, out)
+        if is_study_dir(source):
+            from tsodso.results.report.study import build_study_report
+
+            path = build_study_report(source, out, figures)
+        else:
+            if figures is not None:
+                _fail("--figures is for a study directory (with runs.parquet)")
+            path = build_report(source, out)
     except (OSError, ValueError, KeyError) as exc:
         _fail(f"{source}: {exc}")
     click.echo(f"report: {path}")

@@ -9,7 +9,9 @@ called and how it is described comes from its file, so the report knows no schem
 
 Modules: ``data`` (files -> ``RunData``/``ReportData``), ``format`` (numbers, escaping,
 tables), ``figures``, ``findings``, ``assumptions`` (scenario tables, reproduce command),
-``sections`` (one function per section and ``SECTIONS``), ``page`` (the HTML page).
+``sections`` (one function per section and ``SECTIONS``), ``page`` (the HTML page);
+``study`` is the report of a study directory (``runs.parquet``: spread over draws, paired
+differences, ranking stability, sweeps), with its own ``STUDY_SECTIONS``.
 """
 
 from __future__ import annotations
