@@ -84,7 +84,8 @@ MEANING: dict[str, str] = {
     "control.setpoint_margin_pu": "it aims this far inside the T band",
     "control.max_setpoint_change_pu": "largest change of the set-point from the scenario's",
     "control.dso_taps": "the DSOs' on-load tap changers at the HV/MV transformers act each "
-                        "step, before any market, to hold the MV busbar at grid.mv_busbar_pu",
+                        "step, before the market and again after it, to hold the MV busbar at "
+                        "grid.mv_busbar_pu",
     "control.tap_deadband_pu": "they act when the busbar is farther than this from the target",
     "control.max_tap_moves": "most tap positions a substation moves in one step",
     "growth.d_stress": "scales the D-level growth: factor = max(0, 1 + d_stress x (D - 1)); "

@@ -101,7 +101,6 @@ class Setpoints:
     # the providers' own change of their schedule before any market (storage cut to its
     # energy, payback of shifted load): net injection, MW, + = more; part of the imbalance
     schedule_mw: float = 0.0
-    after_market: bool = False  # False: the step's first message, before any market
 
 
 class Portfolio:
@@ -313,6 +312,5 @@ class Portfolio:
                 dp[name][table] -= delta
         return {name: Setpoints(dp_load=v["load"] + self._fix[name][0], dp_sgen=v["sgen"],
                                 dp_sto=v["storage"] + self._fix[name][1],
-                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name),
-                                after_market=True)
+                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name))
                 for name, v in dp.items()}

@@ -218,9 +218,10 @@ class GridSim(mosaik_api_v3.Simulator):
             res = rt.model.solve(*self._injections(k), v_ref=v_ref)
             if rt.level == "T" and self.setpoint is not None and self.iteration == 0:
                 res = self._control_voltage(k, res)
-            if self.taps is not None and iface_v and not any(  # this step's HV voltages,
-                    st["dp"] is not None and st["dp"].after_market  # before the market
-                    for st in self.state.values()):
+            if self.taps is not None and iface_v:  # this step's HV voltages, before the
+                #   market and again after it (an automatic tap changer reacts within
+                #   minutes to what the activations do to the HV voltage), within the
+                #   step's allowance of moves
                 while self.taps.control(res.vm_pu):
                     res = rt.model.solve(*self._injections(k), v_ref=self._tapped_v_ref())
             self._tap_loading(res)

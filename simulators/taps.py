@@ -1,9 +1,9 @@
 """The DSOs' on-load tap changers at the HV/MV interface transformers.
 
-Each step, before any market and the same in every scheme, a DSO moves the taps of each
-HV/MV substation while its MV busbar is farther than the deadband from the target voltage,
-by at most `max_moves` positions per step and within the tap range (a deadband narrower than
-0.6 tap steps is widened to that, against hunting). Parallel transformers of
+Each step, before the market and again after it, the same in every scheme, a DSO moves the
+taps of each HV/MV substation while its MV busbar is farther than the deadband from the
+target voltage, by at most `max_moves` positions per step and within the tap range (a
+deadband narrower than 0.6 tap steps is widened to that, against hunting). Parallel transformers of
 one substation (one MV busbar) move together.
 
 A tap change is applied without rebuilding the admittance matrix: pandapower puts the ideal
