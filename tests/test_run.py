@@ -125,7 +125,7 @@ def test_interrupted_run_leaves_readable_file(tmp_path, sig):
     proc = _start(path, 3000)
     _wait_for_steps(path, proc, 96)
     os.kill(proc.pid, sig)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)
     meta = read_meta(path)
     assert meta["complete"] is False
     assert meta["steps_written"] >= 96
