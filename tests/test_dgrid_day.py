@@ -29,7 +29,7 @@ def d_violations(path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    # the whole day in hourly steps: the DSOs set their taps at midnight, as in the 15-minute run
+    # the whole day in hourly steps (the tap changers act every step, at most 2 moves each)
     sc = load("dgrid", {"run.step_s": 3600, "run.steps": 24})
     out = tmp_path_factory.mktemp("dgrid")
     schemes = ["none", "centralized", "common"]
