@@ -3,7 +3,8 @@
     python benchmarks/dgrid_stress.py 0.0 1.0                    # none, centralized, local, common
     python benchmarks/dgrid_stress.py 0.5 --schemes centralized,common
 
-Runs the day in hourly steps (24 steps, the DSOs' tap changers acting every step, as in the 15-minute run) for each
+Runs the day in hourly steps (24 steps; the DSOs' tap changers act every step, as in the
+15-minute run) for each
 `growth.d_stress` given, and prints per scheme the social cost, the MV branch-steps above the
 loading limit and the MV bus-steps outside the band in the AC results, and the unserved D
 overload. Shows where the TSO's market alone stops being enough (docs/scenarios.md).
