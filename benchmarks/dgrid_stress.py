@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tsodso.results.read import level_violations  # noqa: E402
 from tsodso.scenarios.load import load  # noqa: E402
 
 from tsodso import results  # noqa: E402
@@ -27,15 +28,7 @@ from tsodso.comparison import compare  # noqa: E402
 
 def d_counts(path: Path) -> tuple[int, int]:
     """(MV branch-steps above the loading limit, MV bus-steps outside the band)."""
-    over = volt = 0
-    with results.open(path) as run:
-        for grid in run.grids:
-            ds = run.grid(grid)
-            if ds.attrs["level"] != "D":
-                continue
-            over += int((ds.branch_loading_percent > ds.attrs["loading_max_percent"]).sum())
-            vm = ds.vm_pu
-            volt += int(((vm > ds.attrs["vm_max_pu"]) | (vm < ds.attrs["vm_min_pu"])).sum())
+    volt, over = level_violations(path, "D")
     return over, volt
 
 

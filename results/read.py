@@ -337,6 +337,20 @@ def count_violations(grid: h5py.Group, n: int) -> tuple[int, int]:
     return volt, over
 
 
+def level_violations(path: Path | str, level: str) -> tuple[int, int]:
+    """(bus-steps outside the band, branch-steps above the loading limit) summed over the
+    grids of one level (``"T"`` or ``"D"``) of a results file."""
+    volt = over = 0
+    with h5py.File(path, "r", swmr=True) as f:
+        n = steps_written(f)
+        for grid in f["grids"].values():
+            if grid.attrs["level"] == level:
+                v, o = count_violations(grid, n)
+                volt += v
+                over += o
+    return volt, over
+
+
 # -- directories --------------------------------------------------------------------------
 
 

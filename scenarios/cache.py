@@ -86,10 +86,14 @@ class MappedProfile:
     def shape(self) -> tuple[int, int]:
         return self.values.shape
 
+    def _read(self, rows) -> np.ndarray:
+        """float64 values of `rows`, all columns, in memory."""
+        return np.array(self.values[np.asarray(rows)], dtype=float)
+
     def rows(self, rows, index: pd.Index | None = None) -> np.ndarray:
         """float64 values of `rows` (in memory), columns in the order of `index` if given
         (NaN for elements without a profile), like `DataFrame.reindex(columns=index)`."""
-        out = np.array(self.values[np.asarray(rows)], dtype=float)
+        out = self._read(rows)
         _release(self.values)
         if index is None:
             return out

@@ -42,15 +42,8 @@ class ScaledProfile(MappedProfile):
 
     scale: np.ndarray = field(default_factory=lambda: np.ones(0))
 
-    def rows(self, rows, index: pd.Index | None = None) -> np.ndarray:
-        out = np.array(self.values[np.asarray(rows)], dtype=float) * self.scale
-        if index is None:
-            return out
-        pos = self.columns.get_indexer(index)
-        res = np.full((len(out), len(pos)), np.nan)
-        ok = pos >= 0
-        res[:, ok] = out[:, pos[ok]]
-        return res
+    def _read(self, rows) -> np.ndarray:
+        return super()._read(rows) * self.scale
 
 
 def factors(scenario: Scenario) -> dict[tuple[str, str], float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tsodso.results.read import level_violations
 from tsodso.scenarios.load import load
 
 from tsodso import results
@@ -15,15 +16,7 @@ from tsodso.comparison import compare
 def d_violations(path) -> tuple[int, int]:
     """(branch-steps above the loading limit, bus-steps outside the band) of the D grids,
     from the AC power flow results recorded per grid."""
-    over = volt = 0
-    with results.open(path) as run:
-        for grid in run.grids:
-            ds = run.grid(grid)
-            if ds.attrs["level"] != "D":
-                continue
-            over += int((ds.branch_loading_percent > ds.attrs["loading_max_percent"]).sum())
-            vm = ds.vm_pu
-            volt += int(((vm > ds.attrs["vm_max_pu"]) | (vm < ds.attrs["vm_min_pu"])).sum())
+    volt, over = level_violations(path, "D")
     return over, volt
 
 
