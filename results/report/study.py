@@ -144,15 +144,21 @@ def costs(data: StudyData) -> str:
     return "\n".join(out)
 
 
-def _cost_figure(data: StudyData, stats: pd.DataFrame) -> str:
-    """Social cost relative to the reference, paired by draw, pooled over the cases: mean and
-    band per scheme."""
+def _relative_cost(data: StudyData) -> pd.DataFrame:
+    """Each scheme's social cost relative to the reference in the same draw (%), one row per
+    case, day and seed."""
     runs = ok_runs(data.table)
     keys = [*data.params, "day", "seed"]
     wide = runs.pivot_table(index=keys, columns="scheme", values="social_cost_eur",
                             aggfunc="first")
     rel = 100 * (wide.div(wide[data.reference], axis=0) - 1)
-    rel = rel.replace([np.inf, -np.inf], np.nan)
+    return rel.replace([np.inf, -np.inf], np.nan)
+
+
+def _cost_figure(data: StudyData, stats: pd.DataFrame) -> str:
+    """Social cost relative to the reference, paired by draw, pooled over the cases: mean and
+    band per scheme."""
+    rel = _relative_cost(data)
     schemes = [s for s in _schemes(data) if s in rel.columns and rel[s].notna().any()]
     fig = new_figure(height=0.9 + 0.45 * len(schemes))
     ax = fig.add_subplot()
@@ -227,12 +233,7 @@ def sweeps(data: StudyData) -> str:
 def sweep_figure(data: StudyData, param: str) -> Any:
     """Social cost relative to the reference (%, paired by draw) against one swept
     parameter: one line per scheme with its band."""
-    runs = ok_runs(data.table)
-    keys = [*data.params, "day", "seed"]
-    wide = runs.pivot_table(index=keys, columns="scheme", values="social_cost_eur",
-                            aggfunc="first")
-    rel = 100 * (wide.div(wide[data.reference], axis=0) - 1)
-    rel = rel.replace([np.inf, -np.inf], np.nan)
+    rel = _relative_cost(data)
     values = rel.index.get_level_values(param)
     levels = _levels(pd.Series(values))
     numeric = all(isinstance(v, int | float | np.number) and not isinstance(v, bool)
