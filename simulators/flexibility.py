@@ -149,7 +149,13 @@ class Portfolio:
                      for g in grids}
         self._element_slots()
         self._base_price = self.book.price.copy()
-        self._sto_slots = [s for s, m in enumerate(self._members) if m[1] == "storage"]
+        groups: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+        for s, (grid, table, idx) in enumerate(self._members):
+            if table == "storage":
+                idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+                groups.setdefault((grid, len(idx)), []).append((s, idx))
+        self._sto_groups = [(grid, np.array([s for s, _ in m], dtype=np.int64),
+                             np.stack([i for _, i in m])) for (grid, _), m in groups.items()]
 
     def _add(self, rows, bus_of_slot, g: GridAssets, kind, table, idx, bus, t_col, directions,
              flex) -> None:
@@ -215,15 +221,18 @@ class Portfolio:
         return self.book
 
     def _price_storage(self) -> None:
-        """Storage prices from the state of charge of each slot's units (`storage.py`)."""
-        for s in self._sto_slots:
-            grid, _, idx = self._members[s]
+        """Storage prices from the state of charge of each slot's units (`storage.py`), for
+        all storage slots of a grid and size at once (row sums of the stacked members: the
+        same sums as one slot at a time)."""
+        for grid, slots, idx in self._sto_groups:
             g = self.grids[grid]
-            cap = g.sto_e_max[idx].sum()
-            fill = self.soc[grid][idx].sum() / cap if cap > 0 else 0.5
+            cap = g.sto_e_max[idx].sum(axis=1)
+            stored = self.soc[grid][idx].sum(axis=1)
+            fill = np.full(len(slots), 0.5)
+            np.divide(stored, cap, out=fill, where=cap > 0)
             up, down = storage.price_factors(fill)
-            factor = up if self.book.direction[s] > 0 else down
-            self.book.price[s] = self._base_price[s] * float(factor)
+            factor = np.where(self.book.direction[slots] > 0, up, down)
+            self.book.price[slots] = self._base_price[slots] * factor
 
     def capability(self) -> np.ndarray:
         """MW each slot can offer at most over the run window (to weight pooled slots)."""
