@@ -48,3 +48,17 @@ def test_export_cli(tmp_path):
     assert (out / "costs_common.csv").exists()
     bad = CliRunner().invoke(main, ["export", str(tmp_path), "--format", "csv"])
     assert bad.exit_code == 2 and bad.output.startswith("error:")
+
+
+def test_compare_workers_do_not_change_results(tmp_path):
+    """Schemes side by side in two processes give the same KPIs as one after the other."""
+    sums = {}
+    for n in ("1", "2"):
+        out = tmp_path / f"w{n}"
+        res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none,common",
+                                        "--steps", "4", "--workers", n, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        sums[n] = (out / "summary.csv").read_text()
+    assert sums["1"] == sums["2"]
+    res = CliRunner().invoke(main, ["compare", "tiny", "--workers", "0"])
+    assert res.exit_code == 2 and "--workers" in res.output

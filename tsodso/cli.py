@@ -188,10 +188,14 @@ def repair(file: Path) -> None:
 @click.option("--scheduler", default=None,
               help="with --seeds: Dask scheduler address tcp://HOST:PORT (default: a local "
                    "cluster)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="processes running schemes side by side (default: one per core, leaving "
+                   "one core free; with --seeds: the local cluster's workers)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="output directory")
 def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
-            seeds: str | None, scheduler: str | None, out_dir: Path) -> None:
+            seeds: str | None, scheduler: str | None, workers: int | None,
+            out_dir: Path) -> None:
     """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv.
 
     With --seeds, every scheme runs with every seed (as a study, on Dask) and the schemes
@@ -213,14 +217,14 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
             _fail("give --seed or --seeds, not both")
         fixed = {"run.steps": steps} if steps is not None else {}
         _study(lambda mk: mk(scenario, names, seeds, fixed=fixed, name=f"compare-{scenario}",
-                             source="compare"), out_dir, scheduler, None, None)
+                             source="compare"), out_dir, scheduler, workers, None)
         return
     if scheduler is not None:
         _fail("--scheduler needs --seeds")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sc = load(scenario, {"run.steps": steps, "run.seed": seed})
-        rows = run_compare(sc, names, out_dir)
+        rows = run_compare(sc, names, out_dir, workers)
     except (ScenarioError, ResultsFileError) as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -14,15 +14,21 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tsodso.results.kpis import KPI_UNITS
+from tsodso.scenarios.load import to_toml
 from tsodso.scenarios.schema import Scenario
 
 log = logging.getLogger("tsodso")
 
 
-def _one(args: tuple[Scenario, str, Path]) -> tuple[str, dict[str, float]]:
+def _one(args: tuple[str, str, Path]) -> tuple[str, dict[str, float]]:
+    """Run one scheme; the scenario comes as its TOML text (what the results file stores),
+    because its error models are classes made at load time, which a process pool cannot
+    pickle."""
     from tsodso.runner import run
+    from tsodso.scenarios.load import parse
 
-    scenario, scheme, out = args
+    text, scheme, out = args
+    scenario = parse(text, "the compared scenario")
     # several schemes: one progress line per scheme, not every scheme's set-up phases
     setup_log = logging.getLogger("tsodso.setup")
     level = setup_log.level
@@ -42,17 +48,21 @@ def cost_line(kpis: dict[str, float]) -> str:
             f"buyers paid {paid:,.0f}")
 
 
-def workers(n_schemes: int) -> int:
-    """Processes to use: one per scheme, leaving one core free, at least one."""
-    free = max((os.cpu_count() or 1) - 1, 1)
+def workers(n_schemes: int, wanted: int | None = None) -> int:
+    """Processes to use: `wanted` if given, else one per scheme leaving one core free; never
+    more than the schemes, at least one."""
+    free = wanted if wanted is not None else max((os.cpu_count() or 1) - 1, 1)
     return max(1, min(n_schemes, free))
 
 
-def compare(scenario: Scenario, schemes: list[str], out_dir: Path) -> list[dict[str, float]]:
-    """Run every scheme; returns one KPI row per scheme (in the order given)."""
+def compare(scenario: Scenario, schemes: list[str], out_dir: Path,
+            n_workers: int | None = None) -> list[dict[str, float]]:
+    """Run every scheme (in `n_workers` processes; default: see `workers`); returns one KPI
+    row per scheme (in the order given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(scenario, s, out_dir / f"{s}.h5") for s in schemes]
-    n = workers(len(jobs))
+    text = to_toml(scenario)
+    jobs = [(text, s, out_dir / f"{s}.h5") for s in schemes]
+    n = workers(len(jobs), n_workers)
     t0 = time.perf_counter()
     log.info("compare: %d scheme(s) on '%s', %d steps, %d process(es)", len(jobs),
              scenario.name, scenario.run.steps, n)
