@@ -47,7 +47,7 @@ quantity; a missing ``area_imbalance_mw`` entry counts as 0. Limits are compared
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +103,12 @@ def physical_resource(resource: str) -> str:
         if resource.endswith(suffix):
             return resource[: -len(suffix)]
     return resource
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _physical(resource: str) -> str:
+    """`physical_resource`, remembered (the same ids come back every step)."""
+    return physical_resource(resource)
 
 
 def _pair(after: dict[str, np.ndarray], delta: dict[str, np.ndarray], grid: str,
@@ -190,23 +196,38 @@ def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
     out: list[tuple[str, Conflict]] = []
     slot_grid: dict[str, str] = {}
     phys_grid: dict[str, str] = {}
-    total: dict[str, float] = defaultdict(float)
-    # physical resource -> direction -> (MW, buyers)
-    by_dir: dict[str, dict[int, tuple[float, set[str]]]] = defaultdict(dict)
+    total: dict[str, float] = {}
+    # physical resource -> direction -> [MW, buyers]
+    by_dir: dict[str, dict[int, list]] = {}
     for a in view.activations:
-        slot_grid.setdefault(a.resource, a.grid)
-        total[a.resource] += a.mw
-        phys = physical_resource(a.resource)
-        phys_grid.setdefault(phys, a.grid)
-        mw, buyers = by_dir[phys].get(a.direction, (0.0, set()))
-        by_dir[phys][a.direction] = (mw + a.mw, buyers | {a.buyer})
-    for res in total:
-        excess = total[res] - view.offered_mw.get(res, 0.0)
+        res = a.resource
+        if res in total:
+            total[res] += a.mw
+        else:
+            slot_grid[res] = a.grid
+            total[res] = 0.0 + a.mw
+        phys = _physical(res)
+        dirs = by_dir.get(phys)
+        if dirs is None:
+            dirs = by_dir[phys] = {}
+            phys_grid[phys] = a.grid
+        acc = dirs.get(a.direction)
+        if acc is None:
+            dirs[a.direction] = [0.0 + a.mw, {a.buyer}]
+        else:
+            acc[0] += a.mw
+            acc[1].add(a.buyer)
+    offered = view.offered_mw
+    for res, mw in total.items():
+        excess = mw - offered.get(res, 0.0)
         if excess > EPS_MW:
             out.append((res, Conflict("double_activation", slot_grid[res], excess)))
+    none: tuple[float, set[str]] = (0.0, set())
     for phys, dirs in by_dir.items():
-        up_mw, up_buyers = dirs.get(1, (0.0, set()))
-        down_mw, down_buyers = dirs.get(-1, (0.0, set()))
+        if len(dirs) < 2:  # one direction only: not bought up and down
+            continue
+        up_mw, up_buyers = dirs.get(1, none)
+        down_mw, down_buyers = dirs.get(-1, none)
         different = any(u != d for u in up_buyers for d in down_buyers)
         if up_mw > EPS_MW and down_mw > EPS_MW and different:
             out.append((phys, Conflict("double_activation", phys_grid[phys],
