@@ -180,8 +180,16 @@ class Portfolio:
                        for t in TABLES for d in (1, -1)}
         self._has = {key: np.flatnonzero(slot >= 0) for key, slot in self._slots.items()}
         self._fix = (np.zeros(sum(g.fc_load.shape[1] for g in grids)), np.zeros(len(self._soc)))
+        self._schedule = self._schedules()
         self._bal = [(self._members[s][0], int(s), int(self.book.direction[s]))
                      for s in self._balancing]
+
+    def _schedules(self) -> dict[str, float]:
+        """Net injection change of the providers' own schedule corrections per grid (MW,
+        + = more): the same for every set-point message of a step."""
+        fix_load, fix_sto = self._fix
+        return {name: float(-fix_load[self._at[(name, "load")]].sum()
+                            - fix_sto[self._at[(name, "storage")]].sum()) for name in self.grids}
 
     @property
     def soc(self) -> dict[str, np.ndarray]:
@@ -241,6 +249,7 @@ class Portfolio:
                                      self.step_h, self._eta)
         base = np.clip(fc_sto, lo, hi)  # the schedule, cut to the state of charge
         self._fix = (self._rebound.due(k).copy(), base - fc_sto)
+        self._schedule = self._schedules()
         # up: discharge more (down to the lowest feasible power); down: the opposite
         w_up = np.minimum(share * rating, base - lo)
         w_dn = np.minimum(share * rating, hi - base)
@@ -325,14 +334,12 @@ class Portfolio:
                   balancing: dict[str, float]) -> dict[str, Setpoints]:
         """One `Setpoints` per grid from stacked changes (each grid's slice of them)."""
         at = self._at
-        fix_load, fix_sto = self._fix
         out = {}
         for name in self.grids:
             ld, sg, st = at[(name, "load")], at[(name, "sgen")], at[(name, "storage")]
-            # net injection change of the providers' own schedule corrections (MW, + = more)
-            schedule = float(-fix_load[ld].sum() - fix_sto[st].sum())
             out[name] = Setpoints(dp_load=dp_load[ld], dp_sgen=dp_sgen[sg], dp_sto=dp_sto[st],
-                                  dp_balancing=balancing[name], schedule_mw=schedule)
+                                  dp_balancing=balancing[name],
+                                  schedule_mw=self._schedule[name])
         return out
 
     def activate(self, k: int, activated: np.ndarray) -> dict[str, Setpoints]:
