@@ -207,6 +207,10 @@ class _Offered(Mapping):
     def __getitem__(self, resource: str) -> float:
         return float(self._mw[self._slot[resource]])
 
+    def get(self, resource: str, default: float = 0.0) -> float:
+        i = self._slot.get(resource)
+        return default if i is None else float(self._mw[i])
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._slot)
 
