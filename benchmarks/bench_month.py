@@ -5,7 +5,9 @@ peak memory against a one-day run of the same scheme.
 
 Each run is its own process (peak RSS is per process). The month run records the wall time
 of every step (through the runner's progress callback) and prints ms/step per week, the ratio
-last week / first week (target <= 1.1: the cost per step stays flat), the year (35,136 steps)
+last week / first week (target <= 1.1: the cost per step stays flat), per week the power flow
+and clearing and the rest of the step (wall), so that a growth can be told from a week whose
+grid states need more Newton iterations, the year (35,136 steps)
 extrapolated from the month's mean, and peak RSS of the month against a 96-step run (target:
 ratio <= 1.1, peak <= 1 GB).
 """
@@ -34,19 +36,28 @@ def child(scheme: str, steps: int) -> dict:
 
     import tsodso.runner as runner
 
-    stamps: list[float] = []
+    stamps: list[tuple[float, ...]] = []
+    timings: list = []
+
+    class Recorded(runner.Timing):  # the run's timing, read at every step
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            timings.append(self)
 
     class Clock:  # stands in for the progress bar: the runner calls update() once per step
         def __init__(self, *args, **kwargs) -> None:
             pass
 
         def update(self, n: int = 1) -> None:
-            stamps.append((time.perf_counter(), time.process_time()))
+            t = timings[-1]
+            stamps.append((time.perf_counter(), time.process_time(), t.powerflow_s,
+                           t.clearing_s))
 
         def close(self) -> None:
             pass
 
     runner.tqdm = Clock
+    runner.Timing = Recorded
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m.h5"
         runner.run(load("default", {"run.steps": steps}), scheme, out, profile=True)
@@ -83,6 +94,19 @@ def main(scheme: str, steps: int) -> None:
         print(f"  {what:4s} ms/step per week: " + ", ".join(
             f"{1e3 * sum(w) / len(w):.1f}" for w in weeks))
         ratios.append((what, (sum(weeks[-1]) / len(weeks[-1])) / (sum(weeks[0]) / len(weeks[0]))))
+    per = [[b[j] - a[j] for a, b in zip(st, st[1:], strict=False)] for j in range(4)]
+    spans = [(i, min(i + WEEK, len(per[0]))) for i in range(0, len(per[0]), WEEK)]
+    spans = [(lo, hi) for lo, hi in spans if hi - lo >= WEEK // 2]
+
+    def week_ms(j: int) -> list[float]:
+        return [1e3 * sum(per[j][lo:hi]) / (hi - lo) for lo, hi in spans]
+
+    pf, clr = week_ms(2), week_ms(3)
+    rest = [w - p - c for w, p, c in zip(week_ms(0), pf, clr, strict=True)]
+    print("  wall ms/step per week: power flow " + ", ".join(f"{x:.1f}" for x in pf)
+          + "; clearing " + ", ".join(f"{x:.1f}" for x in clr)
+          + "; everything else " + ", ".join(f"{x:.1f}" for x in rest))
+    print(f"  everything else last week / first week: {rest[-1] / rest[0]:.3f}")
     print("ratio last week / first week: " + ", ".join(f"{r:.3f} ({w})" for w, r in ratios)
           + " (target <= 1.1)")
     mean = t["simulate_s"] / steps

@@ -47,7 +47,7 @@ quantity; a missing ``area_imbalance_mw`` entry counts as 0. Limits are compared
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,6 +105,12 @@ def physical_resource(resource: str) -> str:
     return resource
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _physical(resource: str) -> str:
+    """`physical_resource`, remembered (the same ids come back every step)."""
+    return physical_resource(resource)
+
+
 def _pair(after: dict[str, np.ndarray], delta: dict[str, np.ndarray], grid: str,
           what: str) -> tuple[np.ndarray, np.ndarray] | None:
     """After-state and TSO-caused change of one grid, or None if either is missing."""
@@ -118,19 +124,25 @@ def _pair(after: dict[str, np.ndarray], delta: dict[str, np.ndarray], grid: str,
     return a, d
 
 
+def _filled(values: np.ndarray, nan: float) -> np.ndarray:
+    """`values` with NaN (no power-flow solution) read as `nan`. Infinite values stay: against
+    finite limits they compare as np.nan_to_num's largest floats would."""
+    a = np.asarray(values, dtype=float)
+    return np.where(np.isnan(a), nan, a)
+
+
 def _tso_created_violation(view: StepView, grid: str) -> bool:
     """Whether a bus or branch of ``grid`` violates its limit only because of the TSO: by the
     AC counterfactual where the view has one, else by the sensitivity estimate."""
     vm_min, vm_max, loading_max = view.limits[grid]
     if view.vm_without_tso is not None and grid in view.vm_without_tso:
-        after = np.nan_to_num(np.asarray(view.vm_after[grid], dtype=float), nan=1.0)
-        without = np.nan_to_num(np.asarray(view.vm_without_tso[grid], dtype=float), nan=1.0)
+        after = _filled(view.vm_after[grid], 1.0)
+        without = _filled(view.vm_without_tso[grid], 1.0)
         bad = (after < vm_min) | (after > vm_max)
         if np.any(bad & (without >= vm_min) & (without <= vm_max)):
             return True
-        la = np.nan_to_num(np.asarray(view.loading_after[grid], dtype=float))
-        lw = np.nan_to_num(np.asarray((view.loading_without_tso or {}).get(grid, la),
-                                      dtype=float))
+        la = _filled(view.loading_after[grid], 0.0)
+        lw = _filled((view.loading_without_tso or {}).get(grid, la), 0.0)
         return bool(np.any((la > loading_max) & (lw <= loading_max)))
     vm = _pair(view.vm_after, view.dv_tso, grid, "voltage")
     if vm is not None:
@@ -184,33 +196,59 @@ def _grid_conflicts(view: StepView, grid: str,
     return out
 
 
+#: resource id -> (number of the slot, number of its physical resource), the same ids come
+#: back every step; numbers only tell ids apart (cleared when it grows past _MAX_IDS)
+_NUMBERS: dict[str, tuple[int, int]] = {}
+_PHYSICAL: dict[str, int] = {}
+_MAX_IDS = 1 << 18
+
+
+def _numbers(resource: str) -> tuple[int, int]:
+    got = _NUMBERS.get(resource)
+    if got is None:
+        if len(_NUMBERS) >= _MAX_IDS:
+            _NUMBERS.clear()
+            _PHYSICAL.clear()
+        phys = _PHYSICAL.setdefault(physical_resource(resource), len(_PHYSICAL))
+        got = _NUMBERS[resource] = (len(_NUMBERS), phys)
+    return got
+
+
 def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
     """Over-sold resource slots and physical resources bought up and down by different buyers,
-    each with the (slot or physical) resource id it concerns."""
+    each with the (slot or physical) resource id it concerns, each kind in the order the ids
+    first occur. The MW of a slot (of a physical resource and direction) are summed from 0 in
+    activation order (bincount), as one activation at a time."""
+    acts = view.activations
+    if not acts:
+        return []
     out: list[tuple[str, Conflict]] = []
-    slot_grid: dict[str, str] = {}
-    phys_grid: dict[str, str] = {}
-    total: dict[str, float] = defaultdict(float)
-    # physical resource -> direction -> (MW, buyers)
-    by_dir: dict[str, dict[int, tuple[float, set[str]]]] = defaultdict(dict)
-    for a in view.activations:
-        slot_grid.setdefault(a.resource, a.grid)
-        total[a.resource] += a.mw
-        phys = physical_resource(a.resource)
-        phys_grid.setdefault(phys, a.grid)
-        mw, buyers = by_dir[phys].get(a.direction, (0.0, set()))
-        by_dir[phys][a.direction] = (mw + a.mw, buyers | {a.buyer})
-    for res in total:
-        excess = total[res] - view.offered_mw.get(res, 0.0)
-        if excess > EPS_MW:
-            out.append((res, Conflict("double_activation", slot_grid[res], excess)))
-    for phys, dirs in by_dir.items():
-        up_mw, up_buyers = dirs.get(1, (0.0, set()))
-        down_mw, down_buyers = dirs.get(-1, (0.0, set()))
-        different = any(u != d for u in up_buyers for d in down_buyers)
-        if up_mw > EPS_MW and down_mw > EPS_MW and different:
-            out.append((phys, Conflict("double_activation", phys_grid[phys],
-                                       min(up_mw, down_mw))))
+    res = [a.resource for a in acts]
+    nums = np.array([_NUMBERS.get(r) or _numbers(r) for r in res], dtype=np.int64)
+    mw = np.array([a.mw for a in acts], dtype=float)
+    direction = np.array([a.direction for a in acts])
+    # over-sold slots
+    _, first, inv = np.unique(nums[:, 0], return_index=True, return_inverse=True)
+    total = np.bincount(inv, weights=mw, minlength=len(first))
+    offered = view.offered_mw
+    excess = total - np.array([offered.get(res[i], 0.0) for i in first], dtype=float)
+    for j in sorted(np.flatnonzero(excess > EPS_MW), key=lambda j: first[j]):
+        i = first[j]
+        out.append((res[i], Conflict("double_activation", acts[i].grid, float(excess[j]))))
+    # physical resources bought up and down
+    _, first, inv = np.unique(nums[:, 1], return_index=True, return_inverse=True)
+    up, down = direction == 1, direction == -1
+    up_mw = np.bincount(inv[up], weights=mw[up], minlength=len(first))
+    down_mw = np.bincount(inv[down], weights=mw[down], minlength=len(first))
+    both = np.flatnonzero((up_mw > EPS_MW) & (down_mw > EPS_MW))
+    for j in sorted(both, key=lambda j: first[j]):
+        at = np.flatnonzero(inv == j)
+        up_buyers = {acts[i].buyer for i in at if direction[i] == 1}
+        down_buyers = {acts[i].buyer for i in at if direction[i] == -1}
+        if any(u != d for u in up_buyers for d in down_buyers):
+            i = first[j]
+            out.append((_physical(res[i]), Conflict("double_activation", acts[i].grid,
+                                                    float(min(up_mw[j], down_mw[j])))))
     return out
 
 

@@ -51,17 +51,54 @@ def overload_mva(loading_percent: np.ndarray, limits: GridLimits) -> np.ndarray:
 
 def assess(step: int, reports: dict, limits: dict[str, GridLimits]) -> Needs:
     """Needs from the grids' reports (`simulators.grid.GridReport` per grid)."""
-    needs = Needs(step=step, imbalance_mw=float(sum(r.imbalance_mw for r in reports.values())),
-                  area_imbalance={g: float(r.imbalance_mw) for g, r in reports.items()})
-    for name, r in reports.items():
-        lim = limits[name]
-        needs.overload_mva[name] = overload_mva(r.loading_percent, lim)
-        vm = np.nan_to_num(r.vm_pu, nan=1.0)
-        needs.undervoltage[name] = vm < lim.vm_min_pu
-        needs.overvoltage[name] = vm > lim.vm_max_pu
-        needs.voltage_excess_pu[name] = (np.maximum(vm - lim.vm_max_pu, 0.0)
-                                         + np.maximum(lim.vm_min_pu - vm, 0.0))
-    return needs
+    return Assessor(limits)(step, reports)
+
+
+class Assessor:
+    """`assess` for the same grids step after step: the reports of all grids are checked as
+    one stacked array against per-element limits built once (the same element-wise values
+    as grid by grid; each grid's arrays in `Needs` are slices of the stacked ones)."""
+
+    def __init__(self, limits: dict[str, GridLimits]) -> None:
+        self.limits = limits
+        self._key: tuple = ()
+
+    def _stack(self, key: tuple) -> None:
+        """Per-bus and per-branch limits of the grids and sizes in `key`."""
+        lim = self.limits
+        self._key = key
+        self._vm_min = np.concatenate([np.full(nb, lim[g].vm_min_pu) for g, nb, _ in key])
+        self._vm_max = np.concatenate([np.full(nb, lim[g].vm_max_pu) for g, nb, _ in key])
+        self._ld_max = np.concatenate([np.full(nl, lim[g].loading_max_percent)
+                                       for g, _, nl in key])
+        self._rating = np.concatenate([np.broadcast_to(np.asarray(lim[g].rating_mva, dtype=float),
+                                                       (nl,)) for g, _, nl in key])
+        bus = np.cumsum([0, *(nb for _, nb, _ in key)])
+        branch = np.cumsum([0, *(nl for _, _, nl in key)])
+        self._slices = [(g, slice(int(bus[i]), int(bus[i + 1])),
+                         slice(int(branch[i]), int(branch[i + 1]))) for i, (g, _, _) in
+                        enumerate(key)]
+
+    def __call__(self, step: int, reports: dict) -> Needs:
+        key = tuple((g, len(r.vm_pu), len(r.loading_percent)) for g, r in reports.items())
+        if key != self._key:
+            self._stack(key)
+        needs = Needs(step=step,
+                      imbalance_mw=float(sum(r.imbalance_mw for r in reports.values())),
+                      area_imbalance={g: float(r.imbalance_mw) for g, r in reports.items()})
+        loading = np.concatenate([r.loading_percent for r in reports.values()])
+        excess = (np.nan_to_num(loading) - self._ld_max) / 100.0
+        overload = np.maximum(excess, 0.0) * self._rating
+        vm = np.nan_to_num(np.concatenate([r.vm_pu for r in reports.values()]), nan=1.0)
+        under = vm < self._vm_min
+        over = vm > self._vm_max
+        outside = np.maximum(vm - self._vm_max, 0.0) + np.maximum(self._vm_min - vm, 0.0)
+        for g, bus, branch in self._slices:
+            needs.overload_mva[g] = overload[branch]
+            needs.undervoltage[g] = under[bus]
+            needs.overvoltage[g] = over[bus]
+            needs.voltage_excess_pu[g] = outside[bus]
+        return needs
 
 
 def unserved(needs: Needs, unserved_mw: float, level: dict[str, str],

@@ -45,21 +45,16 @@ def settle(book: BidBook, clearing: Clearing, buyer: str | np.ndarray, pricing: 
         unit = book.direction.astype(float) * clear_price
     else:
         raise ValueError(f"unknown pricing {pricing!r}; expected one of {PRICING}")
-    buyers = np.broadcast_to(np.asarray(buyer, dtype=object), (n,))
-
-    out = []
-    for i in np.flatnonzero(mw >= MIN_MW):
-        price = float(unit[i])
-        out.append(Activation(
-            resource=str(book.resource[i]),
-            kind=str(book.kind[i]),
-            grid=str(book.grid[i]),
-            level=str(book.level[i]),
-            buyer=str(buyers[i]),
-            direction=int(book.direction[i]),
-            mw=float(mw[i]),
-            price=price,
-            cost=price * float(mw[i]) * float(step_h),
-            bid_price=float(book.price[i]),
-        ))
-    return out
+    idx = np.flatnonzero(mw >= MIN_MW)
+    if isinstance(buyer, str):
+        buyers = [str(buyer)] * len(idx)
+    else:
+        buyers = [str(b) for b in np.broadcast_to(np.asarray(buyer, dtype=object), (n,))[idx]]
+    step_h = float(step_h)
+    # the selected slots' columns as Python values at once (the same values as one by one)
+    return [Activation(res, kind, grid, level, b, d, m, p, p * m * step_h, bid)
+            for res, kind, grid, level, b, d, m, p, bid in zip(
+                book.resource[idx].tolist(), book.kind[idx].tolist(), book.grid[idx].tolist(),
+                book.level[idx].tolist(), buyers, book.direction[idx].tolist(),
+                mw[idx].tolist(), unit[idx].tolist(), book.price[idx].astype(float).tolist(),
+                strict=True)]

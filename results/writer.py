@@ -17,9 +17,6 @@ instead of writing it again.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -27,17 +24,17 @@ import h5py
 import numpy as np
 from tsodso.core.records import Activation, Conflict, Event, StepRecord
 from tsodso.core.vocabulary import COST_COLUMNS, COST_KEYS, SOCIAL_KEYS, UNSERVED_KEYS
-from tsodso.results.format import (
-    COST_DESCRIPTIONS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    TABLE_COLUMNS,
-    TABLE_STR_BYTES,
-    UNSERVED_DESCRIPTIONS,
-    UNSERVED_UNITS,
-)
+from tsodso.results.format import FORMAT_NAME, TABLE_COLUMNS, TABLE_STR_BYTES
 from tsodso.results.integrity import ResultsFileError, WriterLock, clear_write_flags
 from tsodso.results.kpis import compute_kpis, write_kpis
+from tsodso.results.layout import (
+    NO_CHUNK_CACHE,
+    FileLayout,
+    GridLayout,
+    RunMeta,
+    Series,
+    check_name,
+)
 from tsodso.results.read import attr_value, names, steps_written
 
 __all__ = ["Activation", "Conflict", "Event", "StepRecord", "ResultsWriter", "RunMeta",
@@ -47,68 +44,6 @@ __all__ = ["Activation", "Conflict", "Event", "StepRecord", "ResultsWriter", "Ru
 class ResumeMismatch(ResultsFileError):
     """The replay of a resumed run differs from a step the file already holds."""
 
-
-
-_TABLE_CHUNK_ROWS = 4096
-_MAX_COL_CHUNK = 256
-_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-# No HDF5 chunk cache: blocks are written whole, and with the default cache (1 MiB per
-# dataset) the resident memory of a run grew with its length (about 120 MiB over a month of
-# default, ~130 datasets)
-_NO_CHUNK_CACHE = {"rdcc_nbytes": 0}
-_NAME_DTYPE = h5py.string_dtype("utf-8")
-
-
-@dataclass(frozen=True)
-class GridLayout:
-    """Names of the buses and branches of one grid, in the column order of its arrays."""
-
-    name: str  # e.g. "HV1" or "MV1.101"
-    level: str  # "T" or "D"
-    bus: list[str]  # bus names
-    branch: list[str]  # branch names (lines then transformers)
-
-
-@dataclass(frozen=True)
-class RunMeta:
-    """Run description stored as root attributes (and per-grid limit attributes)."""
-
-    scheme: str
-    scenario: str
-    seed: int
-    start: datetime
-    step_s: int
-    n_steps: int
-    software_version: str
-    scenario_toml: str
-    limits: dict[str, tuple[float, float, float]]  # level -> (vm_min_pu, vm_max_pu, loading_max_%)
-    # The scheme describes itself, so that readers never branch on scheme names:
-    scheme_label: str = ""  # plain-language name, e.g. "Common TSO–DSO market"
-    scheme_short: str = ""  # short name for tables
-    scheme_description: str = ""  # what the scheme does, with notes specific to this run
-    scheme_counterfactual: bool = False  # the no-coordination baseline others are measured by
-    scheme_balances_areas: bool = False  # DSOs keep their interface on its agreed schedule
-    scheme_order: int = 100  # sort position in reports when no summary.csv gives an order
-    scheme_operator: str = ""  # who clears the scheme's market(s)
-    builtin: str = ""  # built-in scenario reproducing this run with its steps and seed, or ""
-
-
-class _Series:
-    """One time-axis dataset and its in-memory block buffer."""
-
-    def __init__(self, ds: h5py.Dataset, block: int) -> None:
-        self.ds = ds
-        self.buf = np.empty((block, *ds.shape[1:]), dtype=ds.dtype)
-
-
-def cf_time_units(start: datetime) -> str:
-    """CF units of /time: ``seconds since <start>`` (ISO, local time of the scenario)."""
-    return f"seconds since {start.isoformat(sep=' ')}"
-
-
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"invalid {what} name {name!r} (non-empty, no '/')")
 
 
 class ResultsWriter:
@@ -139,7 +74,7 @@ class ResultsWriter:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate grid names: {names}")
         for g in grids:
-            _check_name(g.name, "grid")
+            check_name(g.name, "grid")
             if g.level not in meta.limits:
                 raise ValueError(f"no limits for level {g.level!r} of grid {g.name!r}")
         self.path = Path(path)
@@ -165,8 +100,11 @@ class ResultsWriter:
             if resume:
                 f = self._reopen(interfaces, dso_grids)
             else:
-                f = h5py.File(self.path, "w", libver="latest", locking=False, **_NO_CHUNK_CACHE)
-                self._create_layout(f, interfaces, dso_grids)
+                f = h5py.File(self.path, "w", libver="latest", locking=False, **NO_CHUNK_CACHE)
+                lay = FileLayout(meta, self._grids, block_steps)
+                lay.create(f, interfaces, dso_grids)
+                self._time, self._times = lay.time, lay.times
+                self._series, self._table_ds = lay.series, lay.table_ds
             f.flush()
             f.swmr_mode = True
         except BaseException:
@@ -180,7 +118,7 @@ class ResultsWriter:
         """Open the file of an interrupted run for appending (see ``resume``)."""
         try:
             clear_write_flags(self.path)
-            f = h5py.File(self.path, "r+", libver="latest", locking=False, **_NO_CHUNK_CACHE)
+            f = h5py.File(self.path, "r+", libver="latest", locking=False, **NO_CHUNK_CACHE)
         except OSError as exc:
             raise ResultsFileError(f"{self.path}: cannot reopen to resume: {exc}") from None
         try:
@@ -205,14 +143,14 @@ class ResultsWriter:
             self._series = {}
             for g in self._grids:
                 for ds in ("vm_pu", "branch_loading_percent"):
-                    self._series[f"/grids/{g.name}/{ds}"] = _Series(f[f"grids/{g.name}/{ds}"],
+                    self._series[f"/grids/{g.name}/{ds}"] = Series(f[f"grids/{g.name}/{ds}"],
                                                                    self.block_steps)
             for path in ("/interfaces/p_mw", "/interfaces/q_mvar", "/interfaces/tap_pos",
                          "/needs/tso_imbalance_mw",
                          "/needs/unresolved_imbalance_mw", "/costs/dso_by_grid",
                          *(f"/costs/{k}" for k in COST_COLUMNS),
                          *(f"/unserved/{k}" for k in UNSERVED_KEYS)):
-                self._series[path] = _Series(f[path], self.block_steps)
+                self._series[path] = Series(f[path], self.block_steps)
             self._table_ds = {}
             for table, cols in TABLE_COLUMNS.items():
                 if table not in f:
@@ -239,156 +177,6 @@ class ResultsWriter:
             f.close()
             raise
         return f
-
-    # -- layout -------------------------------------------------------------------------
-
-    def _create_layout(
-        self, f: h5py.File, interfaces: list[tuple[str, str]], dso_grids: list[str]
-    ) -> None:
-        """Create every group, dataset and attribute (SWMR forbids creating them later)."""
-        m = self.meta
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-        f.attrs["scheme"] = m.scheme
-        f.attrs["scenario"] = m.scenario
-        f.attrs["seed"] = np.int64(m.seed)
-        f.attrs["start"] = m.start.isoformat()
-        f.attrs["step_s"] = np.int64(m.step_s)
-        f.attrs["n_steps"] = np.int64(m.n_steps)
-        f.attrs["complete"] = np.bool_(False)
-        f.attrs["software_version"] = m.software_version
-        f.attrs["scenario_toml"] = m.scenario_toml
-        f.attrs["scheme_label"] = m.scheme_label
-        f.attrs["scheme_short"] = m.scheme_short
-        f.attrs["scheme_description"] = m.scheme_description
-        f.attrs["scheme_counterfactual"] = np.bool_(m.scheme_counterfactual)
-        f.attrs["scheme_balances_areas"] = np.bool_(m.scheme_balances_areas)
-        f.attrs["scheme_order"] = np.int64(m.scheme_order)
-        f.attrs["scheme_operator"] = m.scheme_operator
-        f.attrs["builtin"] = m.builtin
-
-        b = self.block_steps
-        self._time = self._time_scale(f)
-        self._times: list[h5py.Dataset] = []  # the groups' own time coordinates
-        self._series: dict[str, _Series] = {}
-
-        def series(group: h5py.Group, name: str, scale: h5py.Dataset | None, units: str,
-                   desc: str) -> None:
-            cols = () if scale is None else (scale.shape[0],)
-            ds = self._resizable(group, name, cols, "float64", units, desc)
-            if "time" not in group:  # netCDF readers see a group's own dimension scales only
-                self._times.append(self._time_scale(group))
-            ds.dims[0].attach_scale(group["time"])
-            if scale is not None:
-                ds.dims[1].attach_scale(scale)
-            self._series[ds.name] = _Series(ds, b)
-
-        grp = f.create_group("grids")
-        for g in self._grids:
-            gg = grp.create_group(g.name)
-            vmin, vmax, lmax = (float(x) for x in m.limits[g.level])
-            gg.attrs["level"] = g.level
-            gg.attrs["vm_min_pu"] = vmin
-            gg.attrs["vm_max_pu"] = vmax
-            gg.attrs["loading_max_percent"] = lmax
-            bus = self._names(gg, "bus", g.bus, "bus names (columns of vm_pu)")
-            branch = self._names(gg, "branch", g.branch,
-                                 "branch names, lines then transformers")
-            series(gg, "vm_pu", bus, "pu", "bus voltage magnitude (AC power flow)")
-            series(gg, "branch_loading_percent", branch, "percent",
-                   "branch loading relative to its rating")
-
-        gi = f.create_group("interfaces")
-        iname = self._names(gi, "name", [i[0] for i in interfaces], "TSO-DSO interface names")
-        igrid = self._names(gi, "grid", [i[1] for i in interfaces],
-                            "D grid behind each interface", scale=False)
-        igrid.dims[0].attach_scale(iname)
-        series(gi, "p_mw", iname, "MW", "active power exchange, positive from T into D")
-        series(gi, "q_mvar", iname, "Mvar", "reactive power exchange, positive from T into D")
-        series(gi, "tap_pos", iname, "1", "tap position of the interface transformer after the "
-               "DSO's tap control of the step (NaN: no tap control)")
-
-        gn = f.create_group("needs")
-        series(gn, "tso_imbalance_mw", None, "MW",
-               "system imbalance before activations (realised - forecast net injection;"
-               " + = long)")
-        series(gn, "unresolved_imbalance_mw", None, "MW",
-               "imbalance the market left unserved (same sign convention)")
-
-        gc = f.create_group("costs")
-        for key in COST_COLUMNS:
-            series(gc, key, None, "EUR", COST_DESCRIPTIONS[key])
-        dso = self._names(gc, "dso_grid", list(dso_grids), "DSO grids (columns of dso_by_grid)")
-        series(gc, "dso_by_grid", dso, "EUR",
-               "what each DSO paid for flexibility in the step (a transfer)")
-
-        gu = f.create_group("unserved")
-        for key in UNSERVED_KEYS:
-            series(gu, key, None, UNSERVED_UNITS[key], UNSERVED_DESCRIPTIONS[key])
-
-        self._table_ds: dict[str, dict[str, h5py.Dataset]] = {}
-        for table, cols in TABLE_COLUMNS.items():
-            gt = f.create_group(table)
-            gt.attrs["columns"] = [c[0] for c in cols]
-            row = self._table_column(gt, "row", "int64", "1", "row index (table dimension)")
-            row.make_scale("row")
-            dss = {"row": row}
-            for col, kind, units, desc in cols:
-                dtype = h5py.string_dtype("utf-8", TABLE_STR_BYTES[col]) if kind == "str" else kind
-                ds = self._table_column(gt, col, dtype, units, desc)
-                if kind == "str":
-                    ds.attrs["_Encoding"] = "utf-8"
-                ds.dims[0].attach_scale(row)
-                dss[col] = ds
-            self._table_ds[table] = dss
-
-        f.create_group("kpis")
-        f.create_group("timing")
-
-    def _time_scale(self, group: h5py.Group) -> h5py.Dataset:
-        """A growing ``time`` dimension scale with CF units, so that xarray and other netCDF
-        readers decode timestamps (the root's, and one in every group with a time axis)."""
-        time = self._resizable(group, "time", (), "int64", cf_time_units(self.meta.start),
-                               "start of the step: seconds since the root attribute start")
-        time.attrs["calendar"] = "standard"
-        time.make_scale("time")
-        return time
-
-    def _resizable(self, group: h5py.Group, name: str, cols: tuple[int, ...], dtype: str,
-                   units: str, desc: str) -> h5py.Dataset:
-        """A (0, *cols) dataset growing along axis 0, chunked (block, <=256)."""
-        chunks = (self.block_steps, *(max(1, min(c, _MAX_COL_CHUNK)) for c in cols))
-        maxshape = (None, *(c if c > 0 else None for c in cols))
-        fill = np.nan if dtype == "float64" else 0
-        ds = group.create_dataset(name, shape=(0, *cols), maxshape=maxshape, chunks=chunks,
-                                  dtype=dtype, fillvalue=fill, **_COMPRESSION)
-        ds.attrs["units"] = units
-        ds.attrs["description"] = desc
-        return ds
-
-    @staticmethod
-    def _table_column(group: h5py.Group, name: str, dtype: str | np.dtype, units: str,
-                      desc: str) -> h5py.Dataset:
-        ds = group.create_dataset(name, shape=(0,), maxshape=(None,),
-                                  chunks=(_TABLE_CHUNK_ROWS,), dtype=dtype, **_COMPRESSION)
-        ds.attrs["units"] = units
-        ds.attrs["description"] = desc
-        return ds
-
-    @staticmethod
-    def _names(group: h5py.Group, name: str, values: Sequence[str], desc: str,
-               scale: bool = True) -> h5py.Dataset:
-        """A fixed 1-D variable-length UTF-8 name dataset, by default a dimension scale."""
-        vals = list(values)
-        if scale and len(set(vals)) != len(vals):
-            raise ValueError(f"duplicate names in {group.name}/{name}")
-        ds = group.create_dataset(name, data=np.array(vals, dtype=object).reshape(len(vals)),
-                                  dtype=_NAME_DTYPE)
-        ds.attrs["units"] = "1"
-        ds.attrs["description"] = desc
-        if scale:
-            ds.make_scale(name)
-        return ds
 
     # -- writing --------------------------------------------------------------------------
 
@@ -496,18 +284,21 @@ class ResultsWriter:
             out[f"/unserved/{key}"] = float(rec.unserved.get(key, 0.0))
         out["/costs/dso_by_grid"] = arr(rec.dso_cost_by_grid, self._n_dso, "dso_cost_by_grid")
 
-        act_rows = [(rec.step, a.resource, a.kind, a.grid, a.level, a.buyer, a.direction,
+        step = rec.step
+        acts = rec.activations
+        if not {a.direction for a in acts} <= {-1, 1}:
+            bad = next(a for a in acts if a.direction not in (-1, 1))
+            raise ValueError(f"activation direction must be +1 or -1: {bad}")
+        act_rows = [(step, a.resource, a.kind, a.grid, a.level, a.buyer, int(a.direction),
                      float(a.mw), float(a.price), float(a.cost), float(a.bid_price))
-                    for a in rec.activations]
-        for j, a in enumerate(rec.activations):
-            if act_rows[j][6] not in (-1, 1):
-                raise ValueError(f"activation direction must be +1 or -1: {a}")
+                    for a in acts]
         for c, col in enumerate(("resource", "kind", "grid", "level", "buyer"), start=1):
             known = self._valid_str.setdefault(col, set())
-            for r in act_rows:  # names repeat every step: only new ones are checked
-                if type(r[c]) is not str or r[c] not in known:
+            # names repeat every step: only new ones are checked (in row order)
+            new = {r[c] for r in act_rows} - known
+            for r in act_rows if new else ():
+                if r[c] in new:
                     self._check_str(col, r[c])
-        act_rows = [(*r[:6], int(r[6]), *r[7:]) for r in act_rows]
         con_rows = []
         for c in rec.conflicts:
             self._check_str("kind", c.kind)

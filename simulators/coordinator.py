@@ -10,11 +10,12 @@ step's record to the recorder.
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Iterator, Mapping
 
 import mosaik_api_v3
 import numpy as np
 from tsodso.coordination.conflicts import StepView, detect
-from tsodso.coordination.need import assess, unserved, unserved_value
+from tsodso.coordination.need import Assessor, unserved, unserved_value
 from tsodso.core.records import Event, StepRecord
 from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, TSO, buyer_side
 from tsodso.simulators.flexibility import Dispatch
@@ -46,6 +47,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.pending = None
         self.slot_of = {r: i for i, r in enumerate(self.book.resource.tolist())}
         self.dso_pos = {g: i for i, g in enumerate(ctx.dso_grids)}
+        self.assess = Assessor(ctx.limits)
+        self.d_limits = {g: (ctx.limits[g].vm_min_pu, ctx.limits[g].vm_max_pu,
+                             ctx.limits[g].loading_max_percent) for g in ctx.dso_grids}
         return self.meta
 
     def create(self, num, model):
@@ -73,8 +77,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         return None
 
     def _clear(self, k: int, time: int) -> None:
-        ctx = self.ctx
-        needs = assess(k, self.reports, ctx.limits)
+        needs = self.assess(k, self.reports)
         t0 = _time.perf_counter()
         self.scheme.relinearise(self.reports)  # part of the clearing's cost
         outcome = self.scheme.clear(needs, dict(self.reports))
@@ -110,7 +113,7 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
                 by_grid[self.dso_pos[a.buyer[len(DSO_PREFIX):]]] += a.cost
         for key, value in outcome.transfers.items():
             costs[key] += value
-        after = assess(k, self.reports, ctx.limits)
+        after = self.assess(k, self.reports)
         left = unserved(after, outcome.unserved_mw, ctx.level, self.step_h)
         costs.update(unserved_value(left, ctx.scenario.penalties))
         conflicts = detect(self._view(needs, outcome))
@@ -178,12 +181,11 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             dl = {g: e[1] for g, e in effects.items()}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
-            offered_mw=dict(zip(book.resource.tolist(), offered.tolist(), strict=True)),
+            offered_mw=_Offered(slot, offered),
             vm_after={g: self.reports[g].vm_pu for g in ctx.dso_grids},
             loading_after={g: self.reports[g].loading_percent for g in ctx.dso_grids},
             dv_tso=dv, dl_tso=dl,
-            limits={g: (ctx.limits[g].vm_min_pu, ctx.limits[g].vm_max_pu,
-                        ctx.limits[g].loading_max_percent) for g in ctx.dso_grids},
+            limits=self.d_limits,
             area_imbalance_mw=needs.area_imbalance,
             schedule_tolerance_mw=ctx.scenario.market.schedule_tolerance_mw,
             dso_balances_area=self.scheme.dso_balances_area,
@@ -193,3 +195,24 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
     def get_data(self, outputs):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
                                 if a in self.out}}
+
+
+class _Offered(Mapping):
+    """MW offered per resource id this step, read from the offers per slot (no dict of all
+    slots built every step)."""
+
+    def __init__(self, slot_of: dict[str, int], mw: np.ndarray) -> None:
+        self._slot, self._mw = slot_of, mw
+
+    def __getitem__(self, resource: str) -> float:
+        return float(self._mw[self._slot[resource]])
+
+    def get(self, resource: str, default: float = 0.0) -> float:
+        i = self._slot.get(resource)
+        return default if i is None else float(self._mw[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slot)
+
+    def __len__(self) -> int:
+        return len(self._slot)

@@ -139,23 +139,67 @@ class Portfolio:
                 bus_of_slot.append(-1)
         self.book = BidBook.from_rows(rows)
         self.slot_bus = np.asarray(bus_of_slot, dtype=np.int64)  # bus in its own grid (-1: none)
-        self.soc = {g.name: g.sto_e0.astype(float).copy() for g in grids}
-        self.eta = {g.name: storage.one_way(g.sto_eta if g.sto_eta is not None
-                                            else np.ones(len(g.sto_bus))) for g in grids}
-        self.rebound = {g.name: Rebound(g.fc_load.shape[0], np.array(
-            [getattr(flex.offer(kd), "payback_steps", 0) for kd in g.kinds("load")],
-            dtype=np.int64)) for g in grids}
-        self._fix = {g.name: (np.zeros(g.fc_load.shape[1]), np.zeros(g.fc_sto.shape[1]))
-                     for g in grids}
         self._element_slots()
+        self._stack(grids)
         self._base_price = self.book.price.copy()
-        groups: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+        groups: dict[int, list[tuple[int, np.ndarray]]] = {}
         for s, (grid, table, idx) in enumerate(self._members):
-            if table == "storage":
-                idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-                groups.setdefault((grid, len(idx)), []).append((s, idx))
-        self._sto_groups = [(grid, np.array([s for s, _ in m], dtype=np.int64),
-                             np.stack([i for _, i in m])) for (grid, _), m in groups.items()]
+            if table == "storage":  # storage units as positions in the stacked arrays
+                first = self._at[(grid, "storage")].start
+                idx = first + np.asarray(idx, dtype=np.int64).reshape(-1)
+                groups.setdefault(len(idx), []).append((s, idx))
+        self._sto_groups = [(np.array([s for s, _ in m], dtype=np.int64),
+                             np.stack([i for _, i in m])) for m in groups.values()]
+
+    def _stack(self, grids: list[GridAssets]) -> None:
+        """The elements of all grids in one array per table (grids in order, each grid's
+        elements in its own order), so that each step works on all grids at once; the
+        per-grid arrays handed out are slices of them (`_at`: grid, table -> slice)."""
+        flex = self.flex
+        self._at: dict[tuple[str, str], slice] = {}
+        for table in TABLES:
+            lo = 0
+            for g in grids:
+                n = len(g.kinds(table))
+                self._at[(g.name, table)] = slice(lo, lo + n)
+                lo += n
+        cat = np.concatenate
+        self._sto_rating = cat([np.asarray(g.sto_rating, dtype=float) for g in grids])
+        self._sto_e_min = cat([np.asarray(g.sto_e_min, dtype=float) for g in grids])
+        self._sto_e_max = cat([np.asarray(g.sto_e_max, dtype=float) for g in grids])
+        self._soc = cat([g.sto_e0.astype(float) for g in grids])
+        self._eta = cat([storage.one_way(g.sto_eta if g.sto_eta is not None
+                                         else np.ones(len(g.sto_bus))) for g in grids])
+        self._rebound = Rebound(max((g.fc_load.shape[0] for g in grids), default=0), np.array(
+            [getattr(flex.offer(kd), "payback_steps", 0) for g in grids
+             for kd in g.kinds("load")], dtype=np.int64))
+        self._shares = {t: cat([self._share[(g.name, t)] for g in grids]) for t in TABLES}
+        # per (table, direction): the slot of every stacked element (-1: none), and the
+        # positions of those with a slot
+        self._slots = {(t, d): cat([self._slot_of[(g.name, t, d)] for g in grids])
+                       for t in TABLES for d in (1, -1)}
+        self._has = {key: np.flatnonzero(slot >= 0) for key, slot in self._slots.items()}
+        self._fix = (np.zeros(sum(g.fc_load.shape[1] for g in grids)), np.zeros(len(self._soc)))
+        self._schedule = self._schedules()
+        self._bal = [(self._members[s][0], int(s), int(self.book.direction[s]))
+                     for s in self._balancing]
+
+    def _schedules(self) -> dict[str, float]:
+        """Net injection change of the providers' own schedule corrections per grid (MW,
+        + = more): the same for every set-point message of a step."""
+        fix_load, fix_sto = self._fix
+        return {name: float(-fix_load[self._at[(name, "load")]].sum()
+                            - fix_sto[self._at[(name, "storage")]].sum()) for name in self.grids}
+
+    @property
+    def soc(self) -> dict[str, np.ndarray]:
+        """State of charge of each grid's storage units (MWh; views of the run's state)."""
+        return {name: self._soc[self._at[(name, "storage")]] for name in self.grids}
+
+    @property
+    def eta(self) -> dict[str, np.ndarray]:
+        """One-way efficiency of each grid's storage units (`storage.one_way`)."""
+        return {name: self._eta[self._at[(name, "storage")]] for name in self.grids}
 
     def _add(self, rows, bus_of_slot, g: GridAssets, kind, table, idx, bus, t_col, directions,
              flex) -> None:
@@ -190,44 +234,49 @@ class Portfolio:
                        for name, g in self.grids.items() for table in TABLES}
 
     # --- each step ----------------------------------------------------------------------
+    def _rows(self, k: int, what: str) -> np.ndarray:
+        """Step k's forecast row (`fc_sgen`, `fc_load`, `fc_sto`) of all grids, stacked."""
+        return np.concatenate([getattr(g, what)[k] for g in self.grids.values()])
+
     def offer(self, k: int) -> BidBook:
         """Update the book's offered MW for step k from forecasts and state of charge."""
         flex = self.flex
-        mw = self.book.mw
-        mw[:] = 0.0
+        w_sgen = np.maximum(self._rows(k, "fc_sgen"), 0.0) * self._shares["sgen"]
+        w_load = np.maximum(self._rows(k, "fc_load"), 0.0) * self._shares["load"]
+        fc_sto = self._rows(k, "fc_sto")
+        rating, share = self._sto_rating, self._shares["storage"]
+        lo, hi = storage.power_range(self._soc, self._sto_e_min, self._sto_e_max, rating,
+                                     self.step_h, self._eta)
+        base = np.clip(fc_sto, lo, hi)  # the schedule, cut to the state of charge
+        self._fix = (self._rebound.due(k).copy(), base - fc_sto)
+        self._schedule = self._schedules()
+        # up: discharge more (down to the lowest feasible power); down: the opposite
+        w_up = np.minimum(share * rating, base - lo)
+        w_dn = np.minimum(share * rating, hi - base)
+        self._weights: dict[tuple[str, int], np.ndarray] = {}
+        slots, weights = [], []
+        for key, w in ((("sgen", -1), w_sgen), (("load", 1), w_load), (("load", -1), w_load),
+                       (("storage", 1), np.maximum(w_up, 0.0)),
+                       (("storage", -1), np.maximum(w_dn, 0.0))):
+            has = self._has[key]
+            slots.append(self._slots[key][has])
+            weights.append(w[has])
+            self._weights[key] = np.where(self._slots[key] >= 0, w, 0.0)
+        # each slot sums its own elements in their order, from 0 (as one slot at a time)
+        mw = np.bincount(np.concatenate(slots), weights=np.concatenate(weights),
+                         minlength=len(self.book))
         mw[self._balancing] = flex.balancing.block_mw
-        self._weights: dict[tuple[str, str, int], np.ndarray] = {}
-        for name, g in self.grids.items():
-            w_sgen = np.maximum(g.fc_sgen[k], 0.0) * self._share[(name, "sgen")]
-            w_load = np.maximum(g.fc_load[k], 0.0) * self._share[(name, "load")]
-            rating, soc = g.sto_rating, self.soc[name]
-            share = self._share[(name, "storage")]
-            lo, hi = storage.power_range(soc, g.sto_e_min, g.sto_e_max, rating, self.step_h,
-                                         self.eta[name])
-            base = np.clip(g.fc_sto[k], lo, hi)  # the schedule, cut to the state of charge
-            self._fix[name] = (self.rebound[name].due(k).copy(), base - g.fc_sto[k])
-            # up: discharge more (down to the lowest feasible power); down: the opposite
-            w_up = np.minimum(share * rating, base - lo)
-            w_dn = np.minimum(share * rating, hi - base)
-            for key, w in (((name, "sgen", -1), w_sgen), ((name, "load", 1), w_load),
-                           ((name, "load", -1), w_load),
-                           ((name, "storage", 1), np.maximum(w_up, 0.0)),
-                           ((name, "storage", -1), np.maximum(w_dn, 0.0))):
-                slot = self._slot_of[key]
-                ok = slot >= 0
-                np.add.at(mw, slot[ok], w[ok])
-                self._weights[key] = np.where(ok, w, 0.0)
+        self.book.mw[:] = mw
         self._price_storage()
         return self.book
 
     def _price_storage(self) -> None:
         """Storage prices from the state of charge of each slot's units (`storage.py`), for
-        all storage slots of a grid and size at once (row sums of the stacked members: the
+        all storage slots of the same size at once (row sums of the stacked members: the
         same sums as one slot at a time)."""
-        for grid, slots, idx in self._sto_groups:
-            g = self.grids[grid]
-            cap = g.sto_e_max[idx].sum(axis=1)
-            stored = self.soc[grid][idx].sum(axis=1)
+        for slots, idx in self._sto_groups:
+            cap = self._sto_e_max[idx].sum(axis=1)
+            stored = self._soc[idx].sum(axis=1)
             fill = np.full(len(slots), 0.5)
             np.divide(stored, cap, out=fill, where=cap > 0)
             up, down = storage.price_factors(fill)
@@ -277,49 +326,54 @@ class Portfolio:
 
     def neutral(self) -> dict[str, Setpoints]:
         """No change to any grid (the start of a step, before the markets clear)."""
-        return {name: Setpoints(self._fix[name][0].copy(), np.zeros(g.fc_sgen.shape[1]),
-                                self._fix[name][1].copy(), schedule_mw=self._schedule_mw(name))
-                for name, g in self.grids.items()}
+        fix_load, fix_sto = self._fix
+        return self._per_grid(fix_load.copy(), np.zeros(len(self._shares["sgen"])),
+                              fix_sto.copy(), dict.fromkeys(self.grids, 0.0))
 
-    def _schedule_mw(self, name: str) -> float:
-        """Net injection change of the providers' own schedule corrections (MW, + = more)."""
-        load, sto = self._fix[name]
-        return float(-load.sum() - sto.sum())
+    def _per_grid(self, dp_load: np.ndarray, dp_sgen: np.ndarray, dp_sto: np.ndarray,
+                  balancing: dict[str, float]) -> dict[str, Setpoints]:
+        """One `Setpoints` per grid from stacked changes (each grid's slice of them)."""
+        at = self._at
+        out = {}
+        for name in self.grids:
+            ld, sg, st = at[(name, "load")], at[(name, "sgen")], at[(name, "storage")]
+            out[name] = Setpoints(dp_load=dp_load[ld], dp_sgen=dp_sgen[sg], dp_sto=dp_sto[st],
+                                  dp_balancing=balancing[name],
+                                  schedule_mw=self._schedule[name])
+        return out
 
     def activate(self, k: int, activated: np.ndarray) -> dict[str, Setpoints]:
         """Turn activated MW per slot into element set-point changes; update state of charge.
 
         A slot's activation is spread over its elements in proportion to what each offered.
         """
-        out = self.setpoints(activated)
-        for name, g in self.grids.items():
-            self.rebound[name].shift(k, out[name].dp_load - self._fix[name][0])
-            if len(g.sto_e0):
-                charge = g.fc_sto[k] + out[name].dp_sto
-                delta = storage.energy_change(charge, self.step_h, self.eta[name])
-                self.soc[name] = np.clip(self.soc[name] + delta, g.sto_e_min, g.sto_e_max)
-        return out
+        dp_load, dp_sgen, dp_sto, balancing = self._changes(activated)
+        self._rebound.shift(k, dp_load - self._fix[0])
+        charge = self._rows(k, "fc_sto") + dp_sto
+        delta = storage.energy_change(charge, self.step_h, self._eta)
+        self._soc[:] = np.clip(self._soc + delta, self._sto_e_min, self._sto_e_max)
+        return self._per_grid(dp_load, dp_sgen, dp_sto, balancing)
 
     def setpoints(self, activated: np.ndarray) -> dict[str, Setpoints]:
         """Element set-point changes per grid for activated MW per slot, with the providers'
         own schedule corrections of this step (no state change)."""
+        return self._per_grid(*self._changes(activated))
+
+    def _changes(self, activated: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+        """Stacked load, sgen and storage changes (pandapower signs, with this step's schedule
+        corrections) and the balancing MW per grid, for activated MW per slot."""
         mw = self.book.mw
         ratio = np.divide(activated, mw, out=np.zeros_like(mw), where=mw > 0)
-        dp = {name: {"sgen": np.zeros(g.fc_sgen.shape[1]), "load": np.zeros(g.fc_load.shape[1]),
-                     "storage": np.zeros(g.fc_sto.shape[1]), "balancing": 0.0}
-              for name, g in self.grids.items()}
-        for s in self._balancing:
-            grid = self._members[s][0]
-            dp[grid]["balancing"] += float(activated[s]) * int(self.book.direction[s])
-        for (name, table, d), w in self._weights.items():
-            slot = self._slot_of[(name, table, d)]
-            ok = slot >= 0
-            delta = np.where(ok, w * ratio[np.maximum(slot, 0)], 0.0) * d  # + = more injection
+        dp = {t: np.zeros(len(self._shares[t])) for t in TABLES}
+        balancing = dict.fromkeys(self.grids, 0.0)
+        for grid, s, d in self._bal:
+            balancing[grid] += float(activated[s]) * d
+        for (table, d), w in self._weights.items():
+            slot = self._slots[(table, d)]
+            delta = np.where(slot >= 0, w * ratio[np.maximum(slot, 0)], 0.0) * d  # + = more
             if table == "sgen":
-                dp[name]["sgen"] += delta
+                dp["sgen"] += delta
             else:  # loads and storage: more injection = less consumption / charging
-                dp[name][table] -= delta
-        return {name: Setpoints(dp_load=v["load"] + self._fix[name][0], dp_sgen=v["sgen"],
-                                dp_sto=v["storage"] + self._fix[name][1],
-                                dp_balancing=v["balancing"], schedule_mw=self._schedule_mw(name))
-                for name, v in dp.items()}
+                dp[table] -= delta
+        return dp["load"] + self._fix[0], dp["sgen"], dp["storage"] + self._fix[1], balancing
