@@ -26,13 +26,27 @@ the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` 
 
 Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
 ``x``), needs, the right-hand sides of the network rows and, when the D grids' linear model is
-refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`: the new constraint
-matrix is passed to HiGHS in one call and the previous basis set again, so the next solve is
-still warm-started; kept and passed again after a cold restart). Each family records its rows
-(``MarketLP.rows``) and columns (``MarketLP.columns``); the solver writes the step's numbers
+refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`). Each family
+records its rows (``MarketLP.rows``) and columns (``MarketLP.columns``). The pyomo model is
+built once and handed to HiGHS once (:meth:`MarketLP.attach`); the whole LP is then kept here
+as arrays (the pyomo Params keep the build-time values), and the step's numbers are written
 straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
-more than the solve) and re-solves from the previous basis. The pyomo Params only hold the
-build-time values, except before a cold restart, when the step's numbers are stored in them.
+more than the solve), which is re-solved from the previous basis.
+
+Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of
+the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
+lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, with ``u_g``
+following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
+exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
+``SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
+model; rows whose slack is not basic in HiGHS's basis stay in. After the solve every left-out
+row is checked against the solution; one that comes within the margin is added and the LP
+solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
+and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
+LP's too. HiGHS is given a new model (arrays, one ``passModel``, the previous basis mapped on
+it, new rows basic) only when a row must come in, when ``SCREEN_SURPLUS`` of its rows could
+go, or when a refresh changed coefficients of rows it holds. Rows whose other columns are not
+``x``, one ``u``, fixed columns or their own penalised slack are never left out.
 
 Ties: equal prices are ranked by pool index (lower index activated first) through a cost
 perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
@@ -46,8 +60,8 @@ zero simplex iterations; the centralized market). The perturbation is at most
 Robustness: every solve is checked (status, and reduced-cost signs against the bounds of every
 column); a warm-started HiGHS 1.15 run that fails the check (seen: status "unknown", or a
 claimed optimum that is not dual feasible, on tied prices; cf. ERGO-Code/HiGHS#1561, #3194) is
-repeated on a fresh HiGHS model built from the pyomo model (cold start, counted in
-``n_cold_restarts``).
+repeated from scratch on the same HiGHS model, its solver data and basis cleared
+(``clearSolver``; presolve on, cold start, counted in ``n_cold_restarts``).
 """
 
 from __future__ import annotations
