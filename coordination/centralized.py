@@ -17,7 +17,8 @@ LP; their overload is the constant ``max(0, |flow0| - limit)``, still reported a
 Ties use the core's "offered" policy: only when offered slots share a price is the LP solved
 with prices raised by ``TIE_EPS * rank`` (rank in (price, slot) order), then re-solved from
 that basis at the true prices for the exact dual (unless ``exact_prices=False``). Every solve
-is checked and, if it fails, repeated on a fresh HiGHS model (see the core's docstring).
+is checked and, if it fails, repeated from scratch (HiGHS's basis cleared; see the core's
+docstring).
 """
 
 from __future__ import annotations

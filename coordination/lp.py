@@ -26,13 +26,27 @@ the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` 
 
 Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
 ``x``), needs, the right-hand sides of the network rows and, when the D grids' linear model is
-refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`: the new constraint
-matrix is passed to HiGHS in one call and the previous basis set again, so the next solve is
-still warm-started; kept and passed again after a cold restart). Each family records its rows
-(``MarketLP.rows``) and columns (``MarketLP.columns``); the solver writes the step's numbers
+refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`). Each family
+records its rows (``MarketLP.rows``) and columns (``MarketLP.columns``). The pyomo model is
+built once and handed to HiGHS once (:meth:`MarketLP.attach`); the whole LP is then kept here
+as arrays (the pyomo Params keep the build-time values), and the step's numbers are written
 straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
-more than the solve) and re-solves from the previous basis. The pyomo Params only hold the
-build-time values, except before a cold restart, when the step's numbers are stored in them.
+more than the solve), which is re-solved from the previous basis.
+
+Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of
+the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
+lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, with ``u_g``
+following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
+exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
+``SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
+model; rows whose slack is not basic in HiGHS's basis stay in. After the solve every left-out
+row is checked against the solution; one that comes within the margin is added and the LP
+solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
+and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
+LP's too. HiGHS is given a new model (arrays, one ``passModel``, the previous basis mapped on
+it, new rows basic) only when a row must come in, when ``SCREEN_SURPLUS`` of its rows could
+go, or when a refresh changed coefficients of rows it holds. Rows whose other columns are not
+``x``, one ``u``, fixed columns or their own penalised slack are never left out.
 
 Ties: equal prices are ranked by pool index (lower index activated first) through a cost
 perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
@@ -46,14 +60,15 @@ zero simplex iterations; the centralized market). The perturbation is at most
 Robustness: every solve is checked (status, and reduced-cost signs against the bounds of every
 column); a warm-started HiGHS 1.15 run that fails the check (seen: status "unknown", or a
 claimed optimum that is not dual feasible, on tied prices; cf. ERGO-Code/HiGHS#1561, #3194) is
-repeated on a fresh HiGHS model built from the pyomo model (cold start, counted in
-``n_cold_restarts``).
+repeated from scratch on the same HiGHS model, its solver data and basis cleared
+(``clearSolver``; presolve on, cold start, counted in ``n_cold_restarts``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import highspy
 import numpy as np
@@ -67,6 +82,10 @@ COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
 VOLTAGE_STEP_PU = 0.01  # one bus-hour penalty buys 0.01 pu of voltage for an hour
 ZERO_MW = 1e-6  # reported MW below this are set to zero (solver noise)
 RC_TOL = 1e-6  # EUR/MWh: reduced-cost sign tolerance of the optimality check (< TIE_EPS)
+SCREENED = ("t", "v_up", "v_dn", "l_up")  # inequality families whose rows may be left out
+SCREEN_TOL = 1e-6  # a row is left out if its reach stays this far (relative) from its bounds
+SCREEN_SURPLUS = 0.3  # share of HiGHS's rows that could go before it gets the model without them
+BASIC = highspy.HighsBasisStatus.kBasic
 
 
 @dataclass
@@ -100,7 +119,7 @@ class Solution:
 
     col: np.ndarray  # column values
     rc: np.ndarray  # reduced costs
-    row_dual: np.ndarray
+    row_dual: np.ndarray  # per row of the whole LP (0 for rows left out of HiGHS)
 
 
 @dataclass(eq=False)
@@ -119,6 +138,9 @@ class MarketLP:
     n_coef_updates: int = 0  # how often set_coefs changed the matrix
     n_solves: int = 0
     n_cold_restarts: int = 0
+    n_rebuilds: int = 0  # how often HiGHS was given a new set of rows
+    n_screen_misses: int = 0  # left-out rows a solution violated (then added, re-solved)
+    screen: ClassVar[bool] = True  # False: HiGHS keeps every row (the full LP, a reference)
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float)
@@ -136,9 +158,10 @@ class MarketLP:
 
     # --- solver -----------------------------------------------------------------------
     def attach(self) -> None:
-        """Hand the model to a (new) persistent HiGHS instance: a fresh HiGHS model with no
-        basis. Nothing in the structure changes afterwards, so pyomo's change detection is
-        off; the step's numbers go straight into the HiGHS model, which is run directly."""
+        """Build the HiGHS model once from the pyomo model (through pyomo's persistent HiGHS
+        interface) and read it back as arrays: the whole LP (matrix, bounds, costs) is kept
+        here, and from the first solve on HiGHS holds only the rows that can bind (see
+        :meth:`_screen`)."""
         if self.solver is None:
             solver = Highs()
             cfg = solver.config
@@ -165,19 +188,175 @@ class MarketLP:
                           for key, fam in self.rows.items()}
         self.extra_index = {key: np.array([cmap[c] for c in cons], dtype=np.int32)
                             for key, cons in self.extra_rows.items()}
-        lp = self.highs.getLp()
+        lp = h.getLp()
         self._lb = np.array(lp.col_lower_, dtype=float)
         self._ub = np.array(lp.col_upper_, dtype=float)
+        self._col_cost = np.array(lp.col_cost_, dtype=float)
+        self._rlo = np.array(lp.row_lower_, dtype=float)
+        self._rhi = np.array(lp.row_upper_, dtype=float)
+        self._sense, self._offset = int(lp.sense_), float(lp.offset_)
         am = lp.a_matrix_
         parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
         shape = (lp.num_row_, lp.num_col_)
         a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
              else sp.csr_matrix(parts, shape=shape))
-        self._a = a.tocsc()  # the whole matrix, for `set_coefs`
-        if self.n_coef_updates:  # the pyomo model holds the build-time D coefficients
-            self._pass_matrix(self._ax)
+        a = a.tocsr()
+        x_col = self.col_index["x"]
+        is_x = np.zeros(shape[1], dtype=bool)
+        is_x[x_col] = True
+        self._ax = a[:, x_col].tocsr()  # rows x pools: what `set_coefs` changes
+        self._ao = (a @ sp.diags((~is_x).astype(float))).tocsr()  # every other entry
+        self._ao.eliminate_zeros()
+        self._place_x = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
+                                      shape=(self.n, shape[1]))
+        self._active = np.arange(shape[0])  # rows in the HiGHS model (full positions)
+        self._pos = np.arange(shape[0])  # HiGHS position of each row (-1: left out)
+        self._screen_setup()
+
+    # --- screening: only the rows that can bind are in HiGHS ---------------------------
+    def _screen_setup(self) -> None:
+        """What `_screen` needs, from the matrix as it stands: the screenable rows (the
+        inequality families of ``SCREENED``), the columns ``u`` each of them follows (an
+        interface voltage: ``u = c x`` by its ``hv`` row), and the rows that may never be
+        left out (a column other than ``x``, ``u``, a fixed column or the row's own
+        penalised slack)."""
+        n_row, n_col = self._ao.shape
+        keys = [k for k in SCREENED if k in self.row_index]
+        scr = (np.unique(np.concatenate([self.row_index[k] for k in keys])) if keys
+               else np.zeros(0, dtype=np.int64))
+        ao = self._ao
+        # u columns: the non-x column of each hv row, u = -(h / a) x
+        hv = self.extra_index.get("hv", np.zeros(0, dtype=np.int32))
+        u_col = np.full(n_col, -1)
+        c = np.zeros((len(hv), self.n))
+        for g, r in enumerate(hv):
+            cols = ao.indices[ao.indptr[r]:ao.indptr[r + 1]]
+            vals = ao.data[ao.indptr[r]:ao.indptr[r + 1]]
+            if len(cols) == 1:
+                u_col[cols[0]] = g
+                c[g] = -self._ax[r].toarray().ravel() / vals[0]
+        n_in = np.diff(ao.tocsc().indptr)  # rows each non-x column appears in
+        fixed = (self._lb == 0.0) & (self._ub == 0.0)
+        slack = (self._lb == 0.0) & (self._col_cost > 0.0) & (n_in == 1)
+        sub = ao[scr].tocoo()
+        grid = np.full(len(scr), -1)
+        coef_u = np.zeros(len(scr))
+        ok = np.ones(len(scr), dtype=bool)
+        is_u = u_col[sub.col] >= 0
+        ok[sub.row[~is_u & ~fixed[sub.col] & ~slack[sub.col]]] = False
+        # at most one u column per row
+        n_u = np.bincount(sub.row[is_u], minlength=len(scr))
+        ok &= n_u <= 1
+        grid[sub.row[is_u]] = u_col[sub.col[is_u]]
+        coef_u[sub.row[is_u]] = sub.data[is_u]
+        self._scr = scr[ok]
+        self._scr_grid, self._scr_bu = grid[ok], coef_u[ok]
+        self._scr_c = c
+        self._hv_rows = np.asarray(hv, dtype=np.int64)
+        self._scr_at = np.full(n_row, -1)
+        self._scr_at[self._scr] = np.arange(len(self._scr))
+        self._screen_coefs()
+
+    def _screen_coefs(self, rows: np.ndarray | None = None) -> None:
+        """Per screenable row and side s = +1/-1, the part of max over the box of
+        s (A_r + b_r c_g) x that depends on the row's own pattern:
+        B_s[r, p] = max(s A_rp + s b_r c_gp, 0) - max(s b_r c_gp, 0) (the rest, over all
+        pools, is |b_r| times one sum per grid and side, `_reach`). `rows`: only these
+        screenable rows (positions in ``_scr``) changed."""
+        sub = np.arange(len(self._scr)) if rows is None else rows
+        ax = self._ax[self._scr[sub]].tocsr()
+        row = np.repeat(np.arange(len(sub)), np.diff(ax.indptr))
+        g = self._scr_grid[sub][row]
+        cu = np.zeros(ax.nnz)
+        if len(self._scr_c):
+            cu = np.where(g >= 0, self._scr_bu[sub][row]
+                          * self._scr_c[np.maximum(g, 0), ax.indices], 0.0)
+        blocks = []
+        for s in (1.0, -1.0):
+            data = np.maximum(s * (ax.data + cu), 0.0) - np.maximum(s * cu, 0.0)
+            blocks.append(sp.csr_matrix((data, ax.indices.copy(), ax.indptr.copy()),
+                                        shape=(len(sub), self.n)))
+        if rows is None:
+            self._scr_b = blocks
         else:
-            self._ax = a[:, self.col_index["x"]].tocsr()  # rows x pools
+            self._scr_b = [_replace_rows(b, rows, blk)
+                           for b, blk in zip(self._scr_b, blocks, strict=True)]
+
+    def _reach(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest activity each screenable row can reach with x in [0, offered]
+        (its slacks at 0, ``u`` following x)."""
+        mw = self._mw
+        out = []
+        for k, s in enumerate((1.0, -1.0)):
+            top = self._scr_b[k] @ mw
+            if len(self._scr_c):
+                sb = s * self._scr_bu
+                per_grid = (np.maximum(self._scr_c, 0.0) @ mw, np.maximum(-self._scr_c, 0.0) @ mw)
+                g = np.maximum(self._scr_grid, 0)
+                whole = np.abs(sb) * np.where(sb > 0, per_grid[0][g], per_grid[1][g])
+                top = top + np.where(self._scr_grid >= 0, whole, 0.0)
+            out.append(top)
+        return -out[1], out[0]
+
+    def _screen(self) -> None:
+        """Leave out of HiGHS the screenable rows that cannot reach a bound this step (the
+        other rows, and the left-out rows that are not basic in HiGHS's basis, stay in); the
+        model is passed again only when a row must come in or many can go."""
+        if not self.screen or len(self._scr) == 0:
+            return
+        lo, hi = self._rlo[self._scr], self._rhi[self._scr]
+        amin, amax = self._reach()
+        need = _reaches(amin, amax, lo, hi)
+        pos = self._pos[self._scr]
+        active = pos >= 0
+        if active.any():
+            basis = self.highs.getBasis()
+            if basis.valid:
+                status = np.array([int(s) for s in basis.row_status], dtype=np.int64)
+                need |= active & (status[np.maximum(pos, 0)] != int(BASIC))
+        missing = need & ~active
+        many = int((active & ~need).sum()) > SCREEN_SURPLUS * len(self._active)
+        if missing.any() or many:
+            self._rebuild(self._scr[need if many else need | active])
+
+    def _rebuild(self, screened: np.ndarray) -> None:
+        """Pass HiGHS the LP with the unscreenable rows and `screened`, in their full order,
+        and the previous basis mapped onto it (rows new in the model: basic)."""
+        h = self.highs
+        n_row, n_col = self._ao.shape
+        fixed_rows = np.ones(n_row, dtype=bool)
+        fixed_rows[self._scr] = False
+        new = np.flatnonzero(fixed_rows)
+        new = np.union1d(new, screened)
+        basis = h.getBasis()
+        a = (self._ax[new] @ self._place_x + self._ao[new]).tocsc()
+        a.sort_indices()
+        h.passModel(n_col, len(new), a.nnz, int(highspy.MatrixFormat.kColwise), self._sense,
+                    self._offset, self._col_cost, self._lb, self._ub,
+                    self._rlo[new], self._rhi[new],
+                    a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+                    np.zeros(n_col, dtype=np.int32))
+        old_pos = self._pos
+        self._active = new
+        self._pos = np.full(n_row, -1)
+        self._pos[new] = np.arange(len(new))
+        if basis.valid:
+            basic = highspy.HighsBasisStatus.kBasic
+            row_status = list(basis.row_status)
+            basis.row_status = [row_status[old_pos[r]] if old_pos[r] >= 0 else basic
+                                for r in new.tolist()]
+            h.setBasis(basis)
+        self.n_rebuilds += 1
+
+    def _violated(self, col: np.ndarray) -> np.ndarray:
+        """Left-out rows the solution `col` does not keep within their screening margin."""
+        out = self._pos < 0
+        rows = np.flatnonzero(out)
+        if len(rows) == 0:
+            return rows
+        act = self._ax[rows] @ col[self.col_index["x"]] + self._ao[rows] @ col
+        lo, hi = self._rlo[rows], self._rhi[rows]
+        return rows[_reaches(act, act, lo, hi)]
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -187,48 +366,24 @@ class MarketLP:
         self._ub[idx] = mw
 
     def set_coefs(self, rows: np.ndarray, coefs: sp.csr_matrix) -> None:
-        """New coefficients of ``x`` in the HiGHS rows `rows` (``coefs``: one row per entry
-        of `rows`, one column per pool; the rows' other entries are not x's), for this and
-        later steps. The basis is kept (HiGHS refactorises it at the next run)."""
+        """New coefficients of ``x`` in the rows `rows` (``coefs``: one row per entry of
+        `rows`, one column per pool; the rows' other entries are not x's), for this and later
+        steps. Only the kept matrix changes; HiGHS gets the rows again (with its basis) only
+        if some of them are in its model."""
         rows = np.asarray(rows, dtype=np.int64)
-        keep = np.ones(self._ax.shape[0])
-        keep[rows] = 0.0
-        place = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
-                              shape=(self._ax.shape[0], len(rows)))
-        ax = (sp.diags(keep) @ self._ax + place @ sp.csr_matrix(coefs)).tocsr()
-        ax.eliminate_zeros()
-        self._pass_matrix(ax)
+        if len(np.unique(rows)) != len(rows):
+            raise ValueError("set_coefs: a row given twice")
+        if self._hv_rows.size and np.isin(rows, self._hv_rows).any():
+            raise ValueError("set_coefs: the interface-voltage rows are fixed")
+        coefs = sp.csr_matrix(coefs)
+        coefs.eliminate_zeros()
+        self._ax = _replace_rows(self._ax, rows, coefs)
+        at = self._scr_at[rows]
+        if np.any(at >= 0):
+            self._screen_coefs(np.unique(at[at >= 0]))
+        if np.any(self._pos[rows] >= 0):
+            self._rebuild(np.intersect1d(self._active, self._scr))
         self.n_coef_updates += 1
-
-    def _pass_matrix(self, ax: sp.csr_matrix) -> None:
-        """Give HiGHS its model with ``ax`` (rows x pools) as the columns of ``x`` (the rest of
-        the matrix, bounds and costs as they stand) as arrays in one call, and set the
-        previous basis again (reading HiGHS's matrix back costs more than the rest: the
-        matrix is kept here since `attach`)."""
-        h = self.highs
-        basis = h.getBasis()
-        lp = h.getLp()
-        n_row, n_col = self._a.shape
-        x_col = self.col_index["x"]
-        keep = np.ones(n_col)
-        keep[x_col] = 0.0
-        place = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
-                              shape=(self.n, n_col))
-        a = (self._a @ sp.diags(keep) + ax @ place).tocsc()
-        a.eliminate_zeros()
-        a.sort_indices()
-        h.passModel(n_col, n_row, a.nnz, int(highspy.MatrixFormat.kColwise), int(lp.sense_),
-                    float(lp.offset_), np.asarray(lp.col_cost_, dtype=float),
-                    np.asarray(lp.col_lower_, dtype=float),
-                    np.asarray(lp.col_upper_, dtype=float),
-                    np.asarray(lp.row_lower_, dtype=float),
-                    np.asarray(lp.row_upper_, dtype=float),
-                    a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
-                    np.zeros(n_col, dtype=np.int32))
-        if basis.valid:
-            h.setBasis(basis)
-        self._a = a
-        self._ax = ax
 
     def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
         """Bounds of one row family for this step (``None``: that side is infinite)."""
@@ -237,36 +392,37 @@ class MarketLP:
             return
         lo = np.full(fam.n, -np.inf) if lo is None else np.asarray(lo, dtype=float)
         hi = np.full(fam.n, np.inf) if hi is None else np.asarray(hi, dtype=float)
-        self._bounds[key] = (lo, hi)
-        self.highs.changeRowsBounds(fam.n, self.row_index[key], lo, hi)
-
-    def _store(self) -> None:
-        """The step's numbers into the pyomo model (before building a fresh HiGHS model)."""
-        m = self.model
-        for v, ub in zip(self.columns["x"], self._mw.tolist(), strict=True):
-            v.setub(ub)
-        m.cost.store_values(dict(enumerate(self._cost.tolist())), check=False)
-        for key, (lo, hi) in self._bounds.items():
-            fam = self.rows[key]
-            for par, val in ((fam.lo, lo), (fam.hi, hi)):
-                if par is not None:
-                    par.store_values(dict(enumerate(val.tolist())), check=False)
+        rows = self.row_index[key]
+        self._rlo[rows], self._rhi[rows] = lo, hi
+        pos = self._pos[rows]
+        on = pos >= 0
+        if on.any():
+            self.highs.changeRowsBounds(int(on.sum()), pos[on].astype(np.int32), lo[on], hi[on])
 
     def solve(self, cost: np.ndarray) -> Solution:
         """Solve with objective coefficients ``cost`` on ``x``, warm-started from the last
-        basis; a result that fails :meth:`checked` is solved again on a fresh HiGHS model."""
+        basis, on the rows that can bind (`_screen`); left-out rows the solution violates are
+        added and the LP solved again. A result that fails :meth:`checked` is solved again
+        from scratch on the same HiGHS model (solver data cleared, presolve on)."""
         self._cost = cost
-        self.highs.changeColsCost(self.n, self.col_index["x"], cost)
-        sol = self.checked(self._run())
-        if sol is None:
-            self.n_cold_restarts += 1
-            self._store()
-            self.attach()  # new HiGHS model: no basis, presolve on
-            status = self._run()
-            sol = self.checked(status)
+        idx = self.col_index["x"]
+        self._col_cost[idx] = cost
+        self.highs.changeColsCost(self.n, idx, cost)
+        self._screen()
+        while True:
+            sol = self.checked(self._run())
             if sol is None:
-                raise RuntimeError(f"{self.name} LP not solved: {status}")
-        return sol
+                self.n_cold_restarts += 1
+                self.highs.clearSolver()  # no basis: presolve on
+                status = self._run()
+                sol = self.checked(status)
+                if sol is None:
+                    raise RuntimeError(f"{self.name} LP not solved: {status}")
+            bad = self._violated(sol.col)
+            if len(bad) == 0:
+                return sol
+            self.n_screen_misses += len(bad)
+            self._rebuild(np.union1d(np.intersect1d(self._active, self._scr), bad))
 
     def _run(self) -> highspy.HighsModelStatus:
         """One HiGHS run on the model as it stands (pyomo's ``solve`` would only add a few
@@ -290,7 +446,9 @@ class MarketLP:
             | (~at_lb & ~at_ub & (np.abs(rc) > RC_TOL))
         if bad.any():
             return None
-        return Solution(val, rc, np.asarray(sol.row_dual, dtype=float))
+        dual = np.zeros(len(self._pos))
+        dual[self._active] = np.asarray(sol.row_dual, dtype=float)  # left out: not binding
+        return Solution(val, rc, dual)
 
     def clear_prices(self, price: np.ndarray, ties: str = "always",
                      exact_prices: bool = False) -> tuple[Solution, Solution]:
@@ -328,6 +486,29 @@ class MarketLP:
 
     def duals(self, sol: Solution, key: str) -> np.ndarray:
         return sol.row_dual[self.row_index[key]] if key in self.row_index else np.zeros(0)
+
+
+def _replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` with its rows `rows` replaced by the rows of `block` (in that order): the kept rows
+    and the block stacked, then put in order (scipy's row gathers, a few copies of the
+    arrays; its sparse arithmetic for the same costs several times more)."""
+    n = m.shape[0]
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    kept = np.flatnonzero(keep)
+    stacked = sp.vstack([m[kept], sp.csr_matrix(block)], format="csr")
+    order = np.empty(n, dtype=np.int64)
+    order[kept] = np.arange(len(kept))
+    order[rows] = len(kept) + np.arange(len(rows))
+    return stacked[order]
+
+
+def _reaches(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Rows whose activity range [amin, amax] comes within ``SCREEN_TOL`` (relative) of a
+    finite bound."""
+    def margin(b: np.ndarray) -> np.ndarray:
+        return SCREEN_TOL * (1.0 + np.abs(np.where(np.isfinite(b), b, 0.0)))
+    return (amax >= hi - margin(hi)) | (amin <= lo + margin(lo))
 
 
 def tie_rank(price: np.ndarray) -> np.ndarray:

@@ -1,0 +1,76 @@
+"""Row screening of the market LP (`MarketLP._screen`): HiGHS holds only the network rows that
+can reach a bound with the step's offers, and the optimum is the full LP's. Checked on steps
+with real distribution congestion (tiny, 21 July 2016 11:00: an overloaded MV line), where D
+rows bind, against the same runs with every row kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tsodso.coordination.lp import DRows, MarketLP
+from tsodso.coordination.market import DState, FlexMarket
+
+from tests.conftest import make_scenario
+from tsodso.runner import run
+
+STRESS = "2016-07-21T11:00:00"
+
+
+def _record(monkeypatch) -> list[dict]:
+    """Every solve's activations, objective, D-row duals and HiGHS's row count."""
+    out: list[dict] = []
+    solve = MarketLP.solve
+
+    def recorded(self, cost):
+        sol = solve(self, cost)
+        d_rows = np.concatenate([self.row_positions(k) for k in ("v_up", "v_dn", "l_up")])
+        out.append(dict(name=self.name, x=self.values(sol, "x"),
+                        obj=self.highs.getInfo().objective_function_value,
+                        d_binding=int(np.sum(np.abs(sol.row_dual[d_rows]) > 1e-6)),
+                        rows=self.highs.getNumRow(), all_rows=len(self._pos)))
+        return sol
+
+    monkeypatch.setattr(MarketLP, "solve", recorded)
+    return out
+
+
+@pytest.mark.parametrize("scheme", ["common", "integrated"])
+def test_screened_lp_clears_as_the_full_lp_on_congested_steps(tmp_path, monkeypatch, scheme):
+    sc = make_scenario(steps=3, start=STRESS)
+    got = {}
+    for screen in (True, False):
+        with monkeypatch.context() as mp:
+            mp.setattr(MarketLP, "screen", screen)
+            got[screen] = _record(mp)
+            run(sc, scheme, tmp_path / f"{scheme}-{screen}.h5")
+    scr, full = got[True], got[False]
+    assert len(scr) == len(full) > 0
+    assert any(s["d_binding"] for s in full)  # D rows bind: the steps are congested
+    assert any(s["rows"] < s["all_rows"] for s in scr)  # rows were left out
+    assert all(s["rows"] == s["all_rows"] for s in full)
+    for s, f in zip(scr, full, strict=True):
+        assert s["name"] == f["name"]
+        np.testing.assert_allclose(s["x"], f["x"], rtol=0, atol=1e-6)
+        assert s["obj"] == pytest.approx(f["obj"], rel=1e-9, abs=1e-9)
+        assert s["d_binding"] == f["d_binding"]
+
+
+def test_rows_out_of_reach_are_left_out_and_come_back_when_offers_grow():
+    """One D bus, two pools: 0.01 pu/MW and 0.002 pu/MW, 0.05 pu of headroom. With 2 MW
+    offered each the row can rise by at most 0.024 pu: left out, and the cheap pool clears
+    the need. With 10 MW each it can rise by 0.12 pu: the upper row comes in, and binds (the
+lower one cannot be reached by up activations) (x0 + 0.2 x1 <= 5,
+    need 8 MW: x0 = 5 - 0.2 x1 and x1 = 3.75 at the optimum, 10 EUR vs 20 EUR/MWh)."""
+    dr = [DRows("D1", np.array([0, 1]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = FlexMarket(np.array([1.0, 1.0]), np.full(2, -1), 0.25, 1e4, 1e4, 1e4, drows=dr,
+                    areas={"system": np.arange(2)})
+    st = {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
+    price = np.array([10.0, 20.0])
+    r = mk.clear(np.array([2.0, 2.0]), price, need={"system": 3.0}, d_state=st)
+    assert mk.lp.highs.getNumRow() == 1  # the balance only: both voltage rows out of reach
+    assert np.allclose(r.x, [2.0, 1.0])
+    r = mk.clear(np.array([10.0, 10.0]), price, need={"system": 8.0}, d_state=st)
+    assert mk.lp.highs.getNumRow() == 2  # the upper voltage row; the lower one stays out
+    assert np.allclose(r.x, [4.25, 3.75])
+    assert mk.lp.n_screen_misses == 0
