@@ -20,7 +20,8 @@ from pandapower.auxiliary import pandapowerNet
 from scipy.sparse.linalg import splu
 
 SQRT3 = np.sqrt(3.0)
-CHORD_ITERATIONS = 6  # iterations with the previous Jacobian before refactorising
+CHORD_ITERATIONS = 6  # iterations with earlier factors allowed beyond max_iter factorisations
+CHORD_RATE = 0.5  # a step with earlier factors must cut the mismatch at least by this factor
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -214,39 +215,40 @@ class GridModel:
         return vm * np.exp(1j * va)
 
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
-        """Newton-Raphson; first tries the factorised Jacobian of the previous solve.
+        """Newton-Raphson that refactorises the Jacobian only when the factors at hand stop
+        converging fast enough.
 
-        Between steps the operating point moves little, so a few iterations with the previous
-        step's LU factors (a chord method: only triangular solves) usually reach the tolerance;
-        if they do not, or the mismatch stops shrinking, full Newton takes over.
+        Between steps, and between the iterations of one solve, the operating point moves
+        little, so the factors of an earlier Jacobian (of this solve or of an earlier one)
+        usually still cut the mismatch by far more than half per iteration at the cost of two
+        triangular solves (a chord step). A chord step that does not (`CHORD_RATE`) is
+        discarded and the Jacobian refactorised at the current point; a step with fresh factors
+        is a plain Newton step and always taken. LU factorisations are most of a solve's cost.
         """
         tol = self.tol / self.base_mva
         f, i_bus = self._mismatch(v, sbus)
         err = np.max(np.abs(f), initial=0.0)
         if err < tol:
             return v, 0
-        it = 0
-        if self._lu is not None:
-            v_try = v
-            for _ in range(CHORD_ITERATIONS):
-                v_try = self._update(v_try, self._lu.solve(f))
-                it += 1
-                f_new, i_new = self._mismatch(v_try, sbus)
-                err_new = np.max(np.abs(f_new), initial=np.inf)
-                if not np.isfinite(err_new) or err_new > 0.5 * err:
+        it = factorisations = 0
+        for _ in range(self.max_iter + CHORD_ITERATIONS):
+            fresh = self._lu is None
+            if fresh:
+                if factorisations == self.max_iter:
                     break
-                v, f, i_bus, err = v_try, f_new, i_new, err_new
-                if err < tol:
-                    return v, it
-        for _ in range(self.max_iter):
-            self._lu = splu(self._jacobian(v, i_bus))
+                self._lu = splu(self._jacobian(v, i_bus))
+                factorisations += 1
             dx = self._lu.solve(f)
             if not np.all(np.isfinite(dx)):
                 break
-            v = self._update(v, dx)
+            v_try = self._update(v, dx)
             it += 1
-            f, i_bus = self._mismatch(v, sbus)
-            err = np.max(np.abs(f), initial=0.0)
+            f_try, i_try = self._mismatch(v_try, sbus)
+            err_try = np.max(np.abs(f_try), initial=0.0)
+            if not fresh and not (err_try <= CHORD_RATE * err):
+                self._lu = None  # refactorise at v and take a Newton step from there
+                continue
+            v, f, i_bus, err = v_try, f_try, i_try, err_try
             if err < tol:
                 return v, it
         self._lu = None
