@@ -40,6 +40,12 @@ class FlowResult:
     slack_s_mva: np.ndarray  # (ref buses,) complex power injected by each slack bus
     iterations: int
 
+    def copy(self) -> FlowResult:
+        """An independent copy (callers may change the arrays of the one they hold)."""
+        return FlowResult(self.vm_pu.copy(), self.va_degree.copy(), self.loading_percent.copy(),
+                          self.p_from_mw.copy(), self.q_from_mvar.copy(),
+                          self.slack_s_mva.copy(), self.iterations)
+
 
 class GridModel:
     """A pandapower net prepared for fast repeated AC power flows.
@@ -81,7 +87,10 @@ class GridModel:
         self._branches(net)
         self.v_ref = self.v[self.ref].copy()
         self._jacobian_pattern()
+        self._ybus_ref = self.ybus[self.ref]
         self._lu = None
+        self.skipped = 0  # solves answered from the last result (same inputs)
+        self._last: tuple[np.ndarray, np.ndarray, FlowResult] | None = None
 
     # --- set-up -----------------------------------------------------------------------
     def _incidence(self, table: str) -> sp.csr_matrix:
@@ -189,18 +198,33 @@ class GridModel:
     # --- solving ----------------------------------------------------------------------
     def solve(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto,
               v_ref: np.ndarray | None = None) -> FlowResult:
-        """Solve the AC power flow; `v_ref` sets the complex slack voltages (pu) if given."""
+        """Solve the AC power flow; `v_ref` sets the complex slack voltages (pu) if given.
+
+        A solve with the same injections and slack voltages as the last one returns a copy of
+        the last result without iterating: Newton would start from the last solution, find its
+        mismatch below the tolerance and return it unchanged (the same figures to the bit).
+        """
         sbus = self._element_s(p_load, q_load, p_sgen, q_sgen, p_sto, q_sto) + self.s_const
-        v = self.v.copy()
         if v_ref is not None:
             self.v_ref = np.asarray(v_ref, dtype=complex)
+        last = self._last
+        if (last is not None and np.array_equal(last[0], sbus)
+                and np.array_equal(last[1], self.v_ref)):
+            self.skipped += 1
+            res = last[2].copy()
+            res.iterations = 0
+            return res
+        self._last = None
+        v = self.v.copy()
         v[self.ref] = self.v_ref
         if not np.all(np.isfinite(v)) or np.any(np.abs(v) < 0.5):
             v = np.ones_like(v)
             v[self.ref] = self.v_ref
         v, it = self._newton(v, sbus)
         self.v = v
-        return self._result(v, it)
+        res = self._result(v, it)
+        self._last = (sbus, self.v_ref.copy(), res.copy())
+        return res
 
     def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         i_bus = self.ybus @ v
@@ -212,7 +236,9 @@ class GridModel:
         va, vm = np.angle(v), np.abs(v)
         va[self.pvpq] -= dx[:npvpq]
         vm[self.pq] -= dx[npvpq:]
-        return vm * np.exp(1j * va)
+        out = vm * np.exp(1j * va)
+        out[self.ref] = v[self.ref]  # the slacks exactly as set (polar round trip: 1e-16 off)
+        return out
 
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
         """Newton-Raphson that refactorises the Jacobian only when the factors at hand stop
@@ -268,7 +294,7 @@ class GridModel:
         i_f = np.abs(s_f) / vmf / SQRT3
         i_t = np.abs(s_t) / vmt / SQRT3
         loading = np.maximum(i_f / self.branch_limit_ka[:, 0], i_t / self.branch_limit_ka[:, 1])
-        s_ref = v[self.ref] * np.conj(self.ybus[self.ref] @ v) * self.base_mva
+        s_ref = v[self.ref] * np.conj(self._ybus_ref @ v) * self.base_mva
         return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading * 100.0,
                           p_from_mw=s_f.real, q_from_mvar=s_f.imag, slack_s_mva=s_ref,
                           iterations=it)
