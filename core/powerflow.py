@@ -17,6 +17,7 @@ import numpy as np
 import pandapower as pp
 import scipy.sparse as sp
 from pandapower.auxiliary import pandapowerNet
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 SQRT3 = np.sqrt(3.0)
@@ -88,6 +89,7 @@ class GridModel:
         self.v_ref = self.v[self.ref].copy()
         self._jacobian_pattern()
         self._ybus_ref = self.ybus[self.ref]
+        self._feeder = self._feeders()
         self._lu = None
         self.skipped = 0  # solves answered from the last result (same inputs)
         self._last: tuple[np.ndarray, np.ndarray, FlowResult] | None = None
@@ -102,6 +104,13 @@ class GridModel:
         scale = (df.scaling.to_numpy() * df.in_service.to_numpy()).astype(float)
         ok = (rows >= 0) & (rows < self.n_bus_int)
         return sp.csr_matrix((scale[ok], (rows[ok], np.arange(n)[ok])), shape=(self.n_bus_int, n))
+
+    def _feeders(self) -> np.ndarray:
+        """Per internal bus, the position in `ref` of a slack of its island (the first)."""
+        _, island = connected_components(self.ybus, directed=False)
+        first = np.full(island.max(initial=-1) + 1, 0, dtype=np.int64)
+        first[island[self.ref[::-1]]] = np.arange(len(self.ref))[::-1]
+        return first[island]
 
     def _jacobian_pattern(self) -> None:
         """Fix the Jacobian's sparsity once; each iteration then only fills in values.
@@ -215,7 +224,12 @@ class GridModel:
             res.iterations = 0
             return res
         self._last = None
+        # start from the last solution, each island scaled by its slack's change (a tap move
+        # or a new interface voltage shifts the whole island nearly in proportion)
         v = self.v.copy()
+        old = v[self.ref]
+        ratio = np.divide(self.v_ref, old, out=np.ones_like(old), where=np.abs(old) > 0)
+        v *= ratio[self._feeder]
         v[self.ref] = self.v_ref
         if not np.all(np.isfinite(v)) or np.any(np.abs(v) < 0.5):
             v = np.ones_like(v)
