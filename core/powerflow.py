@@ -5,6 +5,10 @@ itself on a cached Ybus takes about a millisecond. `GridModel` runs `runpp` once
 build the internal case (bus fusion by switches, transformer models, shunts, line charging), keeps
 its Ybus/Yf/Yt and the element-to-bus incidence, and then solves each step with a Newton-Raphson
 whose Jacobian (pandapower's `dSbus_dV` formulas) is filled into a sparsity pattern fixed once.
+The LU factors of a Jacobian are kept across iterations and solves while they still converge
+fast (a chord step), and the mismatch, the voltage update and the triangular solves run as
+numba-compiled loops (numpy's per-call overhead and SuperLU's supernode walk dominated on
+these small, very sparse systems).
 Results (bus voltages, branch loadings, branch flows) follow pandapower's definitions;
 `tests/test_powerflow.py` checks them against `runpp`.
 """
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandapower as pp
 import scipy.sparse as sp
+from numba import njit
 from pandapower.auxiliary import pandapowerNet
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
@@ -23,6 +28,98 @@ from scipy.sparse.linalg import splu
 SQRT3 = np.sqrt(3.0)
 CHORD_ITERATIONS = 6  # iterations with earlier factors allowed beyond max_iter factorisations
 CHORD_RATE = 0.5  # a step with earlier factors must cut the mismatch at least by this factor
+
+
+@njit(cache=True)
+def _lu_solve(perm_r, perm_c, lp, li, lx, up, ui, ux, udiag, b):  # pragma: no cover
+    """x with A x = b from SuperLU's factors Pr A Pc = L U (L unit lower, U upper; CSC)."""
+    n = len(b)
+    y = np.empty(n)
+    for i in range(n):
+        y[perm_r[i]] = b[i]
+    for j in range(n):  # L z = y, column by column
+        yj = y[j]
+        if yj != 0.0:
+            for k in range(lp[j], lp[j + 1]):
+                i = li[k]
+                if i > j:
+                    y[i] -= lx[k] * yj
+    for j in range(n - 1, -1, -1):  # U w = z
+        yj = y[j] / udiag[j]
+        y[j] = yj
+        if yj != 0.0:
+            for k in range(up[j], up[j + 1]):
+                i = ui[k]
+                if i < j:
+                    y[i] -= ux[k] * yj
+    x = np.empty(n)
+    for i in range(n):
+        x[i] = y[perm_c[i]]
+    return x
+
+
+@njit(cache=True)
+def _mismatch_kernel(yp, yi, yx, v, sbus, pvpq, pq, f, i_bus):  # pragma: no cover
+    """I = Ybus V into `i_bus`, the P (pv and pq) and Q (pq) mismatches into `f`; returns
+    the largest absolute mismatch (inf if any is not finite)."""
+    for r in range(len(v)):
+        acc = 0j
+        for k in range(yp[r], yp[r + 1]):
+            acc += yx[k] * v[yi[k]]
+        i_bus[r] = acc
+    npv = len(pvpq)
+    err = 0.0
+    finite = True
+    for a in range(npv):
+        b = pvpq[a]
+        x = (v[b] * np.conj(i_bus[b]) - sbus[b]).real
+        f[a] = x
+        finite = finite and np.isfinite(x)
+        err = max(err, abs(x))
+    for a in range(len(pq)):
+        b = pq[a]
+        x = (v[b] * np.conj(i_bus[b]) - sbus[b]).imag
+        f[npv + a] = x
+        finite = finite and np.isfinite(x)
+        err = max(err, abs(x))
+    return err if finite else np.inf
+
+
+@njit(cache=True)
+def _update_kernel(v, dx, pvpq, pq):  # pragma: no cover
+    """V after the Newton step dx (angles of pv and pq buses, magnitudes of pq buses); the
+    other buses (slacks) exactly as they were."""
+    out = v.copy()
+    ang = np.empty(len(v))
+    mag = np.empty(len(v))
+    for a in range(len(pvpq)):
+        b = pvpq[a]
+        ang[b] = np.angle(v[b]) - dx[a]
+        mag[b] = np.abs(v[b])
+    npv = len(pvpq)
+    for a in range(len(pq)):
+        mag[pq[a]] -= dx[npv + a]
+    for a in range(len(pvpq)):
+        b = pvpq[a]
+        out[b] = mag[b] * (np.cos(ang[b]) + 1j * np.sin(ang[b]))
+    return out
+
+
+class Factors:
+    """LU factors of one Jacobian (SuperLU's, with its fill-reducing ordering), applied by a
+    compiled substitution: SuperLU's own `solve` walks its supernodes one by one, which for
+    these very sparse factors costs several times the arithmetic."""
+
+    def __init__(self, jac: sp.csc_matrix):
+        lu = splu(jac)
+        lower, upper = lu.L.tocsc(), lu.U.tocsc()
+        self._args = (lu.perm_r.astype(np.int64), lu.perm_c.astype(np.int64),
+                      lower.indptr.astype(np.int64), lower.indices.astype(np.int64),
+                      lower.data, upper.indptr.astype(np.int64),
+                      upper.indices.astype(np.int64), upper.data, upper.diagonal())
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        return _lu_solve(*self._args, np.ascontiguousarray(b, dtype=float))
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -107,7 +204,9 @@ class GridModel:
 
     def _feeders(self) -> np.ndarray:
         """Per internal bus, the position in `ref` of a slack of its island (the first)."""
-        _, island = connected_components(self.ybus, directed=False)
+        y = self.ybus
+        links = sp.csr_matrix((np.ones(len(y.data)), y.indices, y.indptr), shape=y.shape)
+        _, island = connected_components(links, directed=False)
         first = np.full(island.max(initial=-1) + 1, 0, dtype=np.int64)
         first[island[self.ref[::-1]]] = np.arange(len(self.ref))[::-1]
         return first[island]
@@ -240,19 +339,17 @@ class GridModel:
         self._last = (sbus, self.v_ref.copy(), res.copy())
         return res
 
-    def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        i_bus = self.ybus @ v
-        mis = v * np.conj(i_bus) - sbus
-        return np.r_[mis[self.pvpq].real, mis[self.pq].imag], i_bus
+    def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(mismatch vector, bus currents, largest absolute mismatch or inf if not finite)."""
+        f = np.empty(len(self.pvpq) + len(self.pq))
+        i_bus = np.empty(len(v), dtype=complex)
+        y = self.ybus
+        err = _mismatch_kernel(y.indptr, y.indices, y.data, v, sbus, self.pvpq, self.pq, f,
+                               i_bus)
+        return f, i_bus, err
 
     def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        npvpq = len(self.pvpq)
-        va, vm = np.angle(v), np.abs(v)
-        va[self.pvpq] -= dx[:npvpq]
-        vm[self.pq] -= dx[npvpq:]
-        out = vm * np.exp(1j * va)
-        out[self.ref] = v[self.ref]  # the slacks exactly as set (polar round trip: 1e-16 off)
-        return out
+        return _update_kernel(v, dx, self.pvpq, self.pq)
 
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
         """Newton-Raphson that refactorises the Jacobian only when the factors at hand stop
@@ -266,8 +363,7 @@ class GridModel:
         is a plain Newton step and always taken. LU factorisations are most of a solve's cost.
         """
         tol = self.tol / self.base_mva
-        f, i_bus = self._mismatch(v, sbus)
-        err = np.max(np.abs(f), initial=0.0)
+        f, i_bus, err = self._mismatch(v, sbus)
         if err < tol:
             return v, 0
         it = factorisations = 0
@@ -276,15 +372,14 @@ class GridModel:
             if fresh:
                 if factorisations == self.max_iter:
                     break
-                self._lu = splu(self._jacobian(v, i_bus))
+                self._lu = Factors(self._jacobian(v, i_bus))
                 factorisations += 1
             dx = self._lu.solve(f)
             if not np.all(np.isfinite(dx)):
                 break
             v_try = self._update(v, dx)
             it += 1
-            f_try, i_try = self._mismatch(v_try, sbus)
-            err_try = np.max(np.abs(f_try), initial=0.0)
+            f_try, i_try, err_try = self._mismatch(v_try, sbus)
             if not fresh and not (err_try <= CHORD_RATE * err):
                 self._lu = None  # refactorise at v and take a Newton step from there
                 continue
