@@ -105,6 +105,32 @@ def _update_kernel(v, dx, pvpq, pq):  # pragma: no cover
     return out
 
 
+@njit(cache=True)
+def _branch_kernel(fp, fi, fx, tp, ti, tx, f_int, t_int, v, kv, limit_ka, base_mva,
+                   loading, p_from, q_from):  # pragma: no cover
+    """Branch flows at both ends and pandapower's current loading (percent) of each branch:
+    S = V conj(Y_branch V), I = |S| / (|V| kV sqrt3), loading = the larger end's I / limit."""
+    sqrt3 = np.sqrt(3.0)
+    for r in range(len(f_int)):
+        a = 0j
+        for k in range(fp[r], fp[r + 1]):
+            a += fx[k] * v[fi[k]]
+        b = 0j
+        for k in range(tp[r], tp[r + 1]):
+            b += tx[k] * v[ti[k]]
+        vf, vt = v[f_int[r]], v[t_int[r]]
+        s_f = vf * np.conj(a) * base_mva
+        s_t = vt * np.conj(b) * base_mva
+        i_f = np.abs(s_f) / (np.abs(vf) * kv[r, 0]) / sqrt3 / limit_ka[r, 0]
+        i_t = np.abs(s_t) / (np.abs(vt) * kv[r, 1]) / sqrt3 / limit_ka[r, 1]
+        if np.isnan(i_f) or np.isnan(i_t):
+            loading[r] = np.nan
+        else:
+            loading[r] = max(i_f, i_t) * 100.0
+        p_from[r] = s_f.real
+        q_from[r] = s_f.imag
+
+
 class Factors:
     """LU factors of one Jacobian (SuperLU's, with its fill-reducing ordering), applied by a
     compiled substitution: SuperLU's own `solve` walks its supernodes one by one, which for
@@ -277,7 +303,9 @@ class GridModel:
             kind.append(np.ones(t - f))
         self.branch_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         self.branch_limit_ka = np.vstack(limit_kw) if limit_kw else np.zeros((0, 2))
-        self.branch_kv = np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows]
+        self.branch_limit_ka = np.ascontiguousarray(self.branch_limit_ka, dtype=float)
+        self.branch_kv = np.ascontiguousarray(
+            np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows], dtype=float)
         self.branch_is_trafo = np.concatenate(kind).astype(bool) if kind else np.zeros(0, bool)
         # rated apparent power per branch (MVA), the base of the loading percentages
         self.rating_mva = SQRT3 * self.branch_limit_ka[:, 0] * np.where(
@@ -396,16 +424,15 @@ class GridModel:
         va = np.full(len(self.bus_index), np.nan)
         vm[self.bus_ok] = np.abs(v[self.bus_int[self.bus_ok]])
         va[self.bus_ok] = np.degrees(np.angle(v[self.bus_int[self.bus_ok]]))
-        s_f = v[self.f_int] * np.conj(self.yf_b @ v) * self.base_mva
-        s_t = v[self.t_int] * np.conj(self.yt_b @ v) * self.base_mva
-        vmf = np.abs(v[self.f_int]) * self.branch_kv[:, 0]
-        vmt = np.abs(v[self.t_int]) * self.branch_kv[:, 1]
-        i_f = np.abs(s_f) / vmf / SQRT3
-        i_t = np.abs(s_t) / vmt / SQRT3
-        loading = np.maximum(i_f / self.branch_limit_ka[:, 0], i_t / self.branch_limit_ka[:, 1])
+        n = len(self.f_int)
+        loading, p_from, q_from = np.empty(n), np.empty(n), np.empty(n)
+        yf, yt = self.yf_b, self.yt_b
+        _branch_kernel(yf.indptr, yf.indices, yf.data, yt.indptr, yt.indices, yt.data,
+                       self.f_int, self.t_int, v, self.branch_kv, self.branch_limit_ka,
+                       self.base_mva, loading, p_from, q_from)
         s_ref = v[self.ref] * np.conj(self._ybus_ref @ v) * self.base_mva
-        return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading * 100.0,
-                          p_from_mw=s_f.real, q_from_mvar=s_f.imag, slack_s_mva=s_ref,
+        return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading,
+                          p_from_mw=p_from, q_from_mvar=q_from, slack_s_mva=s_ref,
                           iterations=it)
 
     def bus_voltage(self, buses: np.ndarray) -> np.ndarray:
