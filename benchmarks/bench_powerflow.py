@@ -132,19 +132,26 @@ def child(scheme: str, steps: int, out: str, commit: str | None) -> None:
     print(json.dumps(count))
 
 
-def compare(a: str, b: str) -> tuple[float, float]:
-    """Largest |dV| (pu) and |d loading| (pp) between two runs' recorded grids."""
+def compare(a: str, b: str) -> tuple[float, float, str]:
+    """Largest |dV| (pu) and |d loading| (pp) between two runs' recorded grids, and where
+    the voltages first differ by more than 1e-6 pu (step and grid), if anywhere."""
     import h5py
 
     dv = dl = 0.0
+    first = (np.inf, "")
     with h5py.File(a) as fa, h5py.File(b) as fb:
         for g in fa["grids"]:
             va, vb = fa["grids"][g]["vm_pu"][()], fb["grids"][g]["vm_pu"][()]
             la = fa["grids"][g]["branch_loading_percent"][()]
             lb = fb["grids"][g]["branch_loading_percent"][()]
-            dv = max(dv, float(np.nanmax(np.abs(va - vb), initial=0.0)))
+            d = np.nan_to_num(np.abs(va - vb), nan=0.0).max(axis=1, initial=0.0)
+            dv = max(dv, float(d.max(initial=0.0)))
             dl = max(dl, float(np.nanmax(np.abs(la - lb), initial=0.0)))
-    return dv, dl
+            off = np.flatnonzero(d > 1e-6)
+            if len(off) and off[0] < first[0]:
+                first = (int(off[0]), g)
+    where = f" (from step {first[0]}, {first[1]})" if first[1] else ""
+    return dv, dl, where
 
 
 def before_after(steps: int, schemes: list[str], commit: str, runpp_ms: float) -> None:
@@ -165,11 +172,11 @@ def before_after(steps: int, schemes: list[str], commit: str, runpp_ms: float) -
             b, n = fig["before"], fig["now"]
             ms_b, ms_n = 1e3 * b["powerflow_s"] / steps, 1e3 * n["powerflow_s"] / steps
             runpp = runpp_ms * b["solves"] / steps
-            dv, dl = compare(b["out"], n["out"])
+            dv, dl, where = compare(b["out"], n["out"])
             print(f"{scheme:17s} {ms_b:7.1f} {ms_n:7.1f} {ms_b / ms_n:6.1f} "
                   f"{b['solves'] / steps:7.2f} ({b['no_step'] / steps:4.2f}) "
                   f"{n['solves'] / steps:9.2f} ({n['no_step'] / steps:4.2f}) {runpp:7.0f} "
-                  f"{runpp / ms_n:5.0f} {dv:10.1e} {dl:10.1e}", flush=True)
+                  f"{runpp / ms_n:5.0f} {dv:10.1e} {dl:10.1e}{where}", flush=True)
 
 
 if __name__ == "__main__":
