@@ -1,19 +1,29 @@
-"""The co-simulation's power flow against pandapower's `runpp` of the same nets, same command.
+"""The co-simulation's power flow against pandapower's `runpp` and against the solver before
+issue 11's speed-ups, all in the same command.
 
-    python benchmarks/bench_powerflow.py [STEPS] [SCHEME]    # default: 96 common
+    python benchmarks/bench_powerflow.py [STEPS] [SCHEMES] [BEFORE]
+    # default: 96 steps, every scheme, BEFORE = 54de800 (the last commit before the changes)
 
 1. Solve by solve: for every step of a `default` day, the D level (all D grids, islands of one
    net) and then the T level with the D grids' interface exchange, each solved by
    `core/powerflow.py:GridModel.solve` and by `pandapower.runpp` on a copy of the same net with
    the same injections and slack voltages. Prints ms per solve of each, the ratio, and the
    largest voltage difference over every bus and step (target: <= 1e-6 pu).
-2. In a co-simulation run of SCHEME (in this process): solves per step and power-flow ms per
-   step, so that the per-step cost can be set against runpp's per solve.
+2. Per scheme, a `default` run of STEPS steps with today's solver and one with the solver of
+   commit BEFORE (its `core/powerflow.py`, read with `git show`, loaded in place of today's in a
+   separate process; the simulators are today's): power-flow ms per step (the run's own
+   `--profile` timing), solves per step (calls of `GridModel.solve`, and how many of them were
+   answered without a Newton step), the ratio before/now, and the largest differences between
+   the two runs' recorded bus voltages (pu) and branch loadings (percentage points) over every
+   grid and step (target: <= 1e-6 pu and <= 1e-4 pp).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BEFORE = "54de800"  # main before issue 11's power-flow changes
 
 
 def solve_by_solve(steps: int) -> float:
@@ -73,44 +86,107 @@ def solve_by_solve(steps: int) -> float:
     return 1e3 * (theirs["D"] + theirs["T"]) / (2 * steps)
 
 
-def in_the_run(steps: int, scheme: str, runpp_ms: float) -> None:
-    """Solves per step and their cost inside a co-simulation run of `scheme`."""
+def use_solver_of(commit: str) -> None:
+    """Load `core/powerflow.py` as of `commit` as `tsodso.core.powerflow` (before anything
+    imports today's)."""
+    try:
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:core/powerflow.py"],
+                             check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"cannot read core/powerflow.py at {commit}: {exc}") from None
+    path = Path(tempfile.mkdtemp()) / "powerflow_before.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("tsodso.core.powerflow", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tsodso.core.powerflow"] = module
+    spec.loader.exec_module(module)
+    import tsodso.core
+
+    tsodso.core.powerflow = module
+
+
+def child(scheme: str, steps: int, out: str, commit: str | None) -> None:
+    """One run (in its own process); prints its power-flow figures as JSON."""
+    import h5py
+
+    if commit:
+        use_solver_of(commit)
     from tsodso.core import powerflow
     from tsodso.scenarios.load import load
 
     from tsodso.runner import run
 
-    count = {"solves": 0, "seconds": 0.0}
-    by_size: dict[int, int] = {}  # solves per net (by its number of buses)
+    count = {"solves": 0, "no_step": 0}
     original = powerflow.GridModel.solve
 
     def counted(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            count["solves"] += 1
-            count["seconds"] += time.perf_counter() - t0
-            by_size[len(self.net.bus)] = by_size.get(len(self.net.bus), 0) + 1
+        res = original(self, *args, **kwargs)
+        count["solves"] += 1
+        count["no_step"] += res.iterations == 0
+        return res
 
     powerflow.GridModel.solve = counted
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            run(load("default", {"run.steps": steps}), scheme, Path(tmp) / "pf.h5")
-    finally:
-        powerflow.GridModel.solve = original
-    n = count["solves"] - 2  # the two solves of the set-up (sensitivities at step 0)
-    per_solve = 1e3 * count["seconds"] / max(count["solves"], 1)
-    print(f"default/{scheme}, {steps} steps: {n / steps:.2f} solves per step, "
-          f"{per_solve:.2f} ms per solve, {1e3 * count['seconds'] / steps:.1f} ms of power flow "
-          f"per step; with runpp ({runpp_ms:.1f} ms per solve) the same solves would take "
-          f"{runpp_ms * n / steps:.0f} ms per step, ratio {runpp_ms / per_solve:.1f}")
-    print("  solves per step by net: " + ", ".join(
-        f"{b} buses {c / steps:.2f}" for b, c in sorted(by_size.items())))
+    run(load("default", {"run.steps": steps}), scheme, Path(out), profile=True)
+    with h5py.File(out) as f:
+        count["powerflow_s"] = float(f["timing"].attrs["powerflow_s"])
+    print(json.dumps(count))
+
+
+def compare(a: str, b: str) -> tuple[float, float, str]:
+    """Largest |dV| (pu) and |d loading| (pp) between two runs' recorded grids, and where
+    the voltages first differ by more than 1e-6 pu (step and grid), if anywhere."""
+    import h5py
+
+    dv = dl = 0.0
+    first = (np.inf, "")
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for g in fa["grids"]:
+            va, vb = fa["grids"][g]["vm_pu"][()], fb["grids"][g]["vm_pu"][()]
+            la = fa["grids"][g]["branch_loading_percent"][()]
+            lb = fb["grids"][g]["branch_loading_percent"][()]
+            d = np.nan_to_num(np.abs(va - vb), nan=0.0).max(axis=1, initial=0.0)
+            dv = max(dv, float(d.max(initial=0.0)))
+            dl = max(dl, float(np.nanmax(np.abs(la - lb), initial=0.0)))
+            off = np.flatnonzero(d > 1e-6)
+            if len(off) and off[0] < first[0]:
+                first = (int(off[0]), g)
+    where = f" (from step {first[0]}, {first[1]})" if first[1] else ""
+    return dv, dl, where
+
+
+def before_after(steps: int, schemes: list[str], commit: str, runpp_ms: float) -> None:
+    """Each scheme with today's solver and with `commit`'s, each in its own process."""
+    print(f"\ndefault, {steps} steps: power flow ms per step (the run's --profile timing), "
+          f"solves per step (of them answered without a Newton step); before = {commit}")
+    print(f"{'scheme':17s} {'before':>7s} {'now':>7s} {'ratio':>6s} {'solves before':>14s} "
+          f"{'solves now':>16s} {'runpp':>7s} {'/now':>5s} {'max|dV| pu':>10s} "
+          f"{'max|dL| pp':>10s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for scheme in schemes:
+            fig = {}
+            for label, ref in (("before", commit), ("now", "")):
+                out = str(Path(tmp) / f"{scheme}-{label}.h5")
+                cmd = [sys.executable, __file__, "--child", scheme, str(steps), out, ref]
+                done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                fig[label] = json.loads(done.stdout.strip().splitlines()[-1]) | {"out": out}
+            b, n = fig["before"], fig["now"]
+            ms_b, ms_n = 1e3 * b["powerflow_s"] / steps, 1e3 * n["powerflow_s"] / steps
+            runpp = runpp_ms * b["solves"] / steps
+            dv, dl, where = compare(b["out"], n["out"])
+            print(f"{scheme:17s} {ms_b:7.1f} {ms_n:7.1f} {ms_b / ms_n:6.1f} "
+                  f"{b['solves'] / steps:7.2f} ({b['no_step'] / steps:4.2f}) "
+                  f"{n['solves'] / steps:9.2f} ({n['no_step'] / steps:4.2f}) {runpp:7.0f} "
+                  f"{runpp / ms_n:5.0f} {dv:10.1e} {dl:10.1e}{where}", flush=True)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if args and args[0] == "--child":
+        child(args[1], int(args[2]), args[3], args[4] or None)
+        sys.exit(0)
+    from tsodso.coordination.schemes import scheme_names
+
     n_steps = int(args[0]) if args else 96
+    names = args[1].split(",") if len(args) > 1 and args[1] else scheme_names()
     ref_ms = solve_by_solve(n_steps)
-    in_the_run(n_steps, args[1] if len(args) > 1 else "common", ref_ms)
+    before_after(n_steps, names, args[2] if len(args) > 2 else BEFORE, ref_ms)

@@ -5,6 +5,10 @@ itself on a cached Ybus takes about a millisecond. `GridModel` runs `runpp` once
 build the internal case (bus fusion by switches, transformer models, shunts, line charging), keeps
 its Ybus/Yf/Yt and the element-to-bus incidence, and then solves each step with a Newton-Raphson
 whose Jacobian (pandapower's `dSbus_dV` formulas) is filled into a sparsity pattern fixed once.
+The LU factors of a Jacobian are kept across iterations and solves while they still converge
+fast (a chord step), and the mismatch, the voltage update and the triangular solves run as
+numba-compiled loops (numpy's per-call overhead and SuperLU's supernode walk dominated on
+these small, very sparse systems).
 Results (bus voltages, branch loadings, branch flows) follow pandapower's definitions;
 `tests/test_powerflow.py` checks them against `runpp`.
 """
@@ -16,11 +20,132 @@ from dataclasses import dataclass
 import numpy as np
 import pandapower as pp
 import scipy.sparse as sp
+from numba import njit
 from pandapower.auxiliary import pandapowerNet
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu
 
 SQRT3 = np.sqrt(3.0)
-CHORD_ITERATIONS = 6  # iterations with the previous Jacobian before refactorising
+CHORD_ITERATIONS = 6  # iterations with earlier factors allowed beyond max_iter factorisations
+CHORD_RATE = 0.5  # a step with earlier factors must cut the mismatch at least by this factor
+
+
+@njit(cache=True)
+def _lu_solve(perm_r, perm_c, lp, li, lx, up, ui, ux, udiag, b):  # pragma: no cover
+    """x with A x = b from SuperLU's factors Pr A Pc = L U (L unit lower, U upper; CSC)."""
+    n = len(b)
+    y = np.empty(n)
+    for i in range(n):
+        y[perm_r[i]] = b[i]
+    for j in range(n):  # L z = y, column by column
+        yj = y[j]
+        if yj != 0.0:
+            for k in range(lp[j], lp[j + 1]):
+                i = li[k]
+                if i > j:
+                    y[i] -= lx[k] * yj
+    for j in range(n - 1, -1, -1):  # U w = z
+        yj = y[j] / udiag[j]
+        y[j] = yj
+        if yj != 0.0:
+            for k in range(up[j], up[j + 1]):
+                i = ui[k]
+                if i < j:
+                    y[i] -= ux[k] * yj
+    x = np.empty(n)
+    for i in range(n):
+        x[i] = y[perm_c[i]]
+    return x
+
+
+@njit(cache=True)
+def _mismatch_kernel(yp, yi, yx, v, sbus, pvpq, pq, f, i_bus):  # pragma: no cover
+    """I = Ybus V into `i_bus`, the P (pv and pq) and Q (pq) mismatches into `f`; returns
+    the largest absolute mismatch (inf if any is not finite)."""
+    for r in range(len(v)):
+        acc = 0j
+        for k in range(yp[r], yp[r + 1]):
+            acc += yx[k] * v[yi[k]]
+        i_bus[r] = acc
+    npv = len(pvpq)
+    err = 0.0
+    finite = True
+    for a in range(npv):
+        b = pvpq[a]
+        x = (v[b] * np.conj(i_bus[b]) - sbus[b]).real
+        f[a] = x
+        finite = finite and np.isfinite(x)
+        err = max(err, abs(x))
+    for a in range(len(pq)):
+        b = pq[a]
+        x = (v[b] * np.conj(i_bus[b]) - sbus[b]).imag
+        f[npv + a] = x
+        finite = finite and np.isfinite(x)
+        err = max(err, abs(x))
+    return err if finite else np.inf
+
+
+@njit(cache=True)
+def _update_kernel(v, dx, pvpq, pq):  # pragma: no cover
+    """V after the Newton step dx (angles of pv and pq buses, magnitudes of pq buses); the
+    other buses (slacks) exactly as they were."""
+    out = v.copy()
+    ang = np.empty(len(v))
+    mag = np.empty(len(v))
+    for a in range(len(pvpq)):
+        b = pvpq[a]
+        ang[b] = np.angle(v[b]) - dx[a]
+        mag[b] = np.abs(v[b])
+    npv = len(pvpq)
+    for a in range(len(pq)):
+        mag[pq[a]] -= dx[npv + a]
+    for a in range(len(pvpq)):
+        b = pvpq[a]
+        out[b] = mag[b] * (np.cos(ang[b]) + 1j * np.sin(ang[b]))
+    return out
+
+
+@njit(cache=True)
+def _branch_kernel(fp, fi, fx, tp, ti, tx, f_int, t_int, v, kv, limit_ka, base_mva,
+                   loading, p_from, q_from):  # pragma: no cover
+    """Branch flows at both ends and pandapower's current loading (percent) of each branch:
+    S = V conj(Y_branch V), I = |S| / (|V| kV sqrt3), loading = the larger end's I / limit."""
+    sqrt3 = np.sqrt(3.0)
+    for r in range(len(f_int)):
+        a = 0j
+        for k in range(fp[r], fp[r + 1]):
+            a += fx[k] * v[fi[k]]
+        b = 0j
+        for k in range(tp[r], tp[r + 1]):
+            b += tx[k] * v[ti[k]]
+        vf, vt = v[f_int[r]], v[t_int[r]]
+        s_f = vf * np.conj(a) * base_mva
+        s_t = vt * np.conj(b) * base_mva
+        i_f = np.abs(s_f) / (np.abs(vf) * kv[r, 0]) / sqrt3 / limit_ka[r, 0]
+        i_t = np.abs(s_t) / (np.abs(vt) * kv[r, 1]) / sqrt3 / limit_ka[r, 1]
+        if np.isnan(i_f) or np.isnan(i_t):
+            loading[r] = np.nan
+        else:
+            loading[r] = max(i_f, i_t) * 100.0
+        p_from[r] = s_f.real
+        q_from[r] = s_f.imag
+
+
+class Factors:
+    """LU factors of one Jacobian (SuperLU's, with its fill-reducing ordering), applied by a
+    compiled substitution: SuperLU's own `solve` walks its supernodes one by one, which for
+    these very sparse factors costs several times the arithmetic."""
+
+    def __init__(self, jac: sp.csc_matrix):
+        lu = splu(jac)
+        lower, upper = lu.L.tocsc(), lu.U.tocsc()
+        self._args = (lu.perm_r.astype(np.int64), lu.perm_c.astype(np.int64),
+                      lower.indptr.astype(np.int64), lower.indices.astype(np.int64),
+                      lower.data, upper.indptr.astype(np.int64),
+                      upper.indices.astype(np.int64), upper.data, upper.diagonal())
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        return _lu_solve(*self._args, np.ascontiguousarray(b, dtype=float))
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -38,6 +163,12 @@ class FlowResult:
     q_from_mvar: np.ndarray  # (lines + trafos,)
     slack_s_mva: np.ndarray  # (ref buses,) complex power injected by each slack bus
     iterations: int
+
+    def copy(self) -> FlowResult:
+        """An independent copy (callers may change the arrays of the one they hold)."""
+        return FlowResult(self.vm_pu.copy(), self.va_degree.copy(), self.loading_percent.copy(),
+                          self.p_from_mw.copy(), self.q_from_mvar.copy(),
+                          self.slack_s_mva.copy(), self.iterations)
 
 
 class GridModel:
@@ -80,7 +211,11 @@ class GridModel:
         self._branches(net)
         self.v_ref = self.v[self.ref].copy()
         self._jacobian_pattern()
+        self._ybus_ref = self.ybus[self.ref]
+        self._feeder = self._feeders()
         self._lu = None
+        self.skipped = 0  # solves answered from the last result (same inputs)
+        self._last: tuple[np.ndarray, np.ndarray, FlowResult] | None = None
 
     # --- set-up -----------------------------------------------------------------------
     def _incidence(self, table: str) -> sp.csr_matrix:
@@ -92,6 +227,15 @@ class GridModel:
         scale = (df.scaling.to_numpy() * df.in_service.to_numpy()).astype(float)
         ok = (rows >= 0) & (rows < self.n_bus_int)
         return sp.csr_matrix((scale[ok], (rows[ok], np.arange(n)[ok])), shape=(self.n_bus_int, n))
+
+    def _feeders(self) -> np.ndarray:
+        """Per internal bus, the position in `ref` of a slack of its island (the first)."""
+        y = self.ybus
+        links = sp.csr_matrix((np.ones(len(y.data)), y.indices, y.indptr), shape=y.shape)
+        _, island = connected_components(links, directed=False)
+        first = np.full(island.max(initial=-1) + 1, 0, dtype=np.int64)
+        first[island[self.ref[::-1]]] = np.arange(len(self.ref))[::-1]
+        return first[island]
 
     def _jacobian_pattern(self) -> None:
         """Fix the Jacobian's sparsity once; each iteration then only fills in values.
@@ -159,7 +303,9 @@ class GridModel:
             kind.append(np.ones(t - f))
         self.branch_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         self.branch_limit_ka = np.vstack(limit_kw) if limit_kw else np.zeros((0, 2))
-        self.branch_kv = np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows]
+        self.branch_limit_ka = np.ascontiguousarray(self.branch_limit_ka, dtype=float)
+        self.branch_kv = np.ascontiguousarray(
+            np.c_[base_kv[f_bus], base_kv[t_bus]][self.branch_rows], dtype=float)
         self.branch_is_trafo = np.concatenate(kind).astype(bool) if kind else np.zeros(0, bool)
         # rated apparent power per branch (MVA), the base of the loading percentages
         self.rating_mva = SQRT3 * self.branch_limit_ka[:, 0] * np.where(
@@ -188,65 +334,84 @@ class GridModel:
     # --- solving ----------------------------------------------------------------------
     def solve(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto,
               v_ref: np.ndarray | None = None) -> FlowResult:
-        """Solve the AC power flow; `v_ref` sets the complex slack voltages (pu) if given."""
+        """Solve the AC power flow; `v_ref` sets the complex slack voltages (pu) if given.
+
+        A solve with the same injections and slack voltages as the last one returns a copy of
+        the last result without iterating: Newton would start from the last solution, find its
+        mismatch below the tolerance and return it unchanged (the same figures to the bit).
+        """
         sbus = self._element_s(p_load, q_load, p_sgen, q_sgen, p_sto, q_sto) + self.s_const
-        v = self.v.copy()
         if v_ref is not None:
             self.v_ref = np.asarray(v_ref, dtype=complex)
+        last = self._last
+        if (last is not None and np.array_equal(last[0], sbus)
+                and np.array_equal(last[1], self.v_ref)):
+            self.skipped += 1
+            res = last[2].copy()
+            res.iterations = 0
+            return res
+        self._last = None
+        # start from the last solution, each island scaled by its slack's change (a tap move
+        # or a new interface voltage shifts the whole island nearly in proportion)
+        v = self.v.copy()
+        old = v[self.ref]
+        ratio = np.divide(self.v_ref, old, out=np.ones_like(old), where=np.abs(old) > 0)
+        v *= ratio[self._feeder]
         v[self.ref] = self.v_ref
         if not np.all(np.isfinite(v)) or np.any(np.abs(v) < 0.5):
             v = np.ones_like(v)
             v[self.ref] = self.v_ref
         v, it = self._newton(v, sbus)
         self.v = v
-        return self._result(v, it)
+        res = self._result(v, it)
+        self._last = (sbus, self.v_ref.copy(), res.copy())
+        return res
 
-    def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        i_bus = self.ybus @ v
-        mis = v * np.conj(i_bus) - sbus
-        return np.r_[mis[self.pvpq].real, mis[self.pq].imag], i_bus
+    def _mismatch(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(mismatch vector, bus currents, largest absolute mismatch or inf if not finite)."""
+        f = np.empty(len(self.pvpq) + len(self.pq))
+        i_bus = np.empty(len(v), dtype=complex)
+        y = self.ybus
+        err = _mismatch_kernel(y.indptr, y.indices, y.data, v, sbus, self.pvpq, self.pq, f,
+                               i_bus)
+        return f, i_bus, err
 
     def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        npvpq = len(self.pvpq)
-        va, vm = np.angle(v), np.abs(v)
-        va[self.pvpq] -= dx[:npvpq]
-        vm[self.pq] -= dx[npvpq:]
-        return vm * np.exp(1j * va)
+        return _update_kernel(v, dx, self.pvpq, self.pq)
 
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
-        """Newton-Raphson; first tries the factorised Jacobian of the previous solve.
+        """Newton-Raphson that refactorises the Jacobian only when the factors at hand stop
+        converging fast enough.
 
-        Between steps the operating point moves little, so a few iterations with the previous
-        step's LU factors (a chord method: only triangular solves) usually reach the tolerance;
-        if they do not, or the mismatch stops shrinking, full Newton takes over.
+        Between steps, and between the iterations of one solve, the operating point moves
+        little, so the factors of an earlier Jacobian (of this solve or of an earlier one)
+        usually still cut the mismatch by far more than half per iteration at the cost of two
+        triangular solves (a chord step). A chord step that does not (`CHORD_RATE`) is
+        discarded and the Jacobian refactorised at the current point; a step with fresh factors
+        is a plain Newton step and always taken. LU factorisations are most of a solve's cost.
         """
         tol = self.tol / self.base_mva
-        f, i_bus = self._mismatch(v, sbus)
-        err = np.max(np.abs(f), initial=0.0)
+        f, i_bus, err = self._mismatch(v, sbus)
         if err < tol:
             return v, 0
-        it = 0
-        if self._lu is not None:
-            v_try = v
-            for _ in range(CHORD_ITERATIONS):
-                v_try = self._update(v_try, self._lu.solve(f))
-                it += 1
-                f_new, i_new = self._mismatch(v_try, sbus)
-                err_new = np.max(np.abs(f_new), initial=np.inf)
-                if not np.isfinite(err_new) or err_new > 0.5 * err:
+        it = factorisations = 0
+        for _ in range(self.max_iter + CHORD_ITERATIONS):
+            fresh = self._lu is None
+            if fresh:
+                if factorisations == self.max_iter:
                     break
-                v, f, i_bus, err = v_try, f_new, i_new, err_new
-                if err < tol:
-                    return v, it
-        for _ in range(self.max_iter):
-            self._lu = splu(self._jacobian(v, i_bus))
+                self._lu = Factors(self._jacobian(v, i_bus))
+                factorisations += 1
             dx = self._lu.solve(f)
             if not np.all(np.isfinite(dx)):
                 break
-            v = self._update(v, dx)
+            v_try = self._update(v, dx)
             it += 1
-            f, i_bus = self._mismatch(v, sbus)
-            err = np.max(np.abs(f), initial=0.0)
+            f_try, i_try, err_try = self._mismatch(v_try, sbus)
+            if not fresh and not (err_try <= CHORD_RATE * err):
+                self._lu = None  # refactorise at v and take a Newton step from there
+                continue
+            v, f, i_bus, err = v_try, f_try, i_try, err_try
             if err < tol:
                 return v, it
         self._lu = None
@@ -259,16 +424,15 @@ class GridModel:
         va = np.full(len(self.bus_index), np.nan)
         vm[self.bus_ok] = np.abs(v[self.bus_int[self.bus_ok]])
         va[self.bus_ok] = np.degrees(np.angle(v[self.bus_int[self.bus_ok]]))
-        s_f = v[self.f_int] * np.conj(self.yf_b @ v) * self.base_mva
-        s_t = v[self.t_int] * np.conj(self.yt_b @ v) * self.base_mva
-        vmf = np.abs(v[self.f_int]) * self.branch_kv[:, 0]
-        vmt = np.abs(v[self.t_int]) * self.branch_kv[:, 1]
-        i_f = np.abs(s_f) / vmf / SQRT3
-        i_t = np.abs(s_t) / vmt / SQRT3
-        loading = np.maximum(i_f / self.branch_limit_ka[:, 0], i_t / self.branch_limit_ka[:, 1])
-        s_ref = v[self.ref] * np.conj(self.ybus[self.ref] @ v) * self.base_mva
-        return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading * 100.0,
-                          p_from_mw=s_f.real, q_from_mvar=s_f.imag, slack_s_mva=s_ref,
+        n = len(self.f_int)
+        loading, p_from, q_from = np.empty(n), np.empty(n), np.empty(n)
+        yf, yt = self.yf_b, self.yt_b
+        _branch_kernel(yf.indptr, yf.indices, yf.data, yt.indptr, yt.indices, yt.data,
+                       self.f_int, self.t_int, v, self.branch_kv, self.branch_limit_ka,
+                       self.base_mva, loading, p_from, q_from)
+        s_ref = v[self.ref] * np.conj(self._ybus_ref @ v) * self.base_mva
+        return FlowResult(vm_pu=vm, va_degree=va, loading_percent=loading,
+                          p_from_mw=p_from, q_from_mvar=q_from, slack_s_mva=s_ref,
                           iterations=it)
 
     def bus_voltage(self, buses: np.ndarray) -> np.ndarray:

@@ -128,6 +128,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self.last_s: dict = {}
         self.s_in: dict = {}
         self.taps = None  # D only: the DSOs' tap changers (see simulators/taps.py)
+        self._iface_rows = None  # see _tap_loading
         if taps is not None and runtime.level == "D":
             ifaces = [(i.name, i.trafo, int(sl.iface_slack[j])) for sl in runtime.grids.values()
                       for j, i in enumerate(sl.interfaces)]
@@ -265,13 +266,15 @@ class GridSim(mosaik_api_v3.Simulator):
         if self.taps is None or res is None:
             return
         m = self.rt.model
-        rows = np.concatenate([sl.iface_branch for sl in self.rt.grids.values()])
-        slack = np.concatenate([sl.iface_slack for sl in self.rt.grids.values()])
+        if self._iface_rows is None:  # the interface transformers' rows, fixed for the run
+            rows = np.concatenate([sl.iface_branch for sl in self.rt.grids.values()])
+            slack = np.concatenate([sl.iface_slack for sl in self.rt.grids.values()])
+            self._iface_rows = (rows, slack, m.t_int[rows], m.yt_b[rows])
+        rows, slack, t, yt = self._iface_rows
         v = m.v
         s_f = np.abs(res.p_from_mw[rows] + 1j * res.q_from_mvar[rows])
         i_f = s_f / (np.abs(self.v_hv[slack]) * m.branch_kv[rows, 0]) / np.sqrt(3.0)
-        t = m.t_int[rows]
-        s_t = np.abs(v[t] * np.conj(m.yt_b[rows] @ v)) * m.base_mva
+        s_t = np.abs(v[t] * np.conj(yt @ v)) * m.base_mva
         i_t = s_t / (np.abs(v[t]) * m.branch_kv[rows, 1]) / np.sqrt(3.0)
         res.loading_percent[rows] = 100.0 * np.maximum(i_f / m.branch_limit_ka[rows, 0],
                                                        i_t / m.branch_limit_ka[rows, 1])

@@ -66,6 +66,7 @@ class TapChangers:
         first = np.array([np.flatnonzero(self.sub == s)[0] for s in range(n_sub)],
                          dtype=np.int64)
         self.first = first
+        self.members = [np.flatnonzero(self.sub == s) for s in range(n_sub)]  # per substation
         # the substation's range of moves: what all its transformers allow
         lo = tr.tap_min.fillna(0.0).to_numpy(float) - self.pos0
         hi = tr.tap_max.fillna(0.0).to_numpy(float) - self.pos0
@@ -102,10 +103,8 @@ class TapChangers:
         s = self.settings
         dev_t = np.nan_to_num(vm_pu[self.busbar] - s.target_pu, nan=0.0)
         # per substation: the busbar farthest from the target
-        worst = np.zeros(len(self.step_sub), dtype=np.int64)
-        for g in range(len(worst)):
-            members = np.flatnonzero(self.sub == g)
-            worst[g] = members[np.argmax(np.abs(dev_t[members]))]
+        worst = np.array([m[np.argmax(np.abs(dev_t[m]))] for m in self.members],
+                         dtype=np.int64)
         v = vm_pu[self.busbar[worst]]
         dev = v - s.target_pu
         band = np.maximum(s.deadband_pu, HUNTING_GUARD * self.step_sub)
