@@ -3,10 +3,9 @@
 The file is written while the run goes: every group, dataset and attribute is created up
 front (``layout.py``), then the file switches to HDF5 SWMR (single writer, multiple readers)
 mode and each block of steps is appended to resizable, chunked, compressed datasets and
-flushed. A run
-that is interrupted (exception, Ctrl-C, SIGTERM, SIGKILL) therefore leaves a readable file
-holding every flushed step, with the root attribute ``complete`` still False. The layout is
-documented in ``docs/results-format.md``.
+flushed. A run that is interrupted (exception, Ctrl-C, SIGTERM, SIGKILL) therefore leaves a
+readable file holding every flushed step, with the root attribute ``complete`` still False.
+The layout is documented in ``docs/results-format.md``.
 
 One writer per file: the writer takes an exclusive lock on the file (``WriterLock``) before
 it writes anything and holds it until the file is finished. ``resume=True`` reopens the file
