@@ -1,11 +1,11 @@
 """Block-wise HDF5 writer for one simulation run (format "tsodso-results", see results/format.py).
 
 The file is written while the run goes: every group, dataset and attribute is created up
-front, then the file switches to HDF5 SWMR (single writer, multiple readers) mode and each
-block of steps is appended to resizable, chunked, compressed datasets and flushed. A run
-that is interrupted (exception, Ctrl-C, SIGTERM, SIGKILL) therefore leaves a readable file
-holding every flushed step, with the root attribute ``complete`` still False. The layout is
-documented in ``docs/results-format.md``.
+front (``layout.py``), then the file switches to HDF5 SWMR (single writer, multiple readers)
+mode and each block of steps is appended to resizable, chunked, compressed datasets and
+flushed. A run that is interrupted (exception, Ctrl-C, SIGTERM, SIGKILL) therefore leaves a
+readable file holding every flushed step, with the root attribute ``complete`` still False.
+The layout is documented in ``docs/results-format.md``.
 
 One writer per file: the writer takes an exclusive lock on the file (``WriterLock``) before
 it writes anything and holds it until the file is finished. ``resume=True`` reopens the file
