@@ -4,10 +4,8 @@ HiGHS cannot solve the SOCP relaxation SmartNet used for the D grids, so the mar
 through a linearised AC model: around a solved operating point of the D net, how much each
 bus voltage magnitude and each branch loading changes per MW injected at a resource's bus.
 The coefficients come from the Newton-Raphson Jacobian of `simulators.powerflow.GridModel`
-(the same equations the grid truth is solved with): per island one LU factorisation and one
-multi-column solve for its injection buses (LAPACK's dense LU for islands up to
-``DENSE_ISLAND`` Jacobian rows, the default D grids' are 200-300; SuperLU above), then the
-branch currents through Yf/Yt. They
+(the same equations the grid truth is solved with): per island one sparse LU factorisation and
+one multi-column solve for its injection buses, then the branch currents through Yf/Yt. They
 depend on the operating point (a loading's slope changes sign when its flow reverses), so the
 markets refresh them as the D grids' reported state moves (`coordination.dgrids.DGridView.
 refresh`, at the voltages `internal_voltage` rebuilds from the grids' reports); all D grids
@@ -24,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu, spsolve
@@ -125,7 +122,7 @@ def sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarr
         local[var] = np.arange(len(var))
         rhs = np.zeros((len(var), len(cols)))
         rhs[local[row_p[inj_int[cols]]], np.arange(len(cols))] = 1.0 / model.base_mva
-        dx = _solve(jac[var][:, var], rhs)
+        dx = splu(jac[var][:, var].tocsc()).solve(rhs)
         buses = np.flatnonzero(label == isl)
         pos = np.full(n_int, -1, dtype=np.int64)
         pos[buses] = np.arange(len(buses))
@@ -144,18 +141,6 @@ def sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarr
             dl_dp[np.ix_(br, cols)] = (unit[br, None] * d_i).real
     return DSensitivity(bus=bus_pos, branch=branch_pos, dv_dp=dv_dp, dl_dp=dl_dp,
                         inj_bus=inj_bus)
-
-
-#: Islands up to this many Jacobian rows are solved densely: LAPACK's LU with all injection
-#: columns at once (BLAS 3) instead of SuperLU's column-by-column triangular solves
-DENSE_ISLAND = 3000
-
-
-def _solve(jac: sp.spmatrix, rhs: np.ndarray) -> np.ndarray:
-    """``jac^-1 rhs`` for one island's Jacobian and a block of right-hand sides."""
-    if jac.shape[0] <= DENSE_ISLAND:
-        return scipy.linalg.solve(jac.toarray(), rhs, check_finite=False)
-    return splu(jac.tocsc()).solve(rhs)
 
 
 def internal_voltage(model: GridModel, bus_pos: np.ndarray, vm_pu: np.ndarray,
