@@ -72,10 +72,8 @@ KPI_DESCRIPTIONS: dict[str, str] = {
     "dso_imbalance_charges_eur": "DSOs' residual area imbalance settled with the TSO (a "
                                  "transfer; positive = DSOs paid).",
     "congestion_rent_eur": "Part of pay-as-clear payments set by network constraints rather "
-                           "than by the balance (inside the payments; 0 under pay-as-bid). "
-                           "It exceeds the payments where the uniform part (balancing price "
-                           "x net upward MW) is negative, e.g. more down than up bought for "
-                           "congestion at a positive balancing price.",
+                           "than by the balance (inside the payments, above them where the "
+                           "uniform part is negative; 0 under pay-as-bid).",
     "unserved_imbalance_mwh": "Energy of the system imbalance the market left unserved.",
     "unserved_overload_t_mwh": "MVA x h above transmission branch ratings after the market.",
     "unserved_overload_d_mwh": "MVA x h above distribution branch ratings after the market.",
