@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from tsodso.coordination.lp import (
-    COEF_TOL,
-    TIE_EPS,
-    VOLTAGE_STEP_PU,
-    ZERO_MW,
-    DRows,
-    MarketLP,
+from tsodso.coordination.families import (
     define_balance,
     define_distribution_loading,
     define_distribution_voltage,
@@ -32,6 +26,14 @@ from tsodso.coordination.lp import (
     define_offers,
     define_parties,
     define_transmission,
+)
+from tsodso.coordination.lp import (
+    COEF_TOL,
+    TIE_EPS,
+    VOLTAGE_STEP_PU,
+    ZERO_MW,
+    DRows,
+    MarketLP,
 )
 
 __all__ = ["COEF_TOL", "TIE_EPS", "VOLTAGE_STEP_PU", "DRows", "DState", "FlexMarket",

@@ -7,11 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 import pytest
-from tsodso.coordination.lp import (
-    TIE_EPS,
-    VOLTAGE_STEP_PU,
-    DRows,
-    MarketLP,
+from tsodso.coordination.families import (
     define_balance,
     define_distribution_loading,
     define_distribution_voltage,
@@ -20,6 +16,12 @@ from tsodso.coordination.lp import (
     define_offers,
     define_parties,
     define_transmission,
+)
+from tsodso.coordination.lp import (
+    TIE_EPS,
+    VOLTAGE_STEP_PU,
+    DRows,
+    MarketLP,
 )
 from tsodso.coordination.market import DState, FlexMarket
 
