@@ -76,6 +76,33 @@ def _version(pkg: str) -> str:
         return "unknown"
 
 
+def page_head(title: str) -> str:
+    """Doctype and <head> of a report page (generator, title, the one stylesheet)."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="tsodso {esc(_version("tsodso"))}">
+<title>{esc(title)}</title>
+<style>{CSS}</style>
+</head>"""
+
+
+def numbered_sections(bodies: list[tuple[str, str, str]]) -> tuple[str, str]:
+    """The navigation list and the numbered <section>s of (id, heading, html) triples."""
+    nav = "".join(f'<li><a href="#{sid}">{esc(heading)}</a></li>' for sid, heading, _ in bodies)
+    body = "\n".join(
+        f'<section id="{sid}"><h2>{i}. {esc(heading)}</h2>\n{html_}</section>'
+        for i, (sid, heading, html_) in enumerate(bodies, start=1))
+    return nav, body
+
+
+def built_stamp() -> tuple[str, str]:
+    """When (UTC) and by which tsodso version (escaped for HTML) a page is built."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), esc(_version("tsodso"))
+
+
 def _warnings(rep: ReportData) -> None:
     """Add the warnings about incomplete or mismatched files to ``rep.warnings``."""
     runs = rep.runs
@@ -100,23 +127,11 @@ def render(rep: ReportData) -> str:
     order = list(sections.SECTIONS)  # looked up now: a section added to the list is shown
     bodies = [(sid, heading, build(rep)) for sid, heading, build in order]
     warn_html = "".join(f'<p class="warn">{esc(w)}</p>' for w in rep.warnings)
-    nav = "".join(f'<li><a href="#{sid}">{esc(heading)}</a></li>' for sid, heading, _ in order)
-    body = "\n".join(
-        f'<section id="{sid}"><h2>{i}. {esc(heading)}</h2>\n{html_}</section>'
-        for i, (sid, heading, html_) in enumerate(bodies, start=1))
+    nav, body = numbered_sections(bodies)
     what = ("comparison of coordination schemes" if len(runs) > 1
             else f"one run ({label(first)})")
-    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    version = esc(_version("tsodso"))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="tsodso {version}">
-<title>TSO–DSO coordination report: {esc(scen)}</title>
-<style>{CSS}</style>
-</head>
+    built, version = built_stamp()
+    return f"""{page_head(f"TSO–DSO coordination report: {scen}")}
 <body>
 <header>
 <h1>TSO–DSO coordination: {esc(what)}</h1>

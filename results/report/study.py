@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tsodso.results.report.figures import _PALETTE, figure_html, new_figure
 from tsodso.results.report.format import esc, eur, num, pct, table
-from tsodso.results.report.page import CSS, _version
+from tsodso.results.report.page import built_stamp, numbered_sections, page_head
 from tsodso.results.study import (
     BAND,
     default_reference,
@@ -288,22 +287,11 @@ STUDY_SECTIONS: list[Section] = [
 
 def render_study(data: StudyData) -> str:
     bodies = [(sid, heading, build(data)) for sid, heading, build in STUDY_SECTIONS]
-    nav = "".join(f'<li><a href="#{sid}">{esc(h)}</a></li>' for sid, h, _ in STUDY_SECTIONS)
-    body = "\n".join(f'<section id="{sid}"><h2>{i}. {esc(h)}</h2>\n{html}</section>'
-                     for i, (sid, h, html) in enumerate(bodies, start=1))
+    nav, body = numbered_sections(bodies)
     name = esc(data.meta.get("name", data.source.name))
-    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    version = esc(_version("tsodso"))
+    built, version = built_stamp()
     n = len(data.table)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="tsodso {version}">
-<title>TSO–DSO coordination study: {name}</title>
-<style>{CSS}</style>
-</head>
+    return f"""{page_head(f"TSO–DSO coordination study: {data.meta.get('name', data.source.name)}")}
 <body>
 <header>
 <h1>TSO–DSO coordination study: {name}</h1>
