@@ -43,10 +43,11 @@ class Needs:
         return -self.imbalance_mw
 
 
-def overload_mva(loading_percent: np.ndarray, limits: GridLimits) -> np.ndarray:
+def overload_mva(loading_percent: np.ndarray, loading_max_percent: np.ndarray | float,
+                 rating_mva: np.ndarray | float) -> np.ndarray:
     """MVA above the loading limit per branch (0 where within; NaN counts as 0)."""
-    excess = (np.nan_to_num(loading_percent) - limits.loading_max_percent) / 100.0
-    return np.maximum(excess, 0.0) * limits.rating_mva
+    excess = (np.nan_to_num(loading_percent) - loading_max_percent) / 100.0
+    return np.maximum(excess, 0.0) * rating_mva
 
 
 def assess(step: int, reports: dict, limits: dict[str, GridLimits]) -> Needs:
@@ -87,8 +88,7 @@ class Assessor:
                       imbalance_mw=float(sum(r.imbalance_mw for r in reports.values())),
                       area_imbalance={g: float(r.imbalance_mw) for g, r in reports.items()})
         loading = np.concatenate([r.loading_percent for r in reports.values()])
-        excess = (np.nan_to_num(loading) - self._ld_max) / 100.0
-        overload = np.maximum(excess, 0.0) * self._rating
+        overload = overload_mva(loading, self._ld_max, self._rating)
         vm = np.nan_to_num(np.concatenate([r.vm_pu for r in reports.values()]), nan=1.0)
         under = vm < self._vm_min
         over = vm > self._vm_max
