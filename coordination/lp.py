@@ -301,7 +301,10 @@ class MarketLP:
         """Leave out of HiGHS the screenable rows that cannot reach a bound this step (the
         other rows, and the left-out rows that are not basic in HiGHS's basis, stay in); the
         model is passed again only when a row must come in or many can go."""
+        outdated, self._outdated = getattr(self, "_outdated", False), False
         if not self.screen or len(self._scr) == 0:
+            if outdated:
+                self._rebuild(np.intersect1d(self._active, self._scr))
             return
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
         amin, amax = self._reach()
@@ -317,6 +320,8 @@ class MarketLP:
         many = int((active & ~need).sum()) > SCREEN_SURPLUS * len(self._active)
         if missing.any() or many:
             self._rebuild(self._scr[need if many else need | active])
+        elif outdated:
+            self._rebuild(self._scr[active])
 
     def _rebuild(self, screened: np.ndarray) -> None:
         """Pass HiGHS the LP with the unscreenable rows and `screened`, in their full order,
@@ -328,8 +333,7 @@ class MarketLP:
         new = np.flatnonzero(fixed_rows)
         new = np.union1d(new, screened)
         basis = h.getBasis()
-        a = (self._ax[new] @ self._place_x + self._ao[new]).tocsc()
-        a.sort_indices()
+        a = self._rows_matrix(new)
         h.passModel(n_col, len(new), a.nnz, int(highspy.MatrixFormat.kColwise), self._sense,
                     self._offset, self._col_cost, self._lb, self._ub,
                     self._rlo[new], self._rhi[new],
@@ -346,6 +350,21 @@ class MarketLP:
                                 for r in new.tolist()]
             h.setBasis(basis)
         self.n_rebuilds += 1
+
+    def _rows_matrix(self, rows: np.ndarray) -> sp.csc_matrix:
+        """The whole LP's rows `rows` (x's entries and the others in their model columns),
+        column-wise with sorted row indices and without zero entries: the x and the other
+        columns are disjoint, so the entries are only placed, never added."""
+        ax, ao = self._ax[rows], self._ao[rows]
+        n = len(rows)
+        r = np.concatenate([np.repeat(np.arange(n), np.diff(ax.indptr)),
+                            np.repeat(np.arange(n), np.diff(ao.indptr))])
+        c = np.concatenate([self.col_index["x"][ax.indices], ao.indices])
+        v = np.concatenate([ax.data, ao.data])
+        nz = v != 0.0
+        a = sp.csc_matrix((v[nz], (r[nz], c[nz])), shape=(n, self._ao.shape[1]))
+        a.sort_indices()
+        return a
 
     def _violated(self, col: np.ndarray) -> np.ndarray:
         """Left-out rows the solution `col` does not keep within their screening margin."""
@@ -369,8 +388,8 @@ class MarketLP:
     def set_coefs(self, rows: np.ndarray, coefs: sp.csr_matrix) -> None:
         """New coefficients of ``x`` in the rows `rows` (``coefs``: one row per entry of
         `rows`, one column per pool; the rows' other entries are not x's), for this and later
-        steps. Only the kept matrix changes; HiGHS gets the rows again (with its basis) only
-        if some of them are in its model."""
+        steps. Only the kept matrix changes; HiGHS gets the rows again (with its basis) at the
+        next solve's screening, once, and only if some of them are in its model."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(np.unique(rows)) != len(rows):
             raise ValueError("set_coefs: a row given twice")
@@ -383,7 +402,7 @@ class MarketLP:
         if np.any(at >= 0):
             self._screen_coefs(np.unique(at[at >= 0]))
         if np.any(self._pos[rows] >= 0):
-            self._rebuild(np.intersect1d(self._active, self._scr))
+            self._outdated = True  # HiGHS gets the rows again before the next solve
         self.n_coef_updates += 1
 
     def set_rows(self, key: str, lo: np.ndarray | None, hi: np.ndarray | None) -> None:
@@ -493,25 +512,37 @@ class MarketLP:
 
 def _replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:
     """`m` with its rows `rows` replaced by the rows of `block` (in that order). Where the
-    block keeps the rows' pattern (the same columns, in order; the usual case when a
-    refresh only changes a grid's sensitivities), its values are written into `m` in place;
-    otherwise the kept rows and the block are stacked, then put in order (scipy's row
-    gathers, a few copies of the arrays; its sparse arithmetic for the same costs several
-    times more)."""
+    block keeps the rows' pattern (the same columns, in order), its values are written into
+    `m` in place; otherwise the arrays are cut at the runs of consecutive rows (a grid's rows
+    of one family are one run) and joined again with the block's: a copy of each array, the
+    entries in the same order as a row-by-row rebuild."""
     block = sp.csr_matrix(block)
+    rows = np.asarray(rows, dtype=np.int64)
     at = _row_entries(m, rows, np.diff(block.indptr))
     if at is not None and np.array_equal(m.indices[at], block.indices):
         m.data[at] = block.data
         return m
-    n = m.shape[0]
-    keep = np.ones(n, dtype=bool)
-    keep[rows] = False
-    kept = np.flatnonzero(keep)
-    stacked = sp.vstack([m[kept], block], format="csr")
-    order = np.empty(n, dtype=np.int64)
-    order[kept] = np.arange(len(kept))
-    order[rows] = len(kept) + np.arange(len(rows))
-    return stacked[order]
+    order = np.argsort(rows, kind="stable")
+    if np.any(np.diff(order) < 0):
+        rows, block = rows[order], block[order]
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    mp, bp = m.indptr, block.indptr
+    data, index, lens = [], [], []
+    prev = 0
+    for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(rows)].tolist(), strict=True):
+        r0 = int(rows[s])
+        data += [m.data[mp[prev]:mp[r0]], block.data[bp[s]:bp[e]]]
+        index += [m.indices[mp[prev]:mp[r0]], block.indices[bp[s]:bp[e]]]
+        lens += [np.diff(mp[prev:r0 + 1]), np.diff(bp[s:e + 1])]
+        prev = int(rows[e - 1]) + 1
+    data.append(m.data[mp[prev]:])
+    index.append(m.indices[mp[prev]:])
+    lens.append(np.diff(mp[prev:]))
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lens), out=indptr[1:])
+    idx_type = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(index).astype(idx_type),
+                          indptr.astype(idx_type)), shape=m.shape)
 
 
 def _row_entries(m: sp.csr_matrix, rows: np.ndarray,

@@ -197,7 +197,8 @@ def test_refresh_follows_the_operating_point_of_a_default_step():
 
 def test_relinearise_writes_the_refreshed_rows_into_every_market_of_a_scheme():
     """`common` with the DSOs first (two markets with D rows): after a refresh at another
-    step, each market's HiGHS matrix holds the D rows pooled from the new sensitivities."""
+    step, each market's HiGHS matrix holds the D rows pooled from the new sensitivities from
+    its next solve on (`set_coefs` hands HiGHS the rows once, at that solve's screening)."""
     from dataclasses import replace
     from types import SimpleNamespace
 
@@ -222,6 +223,7 @@ def test_relinearise_writes_the_refreshed_rows_into_every_market_of_a_scheme():
     for (market, pools), before in zip(scheme.d_lps, old, strict=True):
         lp = market.lp
         assert lp.n_coef_updates == 1
+        lp.solve(np.zeros(lp.n))  # HiGHS gets the new rows it holds at the next solve
         for dr in dg.rows(pools):
             g = [d.grid for d in market.drows].index(dr.grid)
             ks = [i for i, (gg, _) in enumerate(market._vrows) if gg == g]
@@ -229,7 +231,7 @@ def test_relinearise_writes_the_refreshed_rows_into_every_market_of_a_scheme():
             want[np.abs(want) < 1e-7] = 0.0
             got = lp._ax[lp.row_positions("v_up")[ks]][:, dr.pools].toarray()
             assert np.allclose(got, want, rtol=0, atol=1e-15)
-            hi = lp.highs.getLp()  # and HiGHS holds the same numbers in the rows it has
+            hi = lp.highs.getLp()  # and HiGHS solved with the same numbers in its rows
             a = sp.csc_matrix((np.asarray(hi.a_matrix_.value_), np.asarray(hi.a_matrix_.index_),
                                np.asarray(hi.a_matrix_.start_)),
                               shape=(hi.num_row_, hi.num_col_))
