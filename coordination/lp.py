@@ -43,10 +43,12 @@ model; rows whose slack is not basic in HiGHS's basis stay in. After the solve e
 row is checked against the solution; one that comes within the margin is added and the LP
 solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
 and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
-LP's too. HiGHS is given a new model (arrays, one ``passModel``, the previous basis mapped on
-it, new rows basic) only when a row must come in, when ``SCREEN_SURPLUS`` of its rows could
-go, or when a refresh changed coefficients of rows it holds. Rows whose other columns are not
-``x``, one ``u``, fixed columns or their own penalised slack are never left out.
+LP's too. Rows that must come in are added to HiGHS's model (``addRows``, after its rows,
+basic; its basis kept). HiGHS is given a new model (arrays, one ``passModel``, the previous
+basis mapped on it, new rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when
+a refresh changed coefficients of rows it holds (once, at the next solve's screening). Rows
+whose other columns are not ``x``, one ``u``, fixed columns or their own penalised slack are
+never left out.
 
 Ties: equal prices are ranked by pool index (lower index activated first) through a cost
 perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
@@ -300,7 +302,8 @@ class MarketLP:
     def _screen(self) -> None:
         """Leave out of HiGHS the screenable rows that cannot reach a bound this step (the
         other rows, and the left-out rows that are not basic in HiGHS's basis, stay in); the
-        model is passed again only when a row must come in or many can go."""
+        rows that must come in are added; the model is passed again only when many can go or
+        a refresh changed rows HiGHS holds."""
         outdated, self._outdated = getattr(self, "_outdated", False), False
         if not self.screen or len(self._scr) == 0:
             if outdated:
@@ -318,10 +321,21 @@ class MarketLP:
                 need |= active & (status[np.maximum(pos, 0)] != int(BASIC))
         missing = need & ~active
         many = int((active & ~need).sum()) > SCREEN_SURPLUS * len(self._active)
-        if missing.any() or many:
+        if many or (outdated and missing.any()):
             self._rebuild(self._scr[need if many else need | active])
         elif outdated:
             self._rebuild(self._scr[active])
+        elif missing.any():
+            self._add_rows(self._scr[missing])
+
+    def _add_rows(self, rows: np.ndarray) -> None:
+        """Add the rows `rows` to HiGHS's model (after its rows; basic), keeping its basis."""
+        a = self._rows_matrix(rows).tocsr()
+        self.highs.addRows(len(rows), self._rlo[rows], self._rhi[rows], a.nnz,
+                           a.indptr[:-1].astype(np.int32), a.indices.astype(np.int32), a.data)
+        self._pos[rows] = len(self._active) + np.arange(len(rows))
+        self._active = np.r_[self._active, rows]
+        self.n_rebuilds += 1
 
     def _rebuild(self, screened: np.ndarray) -> None:
         """Pass HiGHS the LP with the unscreenable rows and `screened`, in their full order,
@@ -442,7 +456,7 @@ class MarketLP:
             if len(bad) == 0:
                 return sol
             self.n_screen_misses += len(bad)
-            self._rebuild(np.union1d(np.intersect1d(self._active, self._scr), bad))
+            self._add_rows(bad)
 
     def _run(self) -> highspy.HighsModelStatus:
         """One HiGHS run on the model as it stands (pyomo's ``solve`` would only add a few
