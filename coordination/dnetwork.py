@@ -25,7 +25,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import splu, spsolve
+from threadpoolctl import ThreadpoolController
 from tsodso.core.powerflow import SQRT3, FlowResult, GridModel
+
+#: The BLAS libraries (numpy's, scipy's) whose threads `sensitivities` holds to one: SuperLU's
+#: multi-column solves of the islands (200-300 rows, about 100 columns) took 0.8 ms (median)
+#: on one thread and 13 ms (median; up to 164 ms) on OpenBLAS's two threads of a loaded 2-core
+#: machine (six islands of the default D net, OPENBLAS_NUM_THREADS=1 and unset). The command
+#: line already runs single-threaded (tsodso.cli); runs from the Python API now solve alike.
+BLAS = ThreadpoolController()
 
 
 @dataclass
@@ -59,8 +67,17 @@ def sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarr
     `bus_pos` / `branch_pos` choose the monitored rows (default: all buses, all branches).
     Isolated buses and injections at buses outside the solved net get zero rows/columns.
     Each island (connected component) is factorised and solved on its own: the work grows
-    with the islands' sizes, not with the whole net times all injections.
+    with the islands' sizes, not with the whole net times all injections. BLAS runs on one
+    thread meanwhile (`BLAS`).
     """
+    with BLAS.limit(limits=1, user_api="blas"):
+        return _sensitivities(model, result, inj_bus, bus_pos, branch_pos, v)
+
+
+def _sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarray,
+                   bus_pos: np.ndarray | None, branch_pos: np.ndarray | None,
+                   v: np.ndarray | None) -> DSensitivity:
+    """`sensitivities` (BLAS threads already held to one)."""
     check = v is None
     v = model.v if v is None else np.asarray(v, dtype=complex)
     inj_bus = np.asarray(inj_bus, dtype=np.int64)
