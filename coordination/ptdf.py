@@ -79,7 +79,7 @@ def transmission_ptdf(net) -> Ptdf:
     ``makePTDF``; with several (e.g. several ext_grids, each holding its angle like ``rundcpp``
     does) all reference buses are grounded, which is what ``rundcpp`` computes.
     """
-    pp.rundcpp(net)
+    pp.rundcpp(net, numba=False)  # pandapower would compile its bus lookup (~1.5 s per process)
     ppci = net._ppc["internal"]
     bus, branch, base_mva = ppci["bus"], ppci["branch"], ppci["baseMVA"]
     refs = np.flatnonzero(bus[:, BUS_TYPE] == REF)
