@@ -171,9 +171,9 @@ class MarketLP:
                  ) -> np.ndarray:
         """`n` rows ``lo <= sum_j v c_j <= hi`` of family `key` from their entries (row
         ``r`` in 0..n-1, column ``c`` (build index), coefficient ``v``); a row's entries keep
-        the order given (columns enter HiGHS in order of first appearance, as pyomo's
-        persistent interface added them), and an entry of coefficient 0 places its column
-        there without entering the matrix (a fixed column pyomo folded into the bounds).
+        the order given, which places the columns (`_assemble`); an entry of coefficient 0
+        places its column without entering the matrix (a fixed ``u``, as the former pyomo
+        build left it out of the row).
         `extra`: constant rows (``extra_rows``), else a family whose bounds change per step
         (``rows``). Returns their row indices."""
         r = np.asarray(r, dtype=np.int64)
@@ -199,10 +199,11 @@ class MarketLP:
 
     # --- solver -----------------------------------------------------------------------
     def _assemble(self) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
-        """The HiGHS position of each built column (-1: used by no row and no cost term, as
-        pyomo left it out), the matrix in HiGHS's column order and the columns' bounds and
-        costs in that order. Columns are placed as pyomo's persistent interface added them:
-        by first appearance in the rows, then in the objective."""
+        """The HiGHS position of each built column (-1: in no row and no cost term), the
+        matrix in HiGHS's column order and the columns' bounds and costs in that order.
+        Columns are placed by first appearance in the rows, then in the objective: the order
+        in which the former pyomo build (its persistent HiGHS interface) gave them to HiGHS,
+        kept so that HiGHS gets the same LP and takes the same simplex path."""
         b = self._build
         r, c, v = _cat(b["r"], np.int64), _cat(b["c"], np.int64), _cat(b["v"])
         obj_c = (np.concatenate(self.cost_cols) if self.objective and self.cost_cols
