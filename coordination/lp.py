@@ -83,6 +83,7 @@ SCREENED = ("t", "v_up", "v_dn", "l_up")  # inequality families whose rows may b
 SCREEN_TOL = 1e-6  # a row is left out if its reach stays this far (relative) from its bounds
 SCREEN_SURPLUS = 0.3  # share of HiGHS's rows that could go before it gets the model without them
 BASIC = highspy.HighsBasisStatus.kBasic
+SMALL_COEF = 1e-9  # HiGHS's small_matrix_value: it drops matrix entries not above it
 
 
 @dataclass
@@ -209,10 +210,12 @@ class MarketLP:
         obj_c = (np.concatenate(self.cost_cols) if self.objective and self.cost_cols
                  else np.zeros(0, dtype=np.int64))
         seq = np.concatenate([c, obj_c])
-        used, first = np.unique(seq, return_index=True)
+        first = np.full(self.n_cols, len(seq))
+        np.minimum.at(first, seq, np.arange(len(seq)))
+        used = np.flatnonzero(first < len(seq))
         pos = np.full(self.n_cols, -1, dtype=np.int64)
-        pos[used[np.argsort(first, kind="stable")]] = np.arange(len(used))
-        keep = v != 0.0
+        pos[used[np.argsort(first[used], kind="stable")]] = np.arange(len(used))
+        keep = np.abs(v) > SMALL_COEF  # HiGHS would drop the others
         a = sp.csc_matrix((v[keep], (r[keep], pos[c[keep]])), shape=(self.n_rows, len(used)))
         a.sort_indices()
         order = np.empty(len(used), dtype=np.int64)
@@ -235,27 +238,20 @@ class MarketLP:
             self.highs.setOptionValue("output_flag", False)
             self.highs.setOptionValue("threads", 1)
         h = self.highs
-        n_col = a.shape[1]
-        h.passModel(n_col, a.shape[0], a.nnz, int(highspy.MatrixFormat.kColwise),
-                    int(highspy.ObjSense.kMinimize), 0.0, col_cost, col_lb, col_ub, rlo, rhi,
-                    a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
-                    np.zeros(n_col, dtype=np.int32))
+        shape = a.shape
+        self._sense, self._offset = int(highspy.ObjSense.kMinimize), 0.0
+        status = h.passModel(shape[1], shape[0], a.nnz, int(highspy.MatrixFormat.kColwise),
+                             self._sense, self._offset, col_cost, col_lb, col_ub, rlo, rhi,
+                             a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+                             np.zeros(shape[1], dtype=np.int32))
+        if status == highspy.HighsStatus.kError:
+            raise RuntimeError(f"{self.name}: HiGHS refused the LP")
         self.col_index = {key: pos[idx].astype(np.int32) for key, idx in self.columns.items()}
         self.row_index = {key: fam.index.astype(np.int32) for key, fam in self.rows.items()}
         self.extra_index = {key: idx.astype(np.int32) for key, idx in self.extra_rows.items()}
         self._build = {}
-        lp = h.getLp()
-        self._lb = np.array(lp.col_lower_, dtype=float)
-        self._ub = np.array(lp.col_upper_, dtype=float)
-        self._col_cost = np.array(lp.col_cost_, dtype=float)
-        self._rlo = np.array(lp.row_lower_, dtype=float)
-        self._rhi = np.array(lp.row_upper_, dtype=float)
-        self._sense, self._offset = int(lp.sense_), float(lp.offset_)
-        am = lp.a_matrix_
-        parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
-        shape = (lp.num_row_, lp.num_col_)
-        a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
-             else sp.csr_matrix(parts, shape=shape))
+        self._lb, self._ub, self._col_cost = col_lb, col_ub, col_cost
+        self._rlo, self._rhi = rlo, rhi
         a = a.tocsr()
         x_col = self.col_index["x"]
         is_x = np.zeros(shape[1], dtype=bool)
