@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from tsodso.coordination.families import (
     define_balance,
     define_distribution_loading,
@@ -225,3 +226,32 @@ def test_refreshed_d_coefficients_clear_as_computed_by_hand_and_survive_a_cold_s
     r = mk.clear(mw, price, **kw)
     assert mk.lp.n_cold_restarts == 1
     assert np.allclose(r.x, [25.0, 45.0, 0.0])  # the refreshed coefficients were kept
+
+
+def test_highs_holds_the_kept_arrays():
+    """The LP handed to HiGHS is the one `MarketLP` keeps (matrix, bounds, costs): a PTDF entry
+    HiGHS would drop as too small (5e-10 <= its 1e-9) is left out of both, and a D grid
+    without interface coupling has its ``u`` fixed at 0 with no entry in its voltage rows."""
+    ptdf = PTDF3.copy()
+    ptdf[1, 2] = 5e-10
+    dr = [DRows("D1", np.array([0, 2]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = FlexMarket(np.array([1, 1, 1]), np.array([1, 0, 2]), STEP_H, 1000.0, 500.0, PEN_V,
+                    ptdf=ptdf, drows=dr, areas={"system": np.arange(3)}, ptdf_tol=1e-12)
+    lp = mk.lp
+    h = lp.highs.getLp()
+    am = h.a_matrix_
+    a = sp.csc_matrix((np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_)),
+                      shape=(h.num_row_, h.num_col_))
+    kept = lp._ax @ lp._place_x + lp._ao
+    assert abs(a - kept).max() == 0.0 and a.nnz == kept.nnz
+    assert np.array_equal(h.col_lower_, lp._lb) and np.array_equal(h.col_upper_, lp._ub)
+    assert np.array_equal(h.col_cost_, lp._col_cost)
+    assert np.array_equal(h.row_lower_, lp._rlo) and np.array_equal(h.row_upper_, lp._rhi)
+    t1 = lp.row_index["t"][1]  # branch 1-2: pool 0 (bus 1) only, the 5e-10 of pool 2 dropped
+    assert lp._ax[t1].nonzero()[1].tolist() == [0]
+    u = lp.col_index["u"][0]
+    assert lp._lb[u] == lp._ub[u] == 0.0
+    v_rows = np.r_[lp.row_index["v_up"], lp.row_index["v_dn"]]
+    assert a[v_rows][:, u].nnz == 0
+    assert lp.extra_index["hv"].size == 0
