@@ -125,7 +125,8 @@ class MarketLP:
 
     Build indices: ``columns[key]`` are the family's columns in the order they were added,
     ``rows[key].index`` and ``extra_rows[key]`` its rows (rows keep that order in HiGHS).
-    After :meth:`attach`, ``col_index``/``row_index``/``extra_index`` give HiGHS positions."""
+    After :meth:`attach`, ``col_index``/``row_index``/``extra_index`` give HiGHS positions
+    (-1: a column no row and no cost term uses, left out of HiGHS)."""
 
     name: str
     direction: np.ndarray
@@ -173,10 +174,9 @@ class MarketLP:
         """`n` rows ``lo <= sum_j v c_j <= hi`` of family `key` from their entries (row
         ``r`` in 0..n-1, column ``c`` (build index), coefficient ``v``); a row's entries keep
         the order given, which places the columns (`_assemble`); an entry of coefficient 0
-        places its column without entering the matrix (a fixed ``u``, as the former pyomo
-        build left it out of the row).
-        `extra`: constant rows (``extra_rows``), else a family whose bounds change per step
-        (``rows``). Returns their row indices."""
+        places its column without entering the matrix (a fixed ``u``, which the former pyomo
+        build left out of the row). `extra`: constant rows (``extra_rows``), else a family
+        whose bounds change per step (``rows``). Returns their row indices."""
         r = np.asarray(r, dtype=np.int64)
         order = np.argsort(r, kind="stable")
         b = self._build
@@ -226,10 +226,10 @@ class MarketLP:
         return pos, a, np.stack([_cat(b["lb"])[order], _cat(b["ub"])[order], cost[order]])
 
     def attach(self) -> None:
-        """Give HiGHS the LP built by the ``define_*`` functions (one ``passModel`` of the
-        arrays, minimised) and keep it here as arrays: the whole LP (matrix, bounds, costs),
-        of which HiGHS holds, from the first solve on, only the rows that can bind (see
-        :meth:`_screen`)."""
+        """Give HiGHS the LP built by the ``define_*`` functions, once (one ``passModel`` of
+        the arrays, minimised; the build arrays are then freed), and keep it here as arrays:
+        the whole LP (matrix, bounds, costs), of which HiGHS holds, from the first solve on,
+        only the rows that can bind (see :meth:`_screen`)."""
         pos, a, (col_lb, col_ub, col_cost) = self._assemble()
         b = self._build
         rlo, rhi = _cat(b["lo"]), _cat(b["hi"])
