@@ -23,7 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click  # noqa: E402
 
 # The scenario and scheme modules are imported inside the commands, so that `--help` does not
-# pay for numpy and pydantic; pyomo and pandapower load only when a run is built.
+# pay for numpy and pydantic; highspy and pandapower load only when a run is built.
 
 #: Largest seed (tsodso.scenarios.schema.SEED_MAX, the int64 the results file stores; a test
 #: checks they agree).
