@@ -1,7 +1,9 @@
 """One month of one scheme on `default`: cost per step week by week, a year extrapolated,
 peak memory against a one-day run of the same scheme.
 
-    python benchmarks/bench_month.py [SCHEME] [STEPS]     # default: none 2976 (31 days)
+    python benchmarks/bench_month.py [SCHEME] [STEPS] [START]
+    # default: none 2976 (31 days) from the scenario's start (30 May 2016); a year:
+    python benchmarks/bench_month.py none 35136 2016-01-01
 
 Each run is its own process (peak RSS is per process). The month run records the wall time
 of every step (through the runner's progress callback) and prints ms/step per week, the ratio
@@ -28,7 +30,7 @@ YEAR = 35_136
 WEEK = 672
 
 
-def child(scheme: str, steps: int) -> dict:
+def child(scheme: str, steps: int, start: str | None = None) -> dict:
     """Run `steps` of `scheme` on default in this process; step end times and peak RSS."""
     import resource
 
@@ -60,7 +62,8 @@ def child(scheme: str, steps: int) -> dict:
     runner.Timing = Recorded
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m.h5"
-        runner.run(load("default", {"run.steps": steps}), scheme, out, profile=True)
+        runner.run(load("default", {"run.steps": steps, "run.start": start}), scheme, out,
+                   profile=True)
         import h5py
 
         with h5py.File(out, "r") as f:
@@ -69,20 +72,21 @@ def child(scheme: str, steps: int) -> dict:
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _spawn(scheme: str, steps: int) -> dict:
+def _spawn(scheme: str, steps: int, start: str | None) -> dict:
     code = ("import json,sys;sys.path.insert(0,'.');from benchmarks.bench_month import child;"
-            f"print(json.dumps(child({scheme!r},{steps})))")
+            f"print(json.dumps(child({scheme!r},{steps},{start!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(scheme: str, steps: int) -> None:
-    day = _spawn(scheme, 96)
-    month = _spawn(scheme, steps)
+def main(scheme: str, steps: int, start: str | None = None) -> None:
+    day = _spawn(scheme, 96, start)
+    month = _spawn(scheme, steps, start)
     st = month["stamps"]
     t = month["timing"]
-    print(f"default/{scheme}, {steps} steps (set-up {t['setup_s']:.1f} s, simulate "
+    print(f"default/{scheme}, {steps} steps from {start or 'the scenario start'} "
+          f"(set-up {t['setup_s']:.1f} s, simulate "
           f"{t['simulate_s']:.0f} s; power flow {1e3 * t['powerflow_s'] / steps:.1f}, clearing "
           f"{1e3 * t['clearing_s'] / steps:.1f} ms/step)")
     # wall time, and CPU time of the process (what a busy shared machine does not inflate)
@@ -119,4 +123,5 @@ def main(scheme: str, steps: int) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(args[0] if args else "none", int(args[1]) if len(args) > 1 else 2976)
+    main(args[0] if args else "none", int(args[1]) if len(args) > 1 else 2976,
+         args[2] if len(args) > 2 else None)

@@ -88,12 +88,12 @@ class CentralizedMarket:
             ties="offered", name="centralized")
         self.lp = self.market.lp
         self.modelled = self.market.t_rows  # PTDF rows in the LP
-        self.model = self.lp.model
         self.build_model_s = time.perf_counter() - t0
 
     @property
     def solver(self):
-        return self.lp.solver
+        """The HiGHS model (built once, kept for the whole run)."""
+        return self.lp.highs
 
     @property
     def n_solves(self) -> int:

@@ -26,12 +26,13 @@ the branch rating / 100). D rows whose sensitivities are all below ``COEF_TOL`` 
 
 Per step only numbers change: offered MW (the upper bounds of ``x``), prices (the costs of
 ``x``), needs, the right-hand sides of the network rows and, when the D grids' linear model is
-refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`). Each family
-records its rows (``MarketLP.rows``) and columns (``MarketLP.columns``). The pyomo model is
-built once and handed to HiGHS once (:meth:`MarketLP.attach`); the whole LP is then kept here
-as arrays (the pyomo Params keep the build-time values), and the step's numbers are written
-straight into the HiGHS model with a few vectorised calls (pyomo's per-element updates cost
-more than the solve), which is re-solved from the previous basis.
+refreshed, the D rows' coefficients of ``x`` (:meth:`MarketLP.set_coefs`). Each family adds
+its columns (bounds, costs) and rows (sparse entries, bounds) as arrays
+(:meth:`MarketLP.add_columns`, :meth:`MarketLP.add_rows`), recorded in ``MarketLP.columns``
+and ``MarketLP.rows``. The LP is assembled once and handed to HiGHS with one ``passModel``
+(:meth:`MarketLP.attach`); the whole LP is then kept here as arrays, and the step's numbers
+are written straight into the HiGHS model with a few vectorised calls, which is re-solved
+from the previous basis.
 
 Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of
 the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
@@ -68,15 +69,12 @@ repeated from scratch on the same HiGHS model, its solver data and basis cleared
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
 import scipy.sparse as sp
-from pyomo.contrib.solver.solvers.highs import Highs
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -87,6 +85,7 @@ SCREENED = ("t", "v_up", "v_dn", "l_up")  # inequality families whose rows may b
 SCREEN_TOL = 1e-6  # a row is left out if its reach stays this far (relative) from its bounds
 SCREEN_SURPLUS = 0.3  # share of HiGHS's rows that could go before it gets the model without them
 BASIC = highspy.HighsBasisStatus.kBasic
+SMALL_COEF = 1e-9  # HiGHS's small_matrix_value: it drops matrix entries not above it
 
 
 @dataclass
@@ -105,13 +104,11 @@ class DRows:
 
 @dataclass
 class RowFamily:
-    """Rows whose bounds change per step: the constraint and the Params its bounds read
-    (``None``: that side is infinite; ``lo is hi`` for an equality)."""
+    """Rows whose bounds change per step (`MarketLP.set_rows`): their count and their
+    positions in the LP."""
 
-    con: pyo.Constraint
     n: int
-    lo: pyo.Param | None
-    hi: pyo.Param | None
+    index: np.ndarray
 
 
 @dataclass
@@ -125,17 +122,22 @@ class Solution:
 
 @dataclass(eq=False)
 class MarketLP:
-    """A market LP: the pyomo model the ``define_*`` functions fill, what each step changes,
-    and (after :meth:`attach`) its persistent HiGHS solver."""
+    """A market LP: the columns and rows the ``define_*`` functions add as arrays, what each
+    step changes, and (after :meth:`attach`) its HiGHS model.
+
+    Build indices: ``columns[key]`` are the family's columns in the order they were added,
+    ``rows[key].index`` and ``extra_rows[key]`` its rows (rows keep that order in HiGHS).
+    After :meth:`attach`, ``col_index``/``row_index``/``extra_index`` give HiGHS positions
+    (-1: a column no row and no cost term uses, left out of HiGHS)."""
 
     name: str
     direction: np.ndarray
-    model: pyo.ConcreteModel = field(init=False)
     rows: dict[str, RowFamily] = field(default_factory=dict)
-    columns: dict[str, list] = field(default_factory=dict)
-    extra_rows: dict[str, list] = field(default_factory=dict)  # constant rows by family
-    cost_coefs: list = field(default_factory=list)
-    cost_vars: list = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    extra_rows: dict[str, np.ndarray] = field(default_factory=dict)  # constant rows by family
+    cost_coefs: list = field(default_factory=list)  # objective terms: coefficient arrays
+    cost_cols: list = field(default_factory=list)  # ... and their columns (build indices)
+    hv_grids: list = field(default_factory=list)  # D grids with an interface-voltage row
     n_coef_updates: int = 0  # how often set_coefs changed the matrix
     n_solves: int = 0
     n_cold_restarts: int = 0
@@ -146,61 +148,112 @@ class MarketLP:
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float)
         self.n = len(self.direction)
-        self.model = pyo.ConcreteModel(name=self.name)
-        self.solver: Highs | None = None
+        self.n_cols = self.n_rows = 0
+        self.highs: highspy.Highs | None = None
+        self.objective = False  # define_objective: minimise the cost terms
+        self._build: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "lb", "ub", "r", "c", "v", "lo", "hi")}
         self._mw = np.zeros(self.n)
         self._cost = np.zeros(self.n)
         self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def add_cost(self, coefs: Sequence, variables: Sequence) -> None:
-        """Objective terms (coefficient, variable) of a family."""
-        self.cost_coefs += list(coefs)
-        self.cost_vars += list(variables)
+    def add_columns(self, key: str, n: int, lb: float | np.ndarray, ub: float | np.ndarray,
+                    cost: float | np.ndarray | None = None) -> np.ndarray:
+        """`n` columns of family `key` with bounds `lb`/`ub` (lb = ub: fixed) and, unless
+        None, objective coefficients `cost`; returns their build indices."""
+        idx = np.arange(self.n_cols, self.n_cols + n)
+        self.n_cols += n
+        self._build["lb"].append(np.broadcast_to(np.asarray(lb, dtype=float), (n,)))
+        self._build["ub"].append(np.broadcast_to(np.asarray(ub, dtype=float), (n,)))
+        self.columns[key] = idx
+        if cost is not None:
+            self.add_cost(np.broadcast_to(np.asarray(cost, dtype=float), (n,)), idx)
+        return idx
+
+    def add_rows(self, key: str, n: int, r: np.ndarray, c: np.ndarray, v: np.ndarray,
+                 lo: float | np.ndarray, hi: float | np.ndarray, extra: bool = False
+                 ) -> np.ndarray:
+        """`n` rows ``lo <= sum_j v c_j <= hi`` of family `key` from their entries (row
+        ``r`` in 0..n-1, column ``c`` (build index), coefficient ``v``); a row's entries keep
+        the order given, which places the columns (`_assemble`); an entry of coefficient 0
+        places its column without entering the matrix (a fixed ``u``, which the former pyomo
+        build left out of the row). `extra`: constant rows (``extra_rows``), else a family
+        whose bounds change per step (``rows``). Returns their row indices."""
+        r = np.asarray(r, dtype=np.int64)
+        order = np.argsort(r, kind="stable")
+        b = self._build
+        b["r"].append(r[order] + self.n_rows)
+        b["c"].append(np.asarray(c, dtype=np.int64)[order])
+        b["v"].append(np.asarray(v, dtype=float)[order])
+        b["lo"].append(np.broadcast_to(np.asarray(lo, dtype=float), (n,)))
+        b["hi"].append(np.broadcast_to(np.asarray(hi, dtype=float), (n,)))
+        idx = np.arange(self.n_rows, self.n_rows + n)
+        self.n_rows += n
+        if extra:
+            self.extra_rows[key] = idx
+        else:
+            self.rows[key] = RowFamily(n, idx)
+        return idx
+
+    def add_cost(self, coefs: np.ndarray, columns: np.ndarray) -> None:
+        """Objective terms (coefficient, column) of a family."""
+        self.cost_coefs.append(np.asarray(coefs, dtype=float))
+        self.cost_cols.append(np.asarray(columns, dtype=np.int64))
 
     # --- solver -----------------------------------------------------------------------
+    def _assemble(self) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray]:
+        """The HiGHS position of each built column (-1: in no row and no cost term), the
+        matrix in HiGHS's column order and the columns' bounds and costs in that order.
+        Columns are placed by first appearance in the rows, then in the objective: the order
+        in which the former pyomo build (its persistent HiGHS interface) gave them to HiGHS,
+        kept so that HiGHS gets the same LP and takes the same simplex path."""
+        b = self._build
+        r, c, v = _cat(b["r"], np.int64), _cat(b["c"], np.int64), _cat(b["v"])
+        obj_c = (np.concatenate(self.cost_cols) if self.objective and self.cost_cols
+                 else np.zeros(0, dtype=np.int64))
+        seq = np.concatenate([c, obj_c])
+        first = np.full(self.n_cols, len(seq))
+        np.minimum.at(first, seq, np.arange(len(seq)))
+        used = np.flatnonzero(first < len(seq))
+        pos = np.full(self.n_cols, -1, dtype=np.int64)
+        pos[used[np.argsort(first[used], kind="stable")]] = np.arange(len(used))
+        keep = np.abs(v) > SMALL_COEF  # HiGHS would drop the others
+        a = sp.csc_matrix((v[keep], (r[keep], pos[c[keep]])), shape=(self.n_rows, len(used)))
+        a.sort_indices()
+        order = np.empty(len(used), dtype=np.int64)
+        order[pos[used]] = used
+        cost = np.zeros(self.n_cols)
+        if self.objective and self.cost_cols:
+            np.add.at(cost, obj_c, np.concatenate(self.cost_coefs))
+        return pos, a, np.stack([_cat(b["lb"])[order], _cat(b["ub"])[order], cost[order]])
+
     def attach(self) -> None:
-        """Build the HiGHS model once from the pyomo model (through pyomo's persistent HiGHS
-        interface) and read it back as arrays: the whole LP (matrix, bounds, costs) is kept
-        here, and from the first solve on HiGHS holds only the rows that can bind (see
-        :meth:`_screen`)."""
-        if self.solver is None:
-            solver = Highs()
-            cfg = solver.config
-            au = cfg.auto_updates
-            for key in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
-                        "check_for_new_or_removed_params", "check_for_new_objective",
-                        "update_constraints", "update_vars", "update_named_expressions",
-                        "update_objective", "update_parameters"):
-                setattr(au, key, False)
-            cfg.load_solutions = False
-            cfg.raise_exception_on_nonoptimal_result = False
-            cfg.solver_options = {"output_flag": False, "threads": 1}
-            self.solver = solver
-        self.solver.set_instance(self.model)
-        self.highs = h = self.solver._solver_model
-        for key, val in self.solver.config.solver_options.items():
-            h.setOptionValue(key, val)
-        vmap = self.solver._pyomo_var_to_solver_var_map
-        cmap = self.solver._pyomo_con_to_solver_con_map
-        self.col_index = {key: np.array([vmap[id(v)] for v in vs], dtype=np.int32)
-                          for key, vs in self.columns.items()}
-        self.row_index = {key: np.array([cmap[fam.con[k]] for k in range(fam.n)],
-                                        dtype=np.int32)
-                          for key, fam in self.rows.items()}
-        self.extra_index = {key: np.array([cmap[c] for c in cons], dtype=np.int32)
-                            for key, cons in self.extra_rows.items()}
-        lp = h.getLp()
-        self._lb = np.array(lp.col_lower_, dtype=float)
-        self._ub = np.array(lp.col_upper_, dtype=float)
-        self._col_cost = np.array(lp.col_cost_, dtype=float)
-        self._rlo = np.array(lp.row_lower_, dtype=float)
-        self._rhi = np.array(lp.row_upper_, dtype=float)
-        self._sense, self._offset = int(lp.sense_), float(lp.offset_)
-        am = lp.a_matrix_
-        parts = (np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_))
-        shape = (lp.num_row_, lp.num_col_)
-        a = (sp.csc_matrix(parts, shape=shape) if am.format_ == highspy.MatrixFormat.kColwise
-             else sp.csr_matrix(parts, shape=shape))
+        """Give HiGHS the LP built by the ``define_*`` functions, once (one ``passModel`` of
+        the arrays, minimised; the build arrays are then freed), and keep it here as arrays:
+        the whole LP (matrix, bounds, costs), of which HiGHS holds, from the first solve on,
+        only the rows that can bind (see :meth:`_screen`)."""
+        pos, a, (col_lb, col_ub, col_cost) = self._assemble()
+        b = self._build
+        rlo, rhi = _cat(b["lo"]), _cat(b["hi"])
+        if self.highs is None:
+            self.highs = highspy.Highs()
+            self.highs.setOptionValue("output_flag", False)
+            self.highs.setOptionValue("threads", 1)
+        h = self.highs
+        shape = a.shape
+        self._sense, self._offset = int(highspy.ObjSense.kMinimize), 0.0
+        status = h.passModel(shape[1], shape[0], a.nnz, int(highspy.MatrixFormat.kColwise),
+                             self._sense, self._offset, col_cost, col_lb, col_ub, rlo, rhi,
+                             a.indptr.astype(np.int32), a.indices.astype(np.int32), a.data,
+                             np.zeros(shape[1], dtype=np.int32))
+        if status == highspy.HighsStatus.kError:
+            raise RuntimeError(f"{self.name}: HiGHS refused the LP")
+        self.col_index = {key: pos[idx].astype(np.int32) for key, idx in self.columns.items()}
+        self.row_index = {key: fam.index.astype(np.int32) for key, fam in self.rows.items()}
+        self.extra_index = {key: idx.astype(np.int32) for key, idx in self.extra_rows.items()}
+        self._build = {}
+        self._lb, self._ub, self._col_cost = col_lb, col_ub, col_cost
+        self._rlo, self._rhi = rlo, rhi
         a = a.tocsr()
         x_col = self.col_index["x"]
         is_x = np.zeros(shape[1], dtype=bool)
@@ -459,8 +512,7 @@ class MarketLP:
             self._add_rows(bad)
 
     def _run(self) -> highspy.HighsModelStatus:
-        """One HiGHS run on the model as it stands (pyomo's ``solve`` would only add a few
-        ms of output capture and result bookkeeping per call)."""
+        """One HiGHS run on the model as it stands."""
         self.highs.run()
         self.n_solves += 1
         return self.highs.getModelStatus()
@@ -522,6 +574,11 @@ class MarketLP:
 
     def duals(self, sol: Solution, key: str) -> np.ndarray:
         return sol.row_dual[self.row_index[key]] if key in self.row_index else np.zeros(0)
+
+
+def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
+    """The arrays `parts` end to end (an empty array of `dtype` if there are none)."""
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
 def _replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:

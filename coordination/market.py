@@ -102,7 +102,6 @@ class FlexMarket:
         self._vrows = define_distribution_voltage(lp, self.drows, pen_voltage_bus_h)
         self._lrows = define_distribution_loading(lp, self.drows, pen_overload)
         define_objective(lp)
-        self.model = lp.model
         lp.attach()
         self._cause_rows = self._rows_by_cause()
 
@@ -158,7 +157,8 @@ class FlexMarket:
 
     @property
     def solver(self):
-        return self.lp.solver
+        """The HiGHS model (one per market, kept for the whole run)."""
+        return self.lp.highs
 
     def _rhs(self, d_state, no_worse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Right-hand sides of the D rows for this step's state."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandapower as pp
+from pandapower.auxiliary import _init_rundcpp_options
+from pandapower.powerflow import _powerflow
 from pandapower.pypower.idx_bus import BUS_TYPE, REF
 from pandapower.pypower.makeBdc import makeBdc
 from pandapower.pypower.makePTDF import makePTDF
@@ -71,6 +72,17 @@ class TransmissionModel:
         return report.p_from_mw[self.rows_of_report]
 
 
+def _rundcpp(net) -> None:
+    """``pp.rundcpp(net)`` with its defaults, but without pandapower's numba bus lookup:
+    ``rundcpp`` turns numba on whenever it is installed, and that function is compiled anew in
+    every process (not cached; ~1.5 s of each run's set-up). Same options, same DC model
+    (tests/test_ptdf.py compares the flows with ``rundcpp``'s)."""
+    _init_rundcpp_options(net, trafo_model="t", trafo_loading="current", recycle=None,
+                          check_connectivity=True, switch_rx_ratio=2, trafo3w_losses="hv")
+    net._options["numba"] = False
+    _powerflow(net)
+
+
 def transmission_ptdf(net) -> Ptdf:
     """Compute the DC PTDF of ``net`` (runs ``pp.rundcpp`` on it; call once per run).
 
@@ -79,7 +91,7 @@ def transmission_ptdf(net) -> Ptdf:
     ``makePTDF``; with several (e.g. several ext_grids, each holding its angle like ``rundcpp``
     does) all reference buses are grounded, which is what ``rundcpp`` computes.
     """
-    pp.rundcpp(net)
+    _rundcpp(net)
     ppci = net._ppc["internal"]
     bus, branch, base_mva = ppci["bus"], ppci["branch"], ppci["baseMVA"]
     refs = np.flatnonzero(bus[:, BUS_TYPE] == REF)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_is_cheap():
-    code = ("import sys, tsodso; heavy = [m for m in ('numpy', 'pyomo', 'pandapower', "
+    code = ("import sys, tsodso; heavy = [m for m in ('numpy', 'highspy', 'pandapower', "
             "'pydantic') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

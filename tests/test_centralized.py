@@ -126,19 +126,19 @@ def test_congestion_relieved_by_redispatch_and_unrelievable_overload_kept():
 def test_reclearing_updates_the_same_model():
     bk = merit_book()
     mk = CentralizedMarket(bk, PTDF3, PEN, STEP_H)
-    model, solver = mk.model, mk.solver
+    highs = mk.solver
     free = np.full(3, np.inf)
     c1 = mk.clear(bk.mw, bk.price, 30.0, np.zeros(3), free)
     assert np.allclose(c1.activated, [20, 0, 10, 0])
     # new prices, offers and need: b is now cheapest, c withdrawn
     c2 = mk.clear(np.array([20, 20, 0, 20.0]), np.array([50, 40, 60, 10.0]), 25.0,
                   np.zeros(3), free)
-    assert mk.model is model and mk.solver is solver
+    assert mk.solver is highs  # the same HiGHS model, updated
     assert np.allclose(c2.activated, [5, 20, 0, 0])
     assert c2.marginal_price == pytest.approx(50.0)
     # and back to a downward need
     c3 = mk.clear(bk.mw, bk.price, -7.0, np.zeros(3), free)
-    assert mk.model is model
+    assert mk.solver is highs
     assert np.allclose(c3.activated, [0, 0, 0, 7])
     assert c3.marginal_price == pytest.approx(-10.0)
     assert mk.n_cold_restarts == 0
@@ -148,7 +148,7 @@ def test_failed_warm_start_falls_back_to_a_cold_solve():
     bk = merit_book()
     mk = CentralizedMarket(bk, NO_NET, PEN, STEP_H)
     mk.clear(bk.mw, bk.price, 30.0, NO_FLOW, NO_LIMIT)
-    model = mk.model
+    highs = mk.solver
     check = mk.lp.checked
     calls = []
 
@@ -158,7 +158,7 @@ def test_failed_warm_start_falls_back_to_a_cold_solve():
 
     mk.lp.checked = reject_first
     c = mk.clear(bk.mw, bk.price, 45.0, NO_FLOW, NO_LIMIT)
-    assert mk.n_cold_restarts == 1 and mk.model is model
+    assert mk.n_cold_restarts == 1 and mk.solver is highs
     assert np.allclose(c.activated, [20, 5, 20, 0])
     assert c.marginal_price == pytest.approx(80.0)
 

@@ -62,3 +62,27 @@ def test_compare_workers_do_not_change_results(tmp_path):
     assert sums["1"] == sums["2"]
     res = CliRunner().invoke(main, ["compare", "tiny", "--workers", "0"])
     assert res.exit_code == 2 and "--workers" in res.output
+
+
+def test_start_option_moves_the_window(tmp_path):
+    """--start picks the first step (a year of `default` needs 2016-01-01): the file's start
+    and the profiles read are those of the new window; a start whose window runs past the
+    profile year is one line, exit 2."""
+    out = tmp_path / "jan.h5"
+    res = CliRunner().invoke(main, ["run", "tiny", "--scheme", "none", "--steps", "2",
+                                    "--start", "2016-01-01T06:00", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    june = tmp_path / "june.h5"
+    res = CliRunner().invoke(main, ["run", "tiny", "--scheme", "none", "--steps", "2",
+                                    "--out", str(june)])
+    assert res.exit_code == 0, res.output
+    with h5py.File(out) as a, h5py.File(june) as b:
+        assert a.attrs["start"] == "2016-01-01T06:00:00"
+        assert b.attrs["start"] == "2016-06-15T00:00:00"  # tiny's own start
+        # other quarter hours of the profile year: other realised injections
+        assert not np.allclose(a["needs/tso_imbalance_mw"][:], b["needs/tso_imbalance_mw"][:])
+    res = CliRunner().invoke(main, ["compare", "tiny", "--schemes", "none", "--steps", "200",
+                                    "--start", "2016-12-31", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "past the end of the profile year 2016" in lines[0]

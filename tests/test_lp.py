@@ -5,8 +5,8 @@ worked out by hand through the shared core."""
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 import pytest
+import scipy.sparse as sp
 from tsodso.coordination.families import (
     define_balance,
     define_distribution_loading,
@@ -35,10 +35,11 @@ PTDF3 = np.array([
 ])
 
 
-def _count(m: pyo.ConcreteModel) -> tuple[int, int]:
-    """(constraint rows, columns) in the model."""
-    rows = sum(1 for _ in m.component_data_objects(pyo.Constraint, active=True))
-    cols = sum(1 for _ in m.component_data_objects(pyo.Var))
+def _count(lp: MarketLP) -> tuple[int, int]:
+    """(rows, columns) the families have added, counted from their recorded indices."""
+    rows = sum(f.n for f in lp.rows.values()) + sum(len(r) for r in lp.extra_rows.values())
+    cols = sum(len(c) for c in lp.columns.values())
+    assert (rows, cols) == (lp.n_rows, lp.n_cols)
     return rows, cols
 
 
@@ -52,33 +53,33 @@ def _drows() -> list[DRows]:
 
 def test_each_family_adds_exactly_its_rows_and_columns():
     lp = MarketLP("t", np.array([1.0, -1.0, 1.0]))
-    m = lp.model
     define_offers(lp)
-    assert _count(m) == (0, 3) and len(lp.cost_vars) == 3
+    assert _count(lp) == (0, 3) and len(np.concatenate(lp.cost_cols)) == 3
     define_balance(lp, {"a": np.array([0, 1]), "b": np.array([2])}, 100.0)
-    assert _count(m) == (2, 3 + 4) and lp.rows["balance"].n == 2
+    assert _count(lp) == (2, 3 + 4) and lp.rows["balance"].n == 2
     define_parties(lp, ["BRP:x"], 100.0)
-    assert _count(m) == (2 + 3 + 1, 7 + 3 + 2)  # share row per pool, one party row
+    assert _count(lp) == (2 + 3 + 1, 7 + 3 + 2)  # share row per pool, one party row
     t_rows = define_transmission(lp, np.array([1, 0, -1]), PTDF3, 50.0)
     # pool 1 sits at the slack bus and pool 2 has no T bus: only bus-1 pool 0 moves flows
     assert t_rows.tolist() == [0, 1, 2]
-    assert _count(m) == (6 + 3, 12 + 6) and lp.rows["t"].n == 3
+    assert _count(lp) == (6 + 3, 12 + 6) and lp.rows["t"].n == 3
     drows = _drows()
     define_interface_voltage(lp, drows)
-    assert _count(m) == (9 + 1, 18 + 1)
+    assert _count(lp) == (9 + 1, 18 + 1)
     vrows = define_distribution_voltage(lp, drows, 40.0)
     assert vrows == [(0, 0)]  # the insensitive bus is left out
-    assert _count(m) == (10 + 2, 19 + 2)
+    assert _count(lp) == (10 + 2, 19 + 2)
     lrows = define_distribution_loading(lp, drows, 50.0)
     assert lrows == [(0, 0)]
-    assert _count(m) == (12 + 1, 21 + 1)
-    n_terms = len(lp.cost_vars)
+    assert _count(lp) == (12 + 1, 21 + 1)
+    n_terms = len(np.concatenate(lp.cost_cols))
     assert n_terms == 3 + 4 + 2 + 6 + 2 + 1  # x, area slacks, party slacks, T, V, L slacks
     define_objective(lp)
-    assert _count(m) == (13, 22)
-    coefs = dict(zip((v.name for v in lp.cost_vars), lp.cost_coefs, strict=True))
-    assert coefs["ovu[0]"] == pytest.approx(40.0 / VOLTAGE_STEP_PU)
-    assert coefs["ovl[0]"] == pytest.approx(50.0 * 10.0 / 100.0)
+    assert _count(lp) == (13, 22)
+    coefs = dict(zip(np.concatenate(lp.cost_cols).tolist(),
+                     np.concatenate(lp.cost_coefs).tolist(), strict=True))
+    assert coefs[lp.columns["ovu"][0]] == pytest.approx(40.0 / VOLTAGE_STEP_PU)
+    assert coefs[lp.columns["ovl"][0]] == pytest.approx(50.0 * 10.0 / 100.0)
 
 
 def test_transmission_tolerance_leaves_out_rows_nothing_moves():
@@ -183,9 +184,9 @@ def test_failed_check_restarts_cold_on_the_same_model():
         return None if len(calls) == 1 else check(status)
 
     mk.lp.checked = reject_first
-    model = mk.model
+    highs = mk.lp.highs
     r = mk.clear(mw, price, need={"system": 60.0}, t_flow0=np.zeros(3), t_limit=limit)
-    assert mk.lp.n_cold_restarts == 1 and mk.model is model
+    assert mk.lp.n_cold_restarts == 1 and mk.lp.highs is highs
     assert np.allclose(r.x, [0.0, 0.0, 60.0])
     # and the next step warm-starts the fresh HiGHS model with the right numbers
     mk.lp.checked = check
@@ -206,14 +207,14 @@ def test_refreshed_d_coefficients_clear_as_computed_by_hand_and_survive_a_cold_s
     st = {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
     kw = dict(need={"system": 70.0}, t_flow0=np.zeros(3), t_limit=limit, d_state=st)
     assert np.allclose(mk.clear(mw, price, **kw).x, [0.0, 45.0, 25.0])  # warm basis there
-    model = mk.model
+    highs = mk.lp.highs
     mk.update_drows([DRows("D1", np.array([0, 2]), np.array([[0.002, 0.01]]),
                            np.zeros((0, 2)), np.zeros(0))])
     r = mk.clear(mw, price, **kw)
     assert np.allclose(r.x, [25.0, 45.0, 0.0])
     assert r.value == pytest.approx([20.0, 50.0, -100.0], abs=1e-3)
     assert sum(r.parts.values()) == pytest.approx(r.value, abs=1e-3)  # parts use the new rows
-    assert mk.model is model  # the pyomo model was not rebuilt
+    assert mk.lp.highs is highs  # the HiGHS model was updated, not rebuilt
 
     check, calls = mk.lp.checked, []
 
@@ -221,7 +222,36 @@ def test_refreshed_d_coefficients_clear_as_computed_by_hand_and_survive_a_cold_s
         calls.append(1)
         return None if len(calls) == 1 else check(status)
 
-    mk.lp.checked = reject_first  # force a fresh HiGHS model from the (build-time) pyomo one
+    mk.lp.checked = reject_first  # force a cold restart: solver data and basis cleared
     r = mk.clear(mw, price, **kw)
     assert mk.lp.n_cold_restarts == 1
     assert np.allclose(r.x, [25.0, 45.0, 0.0])  # the refreshed coefficients were kept
+
+
+def test_highs_holds_the_kept_arrays():
+    """The LP handed to HiGHS is the one `MarketLP` keeps (matrix, bounds, costs): a PTDF entry
+    HiGHS would drop as too small (5e-10 <= its 1e-9) is left out of both, and a D grid
+    without interface coupling has its ``u`` fixed at 0 with no entry in its voltage rows."""
+    ptdf = PTDF3.copy()
+    ptdf[1, 2] = 5e-10
+    dr = [DRows("D1", np.array([0, 2]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = FlexMarket(np.array([1, 1, 1]), np.array([1, 0, 2]), STEP_H, 1000.0, 500.0, PEN_V,
+                    ptdf=ptdf, drows=dr, areas={"system": np.arange(3)}, ptdf_tol=1e-12)
+    lp = mk.lp
+    h = lp.highs.getLp()
+    am = h.a_matrix_
+    a = sp.csc_matrix((np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_)),
+                      shape=(h.num_row_, h.num_col_))
+    kept = lp._ax @ lp._place_x + lp._ao
+    assert abs(a - kept).max() == 0.0 and a.nnz == kept.nnz
+    assert np.array_equal(h.col_lower_, lp._lb) and np.array_equal(h.col_upper_, lp._ub)
+    assert np.array_equal(h.col_cost_, lp._col_cost)
+    assert np.array_equal(h.row_lower_, lp._rlo) and np.array_equal(h.row_upper_, lp._rhi)
+    t1 = lp.row_index["t"][1]  # branch 1-2: pool 0 (bus 1) only, the 5e-10 of pool 2 dropped
+    assert lp._ax[t1].nonzero()[1].tolist() == [0]
+    u = lp.col_index["u"][0]
+    assert lp._lb[u] == lp._ub[u] == 0.0
+    v_rows = np.r_[lp.row_index["v_up"], lp.row_index["v_dn"]]
+    assert a[v_rows][:, u].nnz == 0
+    assert lp.extra_index["hv"].size == 0

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 # Small dense linear algebra runs faster single-threaded on shared machines (and several schemes
@@ -22,11 +23,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click  # noqa: E402
 
 # The scenario and scheme modules are imported inside the commands, so that `--help` does not
-# pay for numpy and pydantic; pyomo and pandapower load only when a run is built.
+# pay for numpy and pydantic; highspy and pandapower load only when a run is built.
 
 #: Largest seed (tsodso.scenarios.schema.SEED_MAX, the int64 the results file stores; a test
 #: checks they agree).
 SEED_MAX = 2**63 - 1
+START_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 #: Longest error line written (characters).
 _MAX_LINE = 400
@@ -115,6 +117,9 @@ def validate(file: str) -> None:
 @click.option("--scheme", default="centralized", show_default=True,
               help="coordination scheme (see `tsodso schemes`)")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
+@click.option("--start", type=click.DateTime(START_FORMATS), default=None,
+              help="first step (local time within the profile year 2016, e.g. 2016-01-01 "
+                   "for a whole year); default: the scenario's")
 @click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=None,
               help="random seed")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -122,10 +127,11 @@ def validate(file: str) -> None:
 @click.option("--overwrite", is_flag=True, help="replace an existing results file")
 @click.option("--resume", "resume_file", type=click.Path(path_type=Path), default=None,
               help="continue the interrupted run in this results file (SCENARIO, --scheme, "
-                   "--steps and --seed come from the file)")
+                   "--steps, --start and --seed come from the file)")
 @click.option("--profile", is_flag=True, help="store power flow / clearing / total time")
-def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Path | None,
-        overwrite: bool, resume_file: Path | None, profile: bool) -> None:
+def run(scenario: str, scheme: str, steps: int | None, start: datetime | None,
+        seed: int | None, out: Path | None, overwrite: bool, resume_file: Path | None,
+        profile: bool) -> None:
     """Run one coordination scheme on SCENARIO (a built-in name or a TOML file)."""
     from tsodso.comparison import cost_line
     from tsodso.coordination.schemes import scheme_names
@@ -144,7 +150,7 @@ def run(scenario: str, scheme: str, steps: int | None, seed: int | None, out: Pa
         else:
             if scheme not in scheme_names():
                 _fail(f"unknown scheme '{scheme}'; known: {', '.join(scheme_names())}")
-            sc = load(scenario, {"run.steps": steps, "run.seed": seed})
+            sc = load(scenario, {"run.steps": steps, "run.start": start, "run.seed": seed})
             out = check_output(out if out is not None else default_output(sc.name, scheme),
                                overwrite, keep=(Path(scenario),))
         kpis = run_scheme(sc, scheme, out, profile=profile, progress=sys.stderr.isatty(),
@@ -180,6 +186,9 @@ def repair(file: Path) -> None:
 @click.option("--schemes", default="all", show_default=True,
               help="'all' or a comma-separated list of schemes")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="number of steps")
+@click.option("--start", type=click.DateTime(START_FORMATS), default=None,
+              help="first step (local time within the profile year 2016, e.g. 2016-01-01 "
+                   "for a whole year); default: the scenario's")
 @click.option("--seed", type=click.IntRange(min=0, max=SEED_MAX), default=None,
               help="random seed")
 @click.option("--seeds", default=None,
@@ -193,7 +202,8 @@ def repair(file: Path) -> None:
                    "one core free; with --seeds: the local cluster's workers)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="output directory")
-def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
+def compare(scenario: str, schemes: str, steps: int | None, start: datetime | None,
+            seed: int | None,
             seeds: str | None, scheduler: str | None, workers: int | None,
             out_dir: Path) -> None:
     """Run several schemes on the same SCENARIO, seed and bids; write DIR/summary.csv.
@@ -215,7 +225,8 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
     if seeds is not None:
         if seed is not None:
             _fail("give --seed or --seeds, not both")
-        fixed = {"run.steps": steps} if steps is not None else {}
+        fixed = {k: v for k, v in (("run.steps", steps), ("run.start", start))
+                 if v is not None}
         _study(lambda mk: mk(scenario, names, seeds, fixed=fixed, name=f"compare-{scenario}",
                              source="compare"), out_dir, scheduler, workers, None)
         return
@@ -223,7 +234,7 @@ def compare(scenario: str, schemes: str, steps: int | None, seed: int | None,
         _fail("--scheduler needs --seeds")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        sc = load(scenario, {"run.steps": steps, "run.seed": seed})
+        sc = load(scenario, {"run.steps": steps, "run.start": start, "run.seed": seed})
         rows = run_compare(sc, names, out_dir, workers)
     except (ScenarioError, ResultsFileError) as exc:
         _fail(str(exc))

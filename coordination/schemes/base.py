@@ -4,7 +4,7 @@
 A scheme is a class with a unique `name`, its plain-language `label`, `short` name and
 `description`, behaviour flags the rest of the program reads instead of the name
 (`counterfactual`, `dso_balances_area`), and `clear(needs, reports) -> Outcome`. It is built
-once per run from a `MarketSetup` and builds its markets (pyomo LPs) once.
+once per run from a `MarketSetup` and builds its markets (LPs solved by HiGHS) once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tsodso.coordination.settlement import settle
 from tsodso.core.records import Activation
 from tsodso.core.vocabulary import TSO, dso_buyer
 
-# The markets (pyomo) and network models (pandapower) are imported where a scheme is built,
+# The markets (highspy) and network models (pandapower) are imported where a scheme is built,
 # so that the scheme classes and their attributes (name, label, ...) import quickly.
 if TYPE_CHECKING:
     from tsodso.coordination.dgrids import DGridView

@@ -15,7 +15,7 @@ from tsodso.results.report.data import RunData
 from tsodso.results.report.format import esc, table
 
 #: Packages whose versions are shown (installed where the report is built).
-PACKAGES = ("tsodso", "pandapower", "mosaik", "pyomo", "highspy", "simbench", "numpy", "h5py",
+PACKAGES = ("tsodso", "pandapower", "mosaik", "highspy", "simbench", "numpy", "h5py",
             "matplotlib")
 
 _UNITS = (("_eur_per_mwh", "EUR/MWh"), ("_eur_per_bus_h", "EUR per bus-hour"),
