@@ -39,7 +39,7 @@ the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets 
 lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, with ``u_g``
 following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
 exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
-``SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
+``reach.SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
 model; rows whose slack is not basic in HiGHS's basis stay in. After the solve every left-out
 row is checked against the solution; one that comes within the margin is added and the LP
 solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
@@ -75,6 +75,7 @@ from typing import ClassVar
 import highspy
 import numpy as np
 import scipy.sparse as sp
+from tsodso.coordination.reach import Reach, reaches, replace_rows
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -82,7 +83,6 @@ VOLTAGE_STEP_PU = 0.01  # one bus-hour penalty buys 0.01 pu of voltage for an ho
 ZERO_MW = 1e-6  # reported MW below this are set to zero (solver noise)
 RC_TOL = 1e-6  # EUR/MWh: reduced-cost sign tolerance of the optimality check (< TIE_EPS)
 SCREENED = ("t", "v_up", "v_dn", "l_up")  # inequality families whose rows may be left out
-SCREEN_TOL = 1e-6  # a row is left out if its reach stays this far (relative) from its bounds
 SCREEN_SURPLUS = 0.3  # share of HiGHS's rows that could go before it gets the model without them
 BASIC = highspy.HighsBasisStatus.kBasic
 SMALL_COEF = 1e-9  # HiGHS's small_matrix_value: it drops matrix entries not above it
@@ -261,96 +261,19 @@ class MarketLP:
         self._ax = a[:, x_col].tocsr()  # rows x pools: what `set_coefs` changes
         self._ao = (a @ sp.diags((~is_x).astype(float))).tocsr()  # every other entry
         self._ao.eliminate_zeros()
-        self._place_x = sp.csr_matrix((np.ones(self.n), (np.arange(self.n), x_col)),
-                                      shape=(self.n, shape[1]))
         self._active = np.arange(shape[0])  # rows in the HiGHS model (full positions)
         self._pos = np.arange(shape[0])  # HiGHS position of each row (-1: left out)
         self._screen_setup()
 
     # --- screening: only the rows that can bind are in HiGHS ---------------------------
     def _screen_setup(self) -> None:
-        """What `_screen` needs, from the matrix as it stands: the screenable rows (the
-        inequality families of ``SCREENED``), the columns ``u`` each of them follows (an
-        interface voltage: ``u = c x`` by its ``hv`` row), and the rows that may never be
-        left out (a column other than ``x``, ``u``, a fixed column or the row's own
-        penalised slack)."""
-        n_row, n_col = self._ao.shape
-        keys = [k for k in SCREENED if k in self.row_index]
-        scr = (np.unique(np.concatenate([self.row_index[k] for k in keys])) if keys
-               else np.zeros(0, dtype=np.int64))
-        ao = self._ao
-        # u columns: the non-x column of each hv row, u = -(h / a) x
-        hv = self.extra_index.get("hv", np.zeros(0, dtype=np.int32))
-        u_col = np.full(n_col, -1)
-        c = np.zeros((len(hv), self.n))
-        for g, r in enumerate(hv):
-            cols = ao.indices[ao.indptr[r]:ao.indptr[r + 1]]
-            vals = ao.data[ao.indptr[r]:ao.indptr[r + 1]]
-            if len(cols) == 1:
-                u_col[cols[0]] = g
-                c[g] = -self._ax[r].toarray().ravel() / vals[0]
-        n_in = np.diff(ao.tocsc().indptr)  # rows each non-x column appears in
-        fixed = (self._lb == 0.0) & (self._ub == 0.0)
-        slack = (self._lb == 0.0) & (self._col_cost > 0.0) & (n_in == 1)
-        sub = ao[scr].tocoo()
-        grid = np.full(len(scr), -1)
-        coef_u = np.zeros(len(scr))
-        ok = np.ones(len(scr), dtype=bool)
-        is_u = u_col[sub.col] >= 0
-        ok[sub.row[~is_u & ~fixed[sub.col] & ~slack[sub.col]]] = False
-        # at most one u column per row
-        n_u = np.bincount(sub.row[is_u], minlength=len(scr))
-        ok &= n_u <= 1
-        grid[sub.row[is_u]] = u_col[sub.col[is_u]]
-        coef_u[sub.row[is_u]] = sub.data[is_u]
-        self._scr = scr[ok]
-        self._scr_grid, self._scr_bu = grid[ok], coef_u[ok]
-        self._scr_c = c
-        self._hv_rows = np.asarray(hv, dtype=np.int64)
-        self._scr_at = np.full(n_row, -1)
-        self._scr_at[self._scr] = np.arange(len(self._scr))
-        self._screen_coefs()
-
-    def _screen_coefs(self, rows: np.ndarray | None = None) -> None:
-        """Per screenable row and side s = +1/-1, the part of max over the box of
-        s (A_r + b_r c_g) x that depends on the row's own pattern:
-        B_s[r, p] = max(s A_rp + s b_r c_gp, 0) - max(s b_r c_gp, 0) (the rest, over all
-        pools, is |b_r| times one sum per grid and side, `_reach`). `rows`: only these
-        screenable rows (positions in ``_scr``) changed."""
-        sub = np.arange(len(self._scr)) if rows is None else rows
-        ax = self._ax[self._scr[sub]].tocsr()
-        row = np.repeat(np.arange(len(sub)), np.diff(ax.indptr))
-        g = self._scr_grid[sub][row]
-        cu = np.zeros(ax.nnz)
-        if len(self._scr_c):
-            cu = np.where(g >= 0, self._scr_bu[sub][row]
-                          * self._scr_c[np.maximum(g, 0), ax.indices], 0.0)
-        blocks = []
-        for s in (1.0, -1.0):
-            data = np.maximum(s * (ax.data + cu), 0.0) - np.maximum(s * cu, 0.0)
-            blocks.append(sp.csr_matrix((data, ax.indices.copy(), ax.indptr.copy()),
-                                        shape=(len(sub), self.n)))
-        if rows is None:
-            self._scr_b = blocks
-        else:
-            self._scr_b = [_replace_rows(b, rows, blk)
-                           for b, blk in zip(self._scr_b, blocks, strict=True)]
-
-    def _reach(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lowest and highest activity each screenable row can reach with x in [0, offered]
-        (its slacks at 0, ``u`` following x)."""
-        mw = self._mw
-        out = []
-        for k, s in enumerate((1.0, -1.0)):
-            top = self._scr_b[k] @ mw
-            if len(self._scr_c):
-                sb = s * self._scr_bu
-                per_grid = (np.maximum(self._scr_c, 0.0) @ mw, np.maximum(-self._scr_c, 0.0) @ mw)
-                g = np.maximum(self._scr_grid, 0)
-                whole = np.abs(sb) * np.where(sb > 0, per_grid[0][g], per_grid[1][g])
-                top = top + np.where(self._scr_grid >= 0, whole, 0.0)
-            out.append(top)
-        return -out[1], out[0]
+        """The screenable rows and their reach coefficients (`coordination/reach.py`), from
+        the matrix as it stands."""
+        self.reach = Reach.build(self._ax, self._ao, self._lb, self._ub, self._col_cost,
+                                 [self.row_index[k] for k in SCREENED if k in self.row_index],
+                                 self.extra_index.get("hv", np.zeros(0, dtype=np.int32)))
+        self._scr = self.reach.rows
+        self._hv_rows = self.reach.hv_rows
 
     def _screen(self) -> None:
         """Leave out of HiGHS the screenable rows that cannot reach a bound this step (the
@@ -363,8 +286,8 @@ class MarketLP:
                 self._rebuild(np.intersect1d(self._active, self._scr))
             return
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
-        amin, amax = self._reach()
-        need = _reaches(amin, amax, lo, hi)
+        amin, amax = self.reach.bounds(self._mw)
+        need = reaches(amin, amax, lo, hi)
         pos = self._pos[self._scr]
         active = pos >= 0
         if active.any():
@@ -443,7 +366,7 @@ class MarketLP:
         # and cheaper than gathering most of the rows first
         act = (self._ax @ col[self.col_index["x"]])[rows] + (self._ao @ col)[rows]
         lo, hi = self._rlo[rows], self._rhi[rows]
-        return rows[_reaches(act, act, lo, hi)]
+        return rows[reaches(act, act, lo, hi)]
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -464,10 +387,8 @@ class MarketLP:
             raise ValueError("set_coefs: the interface-voltage rows are fixed")
         coefs = sp.csr_matrix(coefs)
         coefs.eliminate_zeros()
-        self._ax = _replace_rows(self._ax, rows, coefs)
-        at = self._scr_at[rows]
-        if np.any(at >= 0):
-            self._screen_coefs(np.unique(at[at >= 0]))
+        self._ax = replace_rows(self._ax, rows, coefs)
+        self.reach.update(self._ax, rows)
         if np.any(self._pos[rows] >= 0):
             self._outdated = True  # HiGHS gets the rows again before the next solve
         self.n_coef_updates += 1
@@ -579,62 +500,6 @@ class MarketLP:
 def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
     """The arrays `parts` end to end (an empty array of `dtype` if there are none)."""
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-
-def _replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:
-    """`m` with its rows `rows` replaced by the rows of `block` (in that order). Where the
-    block keeps the rows' pattern (the same columns, in order), its values are written into
-    `m` in place; otherwise the arrays are cut at the runs of consecutive rows (a grid's rows
-    of one family are one run) and joined again with the block's: a copy of each array, the
-    entries in the same order as a row-by-row rebuild."""
-    block = sp.csr_matrix(block)
-    rows = np.asarray(rows, dtype=np.int64)
-    at = _row_entries(m, rows, np.diff(block.indptr))
-    if at is not None and np.array_equal(m.indices[at], block.indices):
-        m.data[at] = block.data
-        return m
-    order = np.argsort(rows, kind="stable")
-    if np.any(np.diff(order) < 0):
-        rows, block = rows[order], block[order]
-    cut = np.flatnonzero(np.diff(rows) != 1) + 1
-    mp, bp = m.indptr, block.indptr
-    data, index, lens = [], [], []
-    prev = 0
-    for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(rows)].tolist(), strict=True):
-        r0 = int(rows[s])
-        data += [m.data[mp[prev]:mp[r0]], block.data[bp[s]:bp[e]]]
-        index += [m.indices[mp[prev]:mp[r0]], block.indices[bp[s]:bp[e]]]
-        lens += [np.diff(mp[prev:r0 + 1]), np.diff(bp[s:e + 1])]
-        prev = int(rows[e - 1]) + 1
-    data.append(m.data[mp[prev]:])
-    index.append(m.indices[mp[prev]:])
-    lens.append(np.diff(mp[prev:]))
-    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(lens), out=indptr[1:])
-    idx_type = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
-    return sp.csr_matrix((np.concatenate(data), np.concatenate(index).astype(idx_type),
-                          indptr.astype(idx_type)), shape=m.shape)
-
-
-def _row_entries(m: sp.csr_matrix, rows: np.ndarray,
-                 lengths: np.ndarray | None = None) -> np.ndarray | None:
-    """Positions in ``m.data`` of the entries of the rows `rows`, row after row, or None if
-    `lengths` (entries per row) is given and differs from the rows' own."""
-    start, end = m.indptr[rows], m.indptr[np.asarray(rows) + 1]
-    own = end - start
-    if lengths is not None and not np.array_equal(own, lengths):
-        return None
-    total = int(own.sum())
-    first = np.cumsum(own) - own  # offset of each row's first entry in the result
-    return np.repeat(start - first, own) + np.arange(total)
-
-
-def _reaches(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Rows whose activity range [amin, amax] comes within ``SCREEN_TOL`` (relative) of a
-    finite bound."""
-    def margin(b: np.ndarray) -> np.ndarray:
-        return SCREEN_TOL * (1.0 + np.abs(np.where(np.isfinite(b), b, 0.0)))
-    return (amax >= hi - margin(hi)) | (amin <= lo + margin(lo))
 
 
 def tie_rank(price: np.ndarray) -> np.ndarray:

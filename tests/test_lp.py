@@ -243,7 +243,7 @@ def test_highs_holds_the_kept_arrays():
     am = h.a_matrix_
     a = sp.csc_matrix((np.asarray(am.value_), np.asarray(am.index_), np.asarray(am.start_)),
                       shape=(h.num_row_, h.num_col_))
-    kept = lp._ax @ lp._place_x + lp._ao
+    kept = lp._rows_matrix(np.arange(lp._ao.shape[0]))  # x entries and the others, placed
     assert abs(a - kept).max() == 0.0 and a.nnz == kept.nnz
     assert np.array_equal(h.col_lower_, lp._lb) and np.array_equal(h.col_upper_, lp._ub)
     assert np.array_equal(h.col_cost_, lp._col_cost)

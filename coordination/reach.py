@@ -1,0 +1,174 @@
+"""The screening's arithmetic for `coordination/lp.py`: how far each network row of a market LP
+can move over the box of the step's offers, and the sparse row surgery a refresh needs.
+
+A screenable row r (an inequality of the T branches, D voltages or D loadings) reads
+``A_r x + b_r u_g + slack``, where ``u_g = c_g x`` is its D grid's interface-voltage move (the
+grid's ``hv`` row) and the slack is the row's own penalised column. With the slack at 0 and
+``0 <= x <= mw``, its activity reaches from ``-max(-(A_r + b_r c_g) x)`` to
+``max((A_r + b_r c_g) x)``, each maximum a sum over pools of ``max(s (A_rp + b_r c_gp), 0)
+mw_p``. Split per row into the pools of its own pattern (`Reach.b`, recomputed only for rows a
+refresh changed) and one sum per grid and side over all pools, this costs two sparse products
+per step. `MarketLP` leaves out of HiGHS the rows whose reach stays clear of both bounds
+(`reaches`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+SCREEN_TOL = 1e-6  # a row is left out if its reach stays this far (relative) from its bounds
+
+
+@dataclass
+class Reach:
+    """Per screenable row: its position in the LP, its grid's ``u`` column (-1: none) and
+    coefficient, and the pattern part of its reach for each side (`b`)."""
+
+    rows: np.ndarray  # LP row positions of the screenable rows
+    grid: np.ndarray  # grid g of the u column each row follows (-1: none)
+    bu: np.ndarray  # the row's coefficient b_r of that u
+    c: np.ndarray  # (grids, pools): u_g = c_g x
+    hv_rows: np.ndarray  # LP rows defining u (fixed: a refresh may not change them)
+    at: np.ndarray  # per LP row, its position in `rows` (-1: not screenable)
+    b: list[sp.csr_matrix] | None = None  # side +1 and -1: (rows, pools)
+
+    @classmethod
+    def build(cls, ax: sp.csr_matrix, ao: sp.csr_matrix, lb: np.ndarray, ub: np.ndarray,
+              col_cost: np.ndarray, families: list[np.ndarray], hv: np.ndarray) -> Reach:
+        """From the LP as it stands (``ax``: the rows' entries of x, ``ao``: every other
+        entry; column bounds and costs): the screenable rows of `families` (LP row positions),
+        less those that may never be left out (a column other than x, one ``u``, a fixed
+        column or the row's own penalised slack), and the ``u`` each follows (the non-x column
+        of an ``hv`` row, ``u = -(h / a) x``)."""
+        n_row, n_col = ao.shape
+        n = ax.shape[1]
+        scr = (np.unique(np.concatenate(families)) if families
+               else np.zeros(0, dtype=np.int64))
+        u_col = np.full(n_col, -1)
+        c = np.zeros((len(hv), n))
+        for g, r in enumerate(hv):
+            cols = ao.indices[ao.indptr[r]:ao.indptr[r + 1]]
+            vals = ao.data[ao.indptr[r]:ao.indptr[r + 1]]
+            if len(cols) == 1:
+                u_col[cols[0]] = g
+                c[g] = -ax[r].toarray().ravel() / vals[0]
+        n_in = np.diff(ao.tocsc().indptr)  # rows each non-x column appears in
+        fixed = (lb == 0.0) & (ub == 0.0)
+        slack = (lb == 0.0) & (col_cost > 0.0) & (n_in == 1)
+        sub = ao[scr].tocoo()
+        grid = np.full(len(scr), -1)
+        coef_u = np.zeros(len(scr))
+        ok = np.ones(len(scr), dtype=bool)
+        is_u = u_col[sub.col] >= 0
+        ok[sub.row[~is_u & ~fixed[sub.col] & ~slack[sub.col]]] = False
+        n_u = np.bincount(sub.row[is_u], minlength=len(scr))  # at most one u column per row
+        ok &= n_u <= 1
+        grid[sub.row[is_u]] = u_col[sub.col[is_u]]
+        coef_u[sub.row[is_u]] = sub.data[is_u]
+        rows = scr[ok]
+        at = np.full(n_row, -1)
+        at[rows] = np.arange(len(rows))
+        reach = cls(rows, grid[ok], coef_u[ok], c, np.asarray(hv, dtype=np.int64), at)
+        reach.b = reach._coefs(ax, np.arange(len(rows)))
+        return reach
+
+    def _coefs(self, ax: sp.csr_matrix, sub: np.ndarray) -> list[sp.csr_matrix]:
+        """Per side s = +1/-1, for the screenable rows `sub` (positions in `rows`), the part of
+        max over the box of s (A_r + b_r c_g) x that depends on the row's own pattern:
+        B_s[r, p] = max(s A_rp + s b_r c_gp, 0) - max(s b_r c_gp, 0) (the rest, over all
+        pools, is |b_r| times one sum per grid and side, `bounds`)."""
+        a = ax[self.rows[sub]].tocsr()
+        row = np.repeat(np.arange(len(sub)), np.diff(a.indptr))
+        g = self.grid[sub][row]
+        cu = np.zeros(a.nnz)
+        if len(self.c):
+            cu = np.where(g >= 0, self.bu[sub][row] * self.c[np.maximum(g, 0), a.indices], 0.0)
+        blocks = []
+        for s in (1.0, -1.0):
+            data = np.maximum(s * (a.data + cu), 0.0) - np.maximum(s * cu, 0.0)
+            blocks.append(sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()),
+                                        shape=(len(sub), ax.shape[1])))
+        return blocks
+
+    def update(self, ax: sp.csr_matrix, lp_rows: np.ndarray) -> None:
+        """The LP rows `lp_rows` have new coefficients of x in ``ax``: renew their part."""
+        at = self.at[lp_rows]
+        if not np.any(at >= 0):
+            return
+        sub = np.unique(at[at >= 0])
+        blocks = self._coefs(ax, sub)
+        self.b = [replace_rows(b, sub, blk) for b, blk in zip(self.b, blocks, strict=True)]
+
+    def bounds(self, mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest activity each screenable row can reach with x in [0, mw] (its
+        slack at 0, ``u`` following x)."""
+        out = []
+        for k, s in enumerate((1.0, -1.0)):
+            top = self.b[k] @ mw
+            if len(self.c):
+                sb = s * self.bu
+                per_grid = (np.maximum(self.c, 0.0) @ mw, np.maximum(-self.c, 0.0) @ mw)
+                g = np.maximum(self.grid, 0)
+                whole = np.abs(sb) * np.where(sb > 0, per_grid[0][g], per_grid[1][g])
+                top = top + np.where(self.grid >= 0, whole, 0.0)
+            out.append(top)
+        return -out[1], out[0]
+
+
+def replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:
+    """`m` with its rows `rows` replaced by the rows of `block` (in that order). Where the
+    block keeps the rows' pattern (the same columns, in order), its values are written into
+    `m` in place; otherwise the arrays are cut at the runs of consecutive rows (a grid's rows
+    of one family are one run) and joined again with the block's: a copy of each array, the
+    entries in the same order as a row-by-row rebuild."""
+    block = sp.csr_matrix(block)
+    rows = np.asarray(rows, dtype=np.int64)
+    at = row_entries(m, rows, np.diff(block.indptr))
+    if at is not None and np.array_equal(m.indices[at], block.indices):
+        m.data[at] = block.data
+        return m
+    order = np.argsort(rows, kind="stable")
+    if np.any(np.diff(order) < 0):
+        rows, block = rows[order], block[order]
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    mp, bp = m.indptr, block.indptr
+    data, index, lens = [], [], []
+    prev = 0
+    for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(rows)].tolist(), strict=True):
+        r0 = int(rows[s])
+        data += [m.data[mp[prev]:mp[r0]], block.data[bp[s]:bp[e]]]
+        index += [m.indices[mp[prev]:mp[r0]], block.indices[bp[s]:bp[e]]]
+        lens += [np.diff(mp[prev:r0 + 1]), np.diff(bp[s:e + 1])]
+        prev = int(rows[e - 1]) + 1
+    data.append(m.data[mp[prev]:])
+    index.append(m.indices[mp[prev]:])
+    lens.append(np.diff(mp[prev:]))
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lens), out=indptr[1:])
+    idx_type = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(index).astype(idx_type),
+                          indptr.astype(idx_type)), shape=m.shape)
+
+
+def row_entries(m: sp.csr_matrix, rows: np.ndarray,
+                 lengths: np.ndarray | None = None) -> np.ndarray | None:
+    """Positions in ``m.data`` of the entries of the rows `rows`, row after row, or None if
+    `lengths` (entries per row) is given and differs from the rows' own."""
+    start, end = m.indptr[rows], m.indptr[np.asarray(rows) + 1]
+    own = end - start
+    if lengths is not None and not np.array_equal(own, lengths):
+        return None
+    total = int(own.sum())
+    first = np.cumsum(own) - own  # offset of each row's first entry in the result
+    return np.repeat(start - first, own) + np.arange(total)
+
+
+def reaches(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Rows whose activity range [amin, amax] comes within ``SCREEN_TOL`` (relative) of a
+    finite bound."""
+    def margin(b: np.ndarray) -> np.ndarray:
+        return SCREEN_TOL * (1.0 + np.abs(np.where(np.isfinite(b), b, 0.0)))
+    return (amax >= hi - margin(hi)) | (amin <= lo + margin(lo))
