@@ -40,7 +40,11 @@ lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, 
 following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
 exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
 ``reach.SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
-model; rows whose slack is not basic in HiGHS's basis stay in. After the solve every left-out
+model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02)
+a row the box lets in is held only if its activity at the last solution (this step's
+coefficients and bounds) comes within ``near_share`` of its reach width of a bound
+(`reach.near`); the others are left to the check below. Rows whose slack is not basic in
+HiGHS's basis stay in. After the solve every left-out
 row is checked against the solution; one that comes within the margin is added and the LP
 solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
 and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
@@ -75,7 +79,7 @@ from typing import ClassVar
 import highspy
 import numpy as np
 import scipy.sparse as sp
-from tsodso.coordination.reach import Reach, reaches, replace_rows
+from tsodso.coordination.reach import Reach, near, reaches, replace_rows
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -144,6 +148,7 @@ class MarketLP:
     n_rebuilds: int = 0  # how often HiGHS was given a new set of rows
     n_screen_misses: int = 0  # left-out rows a solution violated (then added, re-solved)
     screen: ClassVar[bool] = True  # False: HiGHS keeps every row (the full LP, a reference)
+    near_share: float | None = 0.02  # None: the box reach alone (module docstring)
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float)
@@ -276,8 +281,9 @@ class MarketLP:
         self._hv_rows = self.reach.hv_rows
 
     def _screen(self) -> None:
-        """Leave out of HiGHS the screenable rows that cannot reach a bound this step (the
-        other rows, and the left-out rows that are not basic in HiGHS's basis, stay in); the
+        """Leave out of HiGHS the screenable rows that cannot reach a bound this step, or
+        (`near_share`) were far from one at the last solution (the other rows, and the
+        left-out rows that are not basic in HiGHS's basis, stay in); the
         rows that must come in are added; the model is passed again only when many can go or
         a refresh changed rows HiGHS holds."""
         outdated, self._outdated = getattr(self, "_outdated", False), False
@@ -288,6 +294,10 @@ class MarketLP:
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
         amin, amax = self.reach.bounds(self._mw)
         need = reaches(amin, amax, lo, hi)
+        last = getattr(self, "_last_col", None)
+        if self.near_share is not None and last is not None:
+            act = self._activity(last, self._scr)
+            need &= near(act, amin, amax, lo, hi, self.near_share)
         pos = self._pos[self._scr]
         active = pos >= 0
         if active.any():
@@ -362,11 +372,15 @@ class MarketLP:
         rows = np.flatnonzero(out)
         if len(rows) == 0:
             return rows
-        # whole-matrix products, then the rows: each row's sum is the same, in the same order,
-        # and cheaper than gathering most of the rows first
-        act = (self._ax @ col[self.col_index["x"]])[rows] + (self._ao @ col)[rows]
+        act = self._activity(col, rows)
         lo, hi = self._rlo[rows], self._rhi[rows]
         return rows[reaches(act, act, lo, hi)]
+
+    def _activity(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Activity of the rows `rows` at the column values `col`."""
+        # whole-matrix products, then the rows: each row's sum is the same, in the same order,
+        # and cheaper than gathering most of the rows first
+        return (self._ax @ col[self.col_index["x"]])[rows] + (self._ao @ col)[rows]
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
@@ -428,6 +442,7 @@ class MarketLP:
                     raise RuntimeError(f"{self.name} LP not solved: {status}")
             bad = self._violated(sol.col)
             if len(bad) == 0:
+                self._last_col = sol.col
                 return sol
             self.n_screen_misses += len(bad)
             self._add_rows(bad)

@@ -172,3 +172,12 @@ def reaches(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
     def margin(b: np.ndarray) -> np.ndarray:
         return SCREEN_TOL * (1.0 + np.abs(np.where(np.isfinite(b), b, 0.0)))
     return (amax >= hi - margin(hi)) | (amin <= lo + margin(lo))
+
+
+def near(act: np.ndarray, amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+         share: float) -> np.ndarray:
+    """Rows whose activity `act` (at the last solution, this step's coefficients and bounds)
+    comes within `share` of their reach width ``amax - amin`` of a finite bound: the rows the
+    previous-solution rule keeps in HiGHS (the others are checked after the solve)."""
+    m = share * np.maximum(amax - amin, 0.0)
+    return reaches(act - m, act + m, lo, hi)

@@ -67,6 +67,7 @@ lower one cannot be reached by up activations) (x0 + 0.2 x1 <= 5,
                     areas={"system": np.arange(2)})
     st = {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
     price = np.array([10.0, 20.0])
+    mk.lp.near_share = None  # the box reach alone
     r = mk.clear(np.array([2.0, 2.0]), price, need={"system": 3.0}, d_state=st)
     assert mk.lp.highs.getNumRow() == 1  # the balance only: both voltage rows out of reach
     assert np.allclose(r.x, [2.0, 1.0])
@@ -74,3 +75,45 @@ lower one cannot be reached by up activations) (x0 + 0.2 x1 <= 5,
     assert mk.lp.highs.getNumRow() == 2  # the upper voltage row; the lower one stays out
     assert np.allclose(r.x, [4.25, 3.75])
     assert mk.lp.n_screen_misses == 0
+
+
+def _one_bus_market() -> tuple[FlexMarket, dict]:
+    """The market of the test above: one D bus, pools of 0.01 and 0.002 pu/MW, 0.05 pu of
+    headroom."""
+    dr = [DRows("D1", np.array([0, 1]), np.array([[0.01, 0.002]]), np.zeros((0, 2)),
+                np.zeros(0))]
+    mk = FlexMarket(np.array([1.0, 1.0]), np.full(2, -1), 0.25, 1e4, 1e4, 1e4, drows=dr,
+                    areas={"system": np.arange(2)})
+    return mk, {"D1": DState(np.array([1.0]), np.zeros(0), 0.9, 1.05, 100.0)}
+
+
+def test_row_far_from_its_bound_at_the_last_solution_is_left_out_then_added_back():
+    """The last-solution rule (`near_share`): after the first step (x = [2, 1], the voltage
+    row at 0.022 pu of its 0.05), 10 MW offered each give the row a reach of 0.12 pu, but at
+    the last solution it is 0.028 pu from its bound, more than 2 % of that reach (0.0024): it
+    stays out. The solve without it takes the cheap pool to 8 MW (0.08 pu > 0.05): the row is
+    found violated, added, and the LP solved again, to the full LP's optimum (x0 + 0.2 x1 = 5,
+    x0 + x1 = 8: x = [4.25, 3.75]), with the full LP's duals."""
+    price = np.array([10.0, 20.0])
+    got = {}
+    for share in (0.02, "full"):
+        mk, st = _one_bus_market()
+        if share == "full":
+            mk.lp.screen = False  # the instance only: HiGHS keeps every row
+        else:
+            mk.lp.near_share = share
+        mk.clear(np.array([2.0, 2.0]), price, need={"system": 3.0}, d_state=st)
+        rows_before = mk.lp.highs.getNumRow()
+        r = mk.clear(np.array([10.0, 10.0]), price, need={"system": 8.0}, d_state=st)
+        got[share] = (mk.lp, rows_before, r)
+    lp, rows_before, r = got[0.02]
+    assert rows_before == 1  # the balance only
+    assert lp.n_screen_misses == 1  # the upper voltage row: left out, violated, added
+    assert lp.highs.getNumRow() == 2  # ... and only that one (the lower one stays out)
+    np.testing.assert_allclose(r.x, [4.25, 3.75], atol=1e-9)
+    full_lp, _, full = got["full"]
+    np.testing.assert_allclose(r.x, full.x, atol=1e-9)
+    np.testing.assert_allclose(r.value, full.value, atol=1e-9)  # duals as the full LP's
+    for cause, part in full.parts.items():
+        np.testing.assert_allclose(r.parts[cause], part, atol=1e-9)
+    assert full_lp.n_screen_misses == 0
