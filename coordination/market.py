@@ -89,6 +89,8 @@ class FlexMarket:
         self.parties = list(parties or [])
         self.ties = ties
         lp = self.lp = MarketLP(name, self.dir)
+        if ties == "offered":  # the box reach alone: the last-solution rule saved nothing
+            lp.near_share = None  # here (local, 48 steps) and it re-solves at exact prices
         define_offers(lp)
         define_balance(lp, self.areas, pen_imbalance)
         define_parties(lp, self.parties,
