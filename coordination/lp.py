@@ -43,8 +43,9 @@ exactly) and the row's own slack at 0. A row whose reach stays clear of both bou
 model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02)
 a row the box lets in is held only if its activity at the last solution (this step's
 coefficients and bounds) comes within ``near_share`` of its reach width of a bound
-(`reach.near`); the others are left to the check below. Rows whose slack is not basic in
-HiGHS's basis stay in. After the solve every left-out
+(`reach.near`); the others are left to the check below (the centralized market and both of
+`integrated`'s keep the box alone: see `market.py`, `schemes/integrated.py`). Rows whose
+slack is not basic in HiGHS's basis stay in. After the solve every left-out
 row is checked against the solution; one that comes within the margin is added and the LP
 solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
 and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
