@@ -2,6 +2,7 @@
 
     python benchmarks/equivalence.py                 # tiny (96 steps) and default (16 steps)
     python benchmarks/equivalence.py tiny            # one case
+    python benchmarks/equivalence.py default-day     # the whole default day (96 steps, ~2 min)
     python benchmarks/equivalence.py --update        # store today's figures as the reference
 
 A refactor or speed-up must leave every KPI of every scheme equal to the reference to 1e-9
@@ -20,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REFERENCE = Path(__file__).with_name("reference")
-CASES = {"tiny": ("tiny", 96), "default": ("default", 16)}
+CASES = {"tiny": ("tiny", 96), "default": ("default", 16), "default-day": ("default", 96)}
+QUICK = ("tiny", "default")  # run when no case is named
 RTOL = 1e-9
 
 
@@ -64,7 +66,7 @@ def run_case(case: str, out_dir: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     update = "--update" in argv
-    cases = [a for a in argv if not a.startswith("--")] or list(CASES)
+    cases = [a for a in argv if not a.startswith("--")] or list(QUICK)
     failed = False
     for case in cases:
         with tempfile.TemporaryDirectory() as tmp:
