@@ -160,8 +160,8 @@ class MarketLP:
         self._build: dict[str, list[np.ndarray]] = {k: [] for k in (
             "lb", "ub", "r", "c", "v", "lo", "hi")}
         self._mw = np.zeros(self.n)
-        self._cost = np.zeros(self.n)
-        self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._outdated = False  # a refresh changed rows HiGHS holds (passed at the next solve)
+        self._last_col: np.ndarray | None = None  # the last solution (`near_share` screening)
 
     def add_columns(self, key: str, n: int, lb: float | np.ndarray, ub: float | np.ndarray,
                     cost: float | np.ndarray | None = None) -> np.ndarray:
@@ -287,7 +287,7 @@ class MarketLP:
         left-out rows that are not basic in HiGHS's basis, stay in); the
         rows that must come in are added; the model is passed again only when many can go or
         a refresh changed rows HiGHS holds."""
-        outdated, self._outdated = getattr(self, "_outdated", False), False
+        outdated, self._outdated = self._outdated, False
         if not self.screen or len(self._scr) == 0:
             if outdated:
                 self._rebuild(np.intersect1d(self._active, self._scr))
@@ -295,9 +295,8 @@ class MarketLP:
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
         amin, amax = self.reach.bounds(self._mw)
         need = reaches(amin, amax, lo, hi)
-        last = getattr(self, "_last_col", None)
-        if self.near_share is not None and last is not None:
-            act = self._activity(last, self._scr)
+        if self.near_share is not None and self._last_col is not None:
+            act = self._activity(self._last_col, self._scr)
             need &= near(act, amin, amax, lo, hi, self.near_share)
         pos = self._pos[self._scr]
         active = pos >= 0
@@ -427,7 +426,6 @@ class MarketLP:
         basis, on the rows that can bind (`_screen`); left-out rows the solution violates are
         added and the LP solved again. A result that fails :meth:`checked` is solved again
         from scratch on the same HiGHS model (solver data cleared, presolve on)."""
-        self._cost = cost
         idx = self.col_index["x"]
         self._col_cost[idx] = cost
         self.highs.changeColsCost(self.n, idx, cost)
