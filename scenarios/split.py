@@ -184,18 +184,23 @@ def split_net(net: pandapowerNet, interfaces: list[int] | None = None) -> SplitN
 
     t_net = select_buses(net, t_buses)
     d_buses: dict[str, list[int]] = {}
-    interfaces: list[Interface] = []
+    found: list[tuple[str, int, str, int]] = []  # (grid, trafo, name, hv bus) per interface
     hv_all: list[int] = []
     for grid in sorted({grid_of[int(b)] for b in ifaces.lv_bus}):
         mine = ifaces[ifaces.lv_bus.map(grid_of) == grid]
         hv = sorted({int(b) for b in mine.hv_bus})
         hv_all += hv
         d_buses[grid] = sorted({b for b, g in grid_of.items() if g == grid} | set(hv))
-        for idx, row in mine.iterrows():
-            load = pp.create_load(t_net, int(row.hv_bus), p_mw=0.0, q_mvar=0.0,
-                                  name=f"interface {row['name']}")
-            interfaces.append(Interface(name=str(row["name"]), grid=grid, trafo=int(idx),
-                                        hv_bus=int(row.hv_bus), t_load=int(load)))
+        found += [(grid, int(idx), str(name), int(bus))
+                  for idx, name, bus in zip(mine.index, mine["name"], mine.hv_bus, strict=True)]
+    # one call for all interfaces: pandapower's create_load re-types the whole table per call
+    loads = pp.create_loads(t_net, [f[3] for f in found], p_mw=0.0, q_mvar=0.0,
+                            name=[f"interface {f[2]}" for f in found])
+    for col in ("min_p_mw", "max_p_mw", "min_q_mvar", "max_q_mvar"):  # floats, as create_load
+        if col in t_net.load and t_net.load[col].dtype == object:  # leaves them (SimBench's
+            t_net.load[col] = t_net.load[col].astype(float)  # are objects, all NaN)
+    interfaces = [Interface(name=name, grid=grid, trafo=trafo, hv_bus=bus, t_load=int(load))
+                  for (grid, trafo, name, bus), load in zip(found, loads, strict=True)]
     d_net = select_buses(net, {b for buses in d_buses.values() for b in buses})
     # the HV side buses belong to the TSO: their own loads and generators stay in the T net
     for table in ("load", "sgen", "storage", "gen", "shunt", "ext_grid", "ward", "xward"):
