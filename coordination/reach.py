@@ -15,6 +15,7 @@ per step. `MarketLP` leaves out of HiGHS the rows whose reach stays clear of bot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,6 +94,16 @@ class Reach:
                                         shape=(len(sub), ax.shape[1])))
         return blocks
 
+    @cached_property
+    def c_pos(self) -> np.ndarray:
+        """The positive parts of `c` (fixed: the hv rows never change)."""
+        return np.maximum(self.c, 0.0)
+
+    @cached_property
+    def c_neg(self) -> np.ndarray:
+        """The positive parts of `-c`."""
+        return np.maximum(-self.c, 0.0)
+
     def update(self, ax: sp.csr_matrix, lp_rows: np.ndarray) -> None:
         """The LP rows `lp_rows` have new coefficients of x in ``ax``: renew their part."""
         at = self.at[lp_rows]
@@ -110,7 +121,7 @@ class Reach:
             top = self.b[k] @ mw
             if len(self.c):
                 sb = s * self.bu
-                per_grid = (np.maximum(self.c, 0.0) @ mw, np.maximum(-self.c, 0.0) @ mw)
+                per_grid = (self.c_pos @ mw, self.c_neg @ mw)
                 g = np.maximum(self.grid, 0)
                 whole = np.abs(sb) * np.where(sb > 0, per_grid[0][g], per_grid[1][g])
                 top = top + np.where(self.grid >= 0, whole, 0.0)
