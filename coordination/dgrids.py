@@ -82,20 +82,28 @@ class DGridView:
                          for b, d in zip(self.slot_bus, self.is_d, strict=True)])
 
     @cached_property
-    def _caps(self) -> dict[str, tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]]:
+    def _caps(self) -> dict[str, tuple[np.ndarray, list[np.ndarray],
+                                       tuple[np.ndarray, np.ndarray]]]:
         """Per D grid: its D slots and how much each pushes every row towards its upper
         voltage, lower voltage and loading limit (positive parts of the sensitivities in the
-        slot's direction), for the offer caps; renewed for the grids `refresh` re-linearises."""
+        slot's direction), for the offer caps; renewed for the grids `refresh` re-linearises.
+        The third item marks the rows of the three kinds (end to end) that each (column,
+        direction) pair pushes, and each slot's pair."""
         return {g: self._cap(g) for g in self.grids}
 
-    def _cap(self, g: str) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    def _cap(self, g: str) -> tuple[np.ndarray, list[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         sens = self.model.sens
         slots = np.flatnonzero((self.book.grid == g) & self.is_d)
         d = self.book.direction[slots]
         cv = sens.dv_dp[self.bus[g]][:, self.cols[slots]] * d
         cl = sens.dl_dp[self.branch[g]][:, self.cols[slots]] * d
         pushes = [np.where(c >= 1e-7, c, 0.0) for c in (cv, -cv, cl)]
-        return slots, pushes, [p > 0 for p in pushes]
+        # which rows a slot pushes depends only on its column and direction: one row of
+        # `hits` per such pair (about half as many as slots), `of` maps the slots to them
+        _, first, of = np.unique(np.stack([self.cols[slots], d]), axis=1, return_index=True,
+                                 return_inverse=True)
+        hits = np.ascontiguousarray(np.vstack([p[:, first] > 0 for p in pushes]).T)
+        return slots, pushes, (hits, of.ravel())
 
     @cached_property
     def _grid_cols(self) -> dict[str, np.ndarray]:
@@ -216,20 +224,17 @@ class DGridView:
             room_up = st.vm_max - vm
             room_dn = vm - st.vm_min
             room_l = st.loading_max - np.nan_to_num(st.loading)
-            factor = np.ones(len(slots))
-            for push, hit, room in zip(pushes, hits, (room_up, room_dn, room_l), strict=True):
+            alphas = []
+            for push, room in zip(pushes, (room_up, room_dn, room_l), strict=True):
                 total = push @ offered
                 room = np.maximum(room, 0.0)
                 alpha = np.where(total > 0, np.minimum(room / np.maximum(total, 1e-12), 1.0),
                                  1.0)
                 if no_worse:
                     alpha = np.where(room <= 0, 0.0, alpha)
-                # only rows that scale (alpha < 1) can lower a factor: the others give 1
-                tight = np.flatnonzero(alpha < 1.0)
-                if len(tight):
-                    row_alpha = np.where(hit[tight], alpha[tight, None], 1.0)
-                    factor = np.minimum(factor, row_alpha.min(axis=0, initial=1.0))
-            cap[slots] = offered * factor
+                alphas.append(alpha)
+            hit, of = hits
+            cap[slots] = offered * _smallest_hit(hit, np.concatenate(alphas))[of]
         return cap
 
     def rows(self, pools: ZonePools, grids: list[str] | None = None) -> list[DRows]:
@@ -252,3 +257,12 @@ class DGridView:
                 hv = self.model.hv_dv[k][pools.first]
             rows.append(DRows(g, ids, dv, dl, self.limits[g].rating_mva, hv))
         return rows
+
+
+def _smallest_hit(hits: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Per row of `hits` (bool, (pushers, rows)), the smallest `alpha` (<= 1) of the rows it
+    hits, 1 if none; only the rows that scale (alpha < 1) are looked at."""
+    tight = np.flatnonzero(alpha < 1.0)
+    if len(tight) == 0:
+        return np.ones(hits.shape[0])
+    return np.where(hits[:, tight], alpha[tight], 1.0).min(axis=1, initial=1.0)
