@@ -44,7 +44,7 @@ class SharedBalancing(Scheme):
         residual = {g: r1.unserved.get(dso_buyer(g), 0.0) for g in self.dso_grids}
         t_need = -needs.area_imbalance.get(self.setup.t_name, 0.0) + sum(residual.values())
         # the TSO plans on interfaces at schedule: T flows after the DSOs' activations
-        flow0 = self.t_flow(reports) + self.slot_ptdf @ signed1
+        flow0 = self.t_flow(reports) + self.t_shift(signed1)
         res = self.tso_stage(np.where(self.is_d, 0.0, book.mw), t_need, flow0)
         paid, _ = self.clearing_prices(r1.value[self.dpools.pool_of], None, d_mw)
         acts = []
