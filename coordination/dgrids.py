@@ -86,10 +86,11 @@ class DGridView:
                                        tuple[np.ndarray, np.ndarray]]]:
         """Per D grid: its D slots and how much each pushes every row towards its upper
         voltage, lower voltage and loading limit (positive parts of the sensitivities in the
-        slot's direction), for the offer caps; renewed for the grids `refresh` re-linearises.
+        slot's direction), for the offer caps; a grid `refresh` re-linearises is dropped and
+        renewed at the next `deliverable` (schemes without offer caps never build them).
         The third item marks the rows of the three kinds (end to end) that each (column,
         direction) pair pushes, and each slot's pair."""
-        return {g: self._cap(g) for g in self.grids}
+        return {}
 
     def _cap(self, g: str) -> tuple[np.ndarray, list[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         sens = self.model.sens
@@ -153,7 +154,7 @@ class DGridView:
         for g in grids:
             rep = reports[g]
             self.lin[g] = (np.asarray(rep.vm_pu).copy(), np.asarray(rep.loading_percent).copy())
-            self._caps[g] = self._cap(g)
+            self.__dict__.get("_caps", {}).pop(g, None)  # renewed when next needed
             self.n_refresh[g] = self.n_refresh.get(g, 0) + 1
         return grids
 
@@ -215,7 +216,11 @@ class DGridView:
         to the row's headroom; each slot keeps the smallest factor of the rows it pushes.
         """
         cap = mw.copy()
-        for g, (slots, pushes, hits) in self._caps.items():
+        caps = self._caps
+        for g in self.grids:
+            if g not in caps:
+                caps[g] = self._cap(g)
+            slots, pushes, hits = caps[g]
             offered = mw[slots]
             if not np.any(offered > 0):
                 continue
