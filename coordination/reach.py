@@ -88,8 +88,10 @@ class Reach:
         if len(self.c):
             cu = np.where(g >= 0, self.bu[sub][row] * self.c[np.maximum(g, 0), a.indices], 0.0)
         blocks = []
+        total = a.data + cu  # s * (a + cu) below is this or its negative, exactly
         for s in (1.0, -1.0):
-            data = np.maximum(s * (a.data + cu), 0.0) - np.maximum(s * cu, 0.0)
+            data = (np.maximum(total, 0.0) - np.maximum(cu, 0.0) if s > 0
+                    else np.maximum(-total, 0.0) - np.maximum(-cu, 0.0))
             blocks.append(sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()),
                                         shape=(len(sub), ax.shape[1])))
         return blocks
