@@ -136,25 +136,29 @@ class FlexMarket:
             self.drows[g] = dr
             for attr, keys, fams in (("dv", self._vrows, ("v_up", "v_dn")),
                                      ("dl", self._lrows, ("l_up",))):
-                ks = self._grid_keys(keys, g)
+                ks, own = self._grid_keys(keys, g)
                 if len(ks) == 0:
                     continue
-                c = getattr(dr, attr)[[keys[k][1] for k in ks]] * self.dir[dr.pools]
+                c = getattr(dr, attr)[own] * self.dir[dr.pools]
                 c[np.abs(c) < COEF_TOL] = 0.0
-                r, p = np.nonzero(c)
-                block = sp.csr_matrix((c[r, p], (r, dr.pools[p])), shape=(len(ks), self.n))
+                r, p = np.nonzero(c)  # row by row, pools ascending: the CSR order
+                indptr = np.zeros(len(ks) + 1, dtype=np.int64)
+                np.cumsum(np.bincount(r, minlength=len(ks)), out=indptr[1:])
+                block = sp.csr_matrix((c[r, p], dr.pools[p], indptr), shape=(len(ks), self.n))
+                block.sort_indices()  # (a no-op for the ascending pools of `DGridView.rows`)
                 for fam in fams:
                     rows.append(lp.row_positions(fam)[ks])
                     blocks.append(block)
         if rows:
             lp.set_coefs(np.concatenate(rows), sp.vstack(blocks, format="csr"))
 
-    def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> np.ndarray:
-        """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows."""
+    def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows, and those rows'
+        positions in the grid's `DRows`."""
         cache = self.__dict__.setdefault("_keys_cache", {})
         if (id(keys), g) not in cache:
-            cache[(id(keys), g)] = np.array([k for k, (gg, _) in enumerate(keys) if gg == g],
-                                            dtype=np.int64)
+            ks = np.array([k for k, (gg, _) in enumerate(keys) if gg == g], dtype=np.int64)
+            cache[(id(keys), g)] = ks, np.array([keys[k][1] for k in ks], dtype=np.int64)
         return cache[(id(keys), g)]
 
     @property

@@ -86,7 +86,9 @@ class Reach:
         g = self.grid[sub][row]
         cu = np.zeros(a.nnz)
         if len(self.c):
-            cu = np.where(g >= 0, self.bu[sub][row] * self.c[np.maximum(g, 0), a.indices], 0.0)
+            # c[g, p] read through its flat index (a 2-D fancy index costs twice as much)
+            c = self.c.ravel().take(np.maximum(g, 0) * self.c.shape[1] + a.indices)
+            cu = np.where(g >= 0, self.bu[sub][row] * c, 0.0)
         blocks = []
         total = a.data + cu  # s * (a + cu) below is this or its negative, exactly
         for s in (1.0, -1.0):
