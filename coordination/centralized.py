@@ -133,7 +133,8 @@ class CentralizedMarket:
         unserved = float(need_mw) - float(self._dir @ x)
         if abs(unserved) < ZERO_MW:
             unserved = 0.0
-        flow = flow0 + self._slot_ptdf @ x
+        nz = np.flatnonzero(x)  # the activated slots (few): the product over all ~8,000
+        flow = flow0 + self._slot_ptdf[:, nz] @ x[nz]  # columns cost ~5 ms a step
         overload = np.maximum(np.abs(flow) - limit, 0.0)
         overload[overload < ZERO_MW] = 0.0
         pen = self.penalties

@@ -162,6 +162,7 @@ class MarketLP:
         self._mw = np.zeros(self.n)
         self._outdated = False  # a refresh changed rows HiGHS holds (passed at the next solve)
         self._last_col: np.ndarray | None = None  # the last solution (`near_share` screening)
+        self._act_cache: tuple | None = None  # `_activity`'s products at the last column values
 
     def add_columns(self, key: str, n: int, lb: float | np.ndarray, ub: float | np.ndarray,
                     cost: float | np.ndarray | None = None) -> np.ndarray:
@@ -379,8 +380,14 @@ class MarketLP:
     def _activity(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Activity of the rows `rows` at the column values `col`."""
         # whole-matrix products, then the rows: each row's sum is the same, in the same order,
-        # and cheaper than gathering most of the rows first
-        return (self._ax @ col[self.col_index["x"]])[rows] + (self._ao @ col)[rows]
+        # and cheaper than gathering most of the rows first. The products at the last
+        # solution are kept: the next solve's screening reads them again (`near_share`)
+        # unless `set_coefs` changed the matrix in between.
+        cached = self._act_cache
+        if cached is None or cached[0] is not col or cached[1] != self.n_coef_updates:
+            cached = self._act_cache = (col, self.n_coef_updates,
+                                        self._ax @ col[self.col_index["x"]], self._ao @ col)
+        return cached[2][rows] + cached[3][rows]
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""

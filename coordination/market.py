@@ -136,25 +136,29 @@ class FlexMarket:
             self.drows[g] = dr
             for attr, keys, fams in (("dv", self._vrows, ("v_up", "v_dn")),
                                      ("dl", self._lrows, ("l_up",))):
-                ks = self._grid_keys(keys, g)
+                ks, own = self._grid_keys(keys, g)
                 if len(ks) == 0:
                     continue
-                c = getattr(dr, attr)[[keys[k][1] for k in ks]] * self.dir[dr.pools]
+                c = getattr(dr, attr)[own] * self.dir[dr.pools]
                 c[np.abs(c) < COEF_TOL] = 0.0
-                r, p = np.nonzero(c)
-                block = sp.csr_matrix((c[r, p], (r, dr.pools[p])), shape=(len(ks), self.n))
+                r, p = np.nonzero(c)  # row by row, pools ascending: the CSR order
+                indptr = np.zeros(len(ks) + 1, dtype=np.int64)
+                np.cumsum(np.bincount(r, minlength=len(ks)), out=indptr[1:])
+                block = sp.csr_matrix((c[r, p], dr.pools[p], indptr), shape=(len(ks), self.n))
+                block.sort_indices()  # (a no-op for the ascending pools of `DGridView.rows`)
                 for fam in fams:
                     rows.append(lp.row_positions(fam)[ks])
                     blocks.append(block)
         if rows:
             lp.set_coefs(np.concatenate(rows), sp.vstack(blocks, format="csr"))
 
-    def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> np.ndarray:
-        """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows."""
+    def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows, and those rows'
+        positions in the grid's `DRows`."""
         cache = self.__dict__.setdefault("_keys_cache", {})
         if (id(keys), g) not in cache:
-            cache[(id(keys), g)] = np.array([k for k, (gg, _) in enumerate(keys) if gg == g],
-                                            dtype=np.int64)
+            ks = np.array([k for k, (gg, _) in enumerate(keys) if gg == g], dtype=np.int64)
+            cache[(id(keys), g)] = ks, np.array([keys[k][1] for k in ks], dtype=np.int64)
         return cache[(id(keys), g)]
 
     @property
@@ -164,17 +168,32 @@ class FlexMarket:
 
     def _rhs(self, d_state, no_worse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Right-hand sides of the D rows for this step's state."""
-        vm0 = np.array([d_state[self.drows[g].grid].vm[r] for g, r in self._vrows], dtype=float)
+        vm0, vmin, vmax = self._gather(self._vrows, d_state, "vm", "vm_min", "vm_max")
         vm0 = np.where(np.isfinite(vm0), vm0, 1.0)
-        vmax = np.array([d_state[self.drows[g].grid].vm_max for g, _ in self._vrows])
-        vmin = np.array([d_state[self.drows[g].grid].vm_min for g, _ in self._vrows])
-        l0 = np.nan_to_num(np.array([d_state[self.drows[g].grid].loading[r]
-                                     for g, r in self._lrows], dtype=float))
-        lmax = np.array([d_state[self.drows[g].grid].loading_max for g, _ in self._lrows])
+        l0, lmax = self._gather(self._lrows, d_state, "loading", "loading_max")
+        l0 = np.nan_to_num(l0)
         v_hi, v_lo, l_hi = vmax - vm0, vmin - vm0, lmax - l0
         if no_worse:
             v_hi, v_lo, l_hi = np.maximum(v_hi, 0), np.minimum(v_lo, 0), np.maximum(l_hi, 0)
         return v_hi, v_lo, l_hi
+
+    def _gather(self, keys: list[tuple[int, int]], d_state: dict[str, DState], values: str,
+                *limits: str) -> list[np.ndarray]:
+        """Per LP row of `keys` ((grid, row) each): the state's `values` at the row and the
+        grid's `limits`, filled grid by grid (a per-row Python loop cost ~4 ms a step)."""
+        cache = self.__dict__.setdefault("_groups_cache", {})
+        if id(keys) not in cache:
+            g = np.array([k[0] for k in keys], dtype=np.int64)
+            r = np.array([k[1] for k in keys], dtype=np.int64)
+            cache[id(keys)] = [(self.drows[k].grid, np.flatnonzero(g == k), r[g == k])
+                               for k in np.unique(g).tolist()]
+        out = [np.empty(len(keys)) for _ in range(1 + len(limits))]
+        for grid, at, rows in cache[id(keys)]:
+            st = d_state[grid]
+            out[0][at] = np.asarray(getattr(st, values), dtype=float)[rows]
+            for o, name in zip(out[1:], limits, strict=True):
+                o[at] = getattr(st, name)
+        return out
 
     def clear(self, mw: np.ndarray, price: np.ndarray, need: dict[str, float] | None = None,
               t_flow0: np.ndarray | None = None, t_limit: np.ndarray | None = None,

@@ -15,6 +15,7 @@ per step. `MarketLP` leaves out of HiGHS the rows whose reach stays clear of bot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,13 +86,27 @@ class Reach:
         g = self.grid[sub][row]
         cu = np.zeros(a.nnz)
         if len(self.c):
-            cu = np.where(g >= 0, self.bu[sub][row] * self.c[np.maximum(g, 0), a.indices], 0.0)
+            # c[g, p] read through its flat index (a 2-D fancy index costs twice as much)
+            c = self.c.ravel().take(np.maximum(g, 0) * self.c.shape[1] + a.indices)
+            cu = np.where(g >= 0, self.bu[sub][row] * c, 0.0)
         blocks = []
+        total = a.data + cu  # s * (a + cu) below is this or its negative, exactly
         for s in (1.0, -1.0):
-            data = np.maximum(s * (a.data + cu), 0.0) - np.maximum(s * cu, 0.0)
+            data = (np.maximum(total, 0.0) - np.maximum(cu, 0.0) if s > 0
+                    else np.maximum(-total, 0.0) - np.maximum(-cu, 0.0))
             blocks.append(sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()),
                                         shape=(len(sub), ax.shape[1])))
         return blocks
+
+    @cached_property
+    def c_pos(self) -> np.ndarray:
+        """The positive parts of `c` (fixed: the hv rows never change)."""
+        return np.maximum(self.c, 0.0)
+
+    @cached_property
+    def c_neg(self) -> np.ndarray:
+        """The positive parts of `-c`."""
+        return np.maximum(-self.c, 0.0)
 
     def update(self, ax: sp.csr_matrix, lp_rows: np.ndarray) -> None:
         """The LP rows `lp_rows` have new coefficients of x in ``ax``: renew their part."""
@@ -110,7 +125,7 @@ class Reach:
             top = self.b[k] @ mw
             if len(self.c):
                 sb = s * self.bu
-                per_grid = (np.maximum(self.c, 0.0) @ mw, np.maximum(-self.c, 0.0) @ mw)
+                per_grid = (self.c_pos @ mw, self.c_neg @ mw)
                 g = np.maximum(self.grid, 0)
                 whole = np.abs(sb) * np.where(sb > 0, per_grid[0][g], per_grid[1][g])
                 top = top + np.where(self.grid >= 0, whole, 0.0)

@@ -153,3 +153,27 @@ def test_decomposed_common_resolves_and_costs_no_less(tmp_path, runs):
         assert f["grids/MV1.101/branch_loading_percent"][0].max() < 100.5
     assert kpis["dso_paid_eur"] > 0
     assert kpis["social_cost_eur"] >= runs["common"]["kpis"]["social_cost_eur"] - 1e-6
+
+
+def test_shared_balancing_settles_each_dso_for_its_own_grid(step_inputs):
+    """The DSOs' activations come grid by grid (in the run's order), each bought by its own
+    grid's DSO at its slot's price, slot order within a grid, and the TSO's after them; the
+    DSOs' MW per grid add up to what the scheme activated there."""
+    sc = make_scenario(steps=1, start=STRESS)
+    ctx = prepare(sc, "shared_balancing")
+    scheme = ctx.scheme
+    offers = ctx.portfolio.offer(0)
+    scheme.book.update(offers.mw, offers.price)
+    outcome = scheme.clear(assess(0, step_inputs, ctx.limits), step_inputs)
+    dso = [a for a in outcome.activations if a.buyer != "TSO"]
+    assert dso and outcome.activations[:len(dso)] == dso
+    grids = list(ctx.dso_grids)
+    assert [grids.index(a.grid) for a in dso] == sorted(grids.index(a.grid) for a in dso)
+    assert all(a.buyer == f"DSO:{a.grid}" for a in dso)
+    slot = {r: i for i, r in enumerate(scheme.book.resource.tolist())}
+    for g in grids:
+        mine = [slot[a.resource] for a in dso if a.grid == g]
+        assert mine == sorted(mine)
+        tso_mw = sum(a.mw for a in outcome.activations if a.buyer == "TSO" and a.grid == g)
+        total = outcome.activated[scheme.book.grid == g].sum()
+        assert sum(a.mw for a in dso if a.grid == g) + tso_mw == pytest.approx(total)

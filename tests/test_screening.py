@@ -117,3 +117,24 @@ def test_row_far_from_its_bound_at_the_last_solution_is_left_out_then_added_back
     for cause, part in full.parts.items():
         np.testing.assert_allclose(r.parts[cause], part, atol=1e-9)
     assert full_lp.n_screen_misses == 0
+
+
+def test_last_solution_rule_reads_refreshed_coefficients():
+    """The last-solution rule takes the row's activity at this step's coefficients: after a
+    refresh makes the bus 0.024 pu/MW sensitive to the cheap pool, the last solution
+    x = [2, 1] sits on the row's bound (0.05 pu), so the row is held in HiGHS from the start
+    (no miss); the clearing is the full LP's: 0.024 x0 + 0.002 x1 = 0.05, x0 + x1 = 8."""
+    price = np.array([10.0, 20.0])
+    got = {}
+    for screen in (True, False):
+        mk, st = _one_bus_market()
+        mk.lp.screen = screen
+        mk.clear(np.array([2.0, 2.0]), price, need={"system": 3.0}, d_state=st)
+        mk.update_drows([DRows("D1", np.array([0, 1]), np.array([[0.024, 0.002]]),
+                               np.zeros((0, 2)), np.zeros(0))])
+        got[screen] = (mk.lp, mk.clear(np.array([10.0, 10.0]), price, need={"system": 8.0},
+                                       d_state=st))
+    lp, r = got[True]
+    assert lp.n_screen_misses == 0
+    np.testing.assert_allclose(r.x, [0.034 / 0.022, 8 - 0.034 / 0.022], atol=1e-9)
+    np.testing.assert_allclose(r.x, got[False][1].x, atol=1e-9)

@@ -44,13 +44,14 @@ class SharedBalancing(Scheme):
         residual = {g: r1.unserved.get(dso_buyer(g), 0.0) for g in self.dso_grids}
         t_need = -needs.area_imbalance.get(self.setup.t_name, 0.0) + sum(residual.values())
         # the TSO plans on interfaces at schedule: T flows after the DSOs' activations
-        flow0 = self.t_flow(reports) + self.tm.ptdf[:, book.t_bus] @ signed1
+        flow0 = self.t_flow(reports) + self.t_shift(signed1)
         res = self.tso_stage(np.where(self.is_d, 0.0, book.mw), t_need, flow0)
         paid, _ = self.clearing_prices(r1.value[self.dpools.pool_of], None, d_mw)
-        acts = []
-        for g in self.dso_grids:
-            mine = np.where(book.grid == g, x1, 0.0)
-            acts += self.settle_stage(mine, dso_buyer(g), paid)
+        # settled at once, each slot to its grid's DSO, then grouped grid by grid (the list
+        # one settlement per grid gave, ~15 passes over all slots fewer)
+        rank = {g: k for k, g in enumerate(self.dso_grids)}
+        acts = sorted((a for a in self.settle_stage(x1, self.dso_buyers(), paid)
+                       if a.grid in rank), key=lambda a: rank[a.grid])
         acts += self.settle_tso(res)
         total = x1 + res.activated
         charges = self.imbalance_price(res) * sum(residual.values()) * self.step_h
