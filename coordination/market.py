@@ -76,8 +76,9 @@ class FlexMarket:
                  parties: list[str] | None = None, ptdf_tol: float = COEF_TOL,
                  ties: str = "always", name: str = "flexmarket",
                  party_penalty: float | None = None):
-        """`parties`: market parties (BRPs) that buy part of any pool's activation to cover
-        their own imbalance (need per party per step; unserved at the imbalance price).
+        """`parties`: market parties (BRPs) that buy activations in the direction of their
+        own imbalance (need per party per step; unserved at the imbalance price; the parties
+        needing one direction share its purchase in proportion to their needs).
         `ptdf_tol`: PTDF coefficients below it are left out. `ties`: the tie policy of
         :meth:`MarketLP.clear_prices` ("always" or "offered"). `party_penalty`: EUR/MWh at
         which a party values its open position (default: `pen_imbalance`)."""
