@@ -95,8 +95,10 @@ class FlexMarket:
             lp.near_share = None  # here (local, 48 steps) and it re-solves at exact prices
         define_offers(lp)
         define_balance(lp, self.areas, pen_imbalance)
+        self.all_bought = not self.areas  # parties alone buy: every activation (families)
         define_parties(lp, self.parties,
-                       pen_imbalance if party_penalty is None else party_penalty)
+                       pen_imbalance if party_penalty is None else party_penalty,
+                       all_bought=self.all_bought)
         self.t_rows = np.zeros(0, dtype=np.int64)
         if ptdf is not None:
             self.t_rows = define_transmission(lp, np.asarray(t_col), np.asarray(ptdf, float),
@@ -231,7 +233,7 @@ class FlexMarket:
                     for name, pools in self.areas.items()}
         prices = dict(zip(self.area_names, lp.duals(dual, "balance").tolist(), strict=True))
         value = price - lp.reduced_costs(dual, "x")  # locational value, own direction
-        bought = self._party_split(lp.values(primal, "y"), x, q)
+        bought = self._party_split(x if self.all_bought else lp.values(primal, "y"), x, q)
         parts = {cause: lp.value_part(dual, rows) for cause, rows in self._cause_rows.items()}
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
                             balance_price=prices, party_x=bought, value=value, parts=parts)

@@ -1,5 +1,6 @@
 """The BRP rows of `define_parties` (one per direction, parties sharing it pro rata) against
-the per-party LP they replace: the same optimal cost and activations on small cases."""
+the per-party LP they replace, every activation bought by a party of its direction: the same
+optimal cost and activations on small cases."""
 
 from __future__ import annotations
 
@@ -14,30 +15,31 @@ STEP_H = 0.25
 
 
 def per_party_lp(direction, price, mw, need, ptdf_row, lo, hi):
-    """The per-party LP: x_p, y_bp, short/long per party; sum_b y_bp <= x_p,
-    sum_p dir_p y_bp + qs_b - ql_b = need_b, lo <= ptdf_row . (dir x) <= hi."""
+    """The per-party LP: x_p, y_bp (only in the party's direction), short/long per party;
+    sum_b y_bp = x_p, sum_p dir_p y_bp + qs_b - ql_b = need_b, lo <= ptdf_row . (dir x) <= hi."""
     n, nb = len(price), len(need)
     nv = n + nb * n + 2 * nb
     c = np.r_[price, np.zeros(nb * n), np.full(2 * nb, PEN)]
-    a_ub, b_ub = [], []
+    a_ub, b_ub, share = [], [], []
     for p in range(n):
         row = np.zeros(nv)
         row[p] = -1.0
         row[n + p: n + nb * n: n] = 1.0
-        a_ub.append(row)
-        b_ub.append(0.0)
+        share.append(row)
     t = np.zeros(nv)
     t[:n] = ptdf_row * direction
     a_ub += [t, -t]
     b_ub += [hi, -lo]
     a_eq = np.zeros((nb, nv))
+    y_ub = []
     for b in range(nb):
+        y_ub += [None if d == np.sign(need[b]) else 0.0 for d in direction]
         a_eq[b, n + b * n: n + (b + 1) * n] = direction
         a_eq[b, n + nb * n + b] = 1.0
         a_eq[b, n + nb * n + nb + b] = -1.0
-    bounds = [(0.0, m) for m in mw] + [(0.0, None)] * (nb * n + 2 * nb)
-    res = linprog(c, A_ub=np.array(a_ub), b_ub=b_ub, A_eq=a_eq, b_eq=need, bounds=bounds,
-                  method="highs")
+    bounds = [(0.0, m) for m in mw] + [(0.0, u) for u in y_ub] + [(0.0, None)] * (2 * nb)
+    res = linprog(c, A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.vstack([a_eq, share]),
+                  b_eq=np.r_[need, np.zeros(n)], bounds=bounds, method="highs")
     assert res.status == 0
     return res.fun, res.x[:n]
 
@@ -81,4 +83,4 @@ def test_direction_rows_clear_as_the_per_party_lp(seed):
     if len(same) == 2:
         q = dict(zip(names, need, strict=True))
         assert np.allclose(r.party_x[same[0]] * q[same[1]], r.party_x[same[1]] * q[same[0]])
-    assert np.all(sum(r.party_x.values()) <= r.x + 1e-9)
+    assert np.allclose(sum(r.party_x.values()), r.x)  # every activation is bought
