@@ -43,26 +43,48 @@ def define_balance(lp: MarketLP, areas: dict[str, np.ndarray], pen_imbalance: fl
                                           (np.arange(n_a), long, -1.0)), 0.0, 0.0)
 
 
-def define_parties(lp: MarketLP, parties: list[str], pen_imbalance: float) -> None:
-    """Market parties (BRPs): ``y[b, p]``, the part of ``x[p]`` party ``b`` buys for its own
-    balance; one balance row per party (unserved at the imbalance price)::
+def define_parties(lp: MarketLP, parties: list[str], pen_imbalance: float,
+                   all_bought: bool = False) -> None:
+    """Market parties (BRPs) buying activations against their own imbalance, cleared per
+    direction: ``y[p]``, the part of ``x[p]`` the parties bought, and one balance row per
+    direction (unserved at the imbalance price), whose need is the sum of the needs of the
+    parties needing that direction (`side_needs`)::
 
-        sum_b y_bp <= x_p;  sum_p dir_p y_bp + qs_b - ql_b = qneed_b
-    """
-    n, n_q = lp.n, len(parties)
+        y_p <= x_p;  sum_{p: dir_p = d} dir_p y_p + qs_d - ql_d = qneed_d   (d = up, down)
+
+    This is the per-party LP (``sum_b y_bp <= x_p``, one row per party) without its
+    degenerate part, at the same optimal cost and ``x``: the parties value their open
+    positions at the same price, so a party never gains from buying against its need, and
+    parties needing the same direction only share that direction's pools, which the per-party
+    LP left to the simplex path. Each party gets its share of its side's purchase in
+    proportion to its need (`FlexMarket.clear`).
+
+    `all_bought` (a market of parties alone, no balance areas): every activation is bought by
+    the parties of its direction, ``y = x``, so there are no ``y`` columns and share rows and
+    the direction rows hold ``x``: the market makes no activation nobody buys (no
+    counter-trade to keep the grid rows no worse, which nobody would pay for)."""
+    n = lp.n if parties and not all_bought else 0
     x = lp.columns["x"]
-    y = lp.add_columns("y", n_q * n, 0.0, INF)  # y[b, p] at b * n + p
-    qs = lp.add_columns("q_short", n_q, 0.0, INF, pen_imbalance)
-    ql = lp.add_columns("q_long", n_q, 0.0, INF, pen_imbalance)
+    y = lp.add_columns("y", n, 0.0, INF)
+    qs = lp.add_columns("q_short", 2 if parties else 0, 0.0, INF, pen_imbalance)
+    ql = lp.add_columns("q_long", 2 if parties else 0, 0.0, INF, pen_imbalance)
     if not parties:
         return
-    pool = np.tile(np.arange(n), n_q)  # pool of each y, b-major
-    lp.add_rows("share", n, *_entries((pool, y, 1.0), (np.arange(n), x, -1.0)), -INF, 0.0,
-                extra=True)
-    party = np.repeat(np.arange(n_q), n)
-    lp.add_rows("party", n_q, *_entries((party, y, lp.direction[pool]),
-                                        (np.arange(n_q), qs, 1.0), (np.arange(n_q), ql, -1.0)),
+    side = (lp.direction < 0).astype(np.int64)  # row 0: up pools, row 1: down pools
+    if not all_bought:
+        pools = np.arange(n)
+        lp.add_rows("share", n, *_entries((pools, y, 1.0), (pools, x, -1.0)), -INF, 0.0,
+                    extra=True)
+    lp.add_rows("party", 2, *_entries((side, x if all_bought else y, lp.direction),
+                                      (np.arange(2), qs, 1.0), (np.arange(2), ql, -1.0)),
                 0.0, 0.0)
+
+
+def side_needs(need: np.ndarray) -> np.ndarray:
+    """The needs of the direction rows of `define_parties` (MW, up > 0): the sum of the
+    parties' positive needs and the sum of their negative ones."""
+    need = np.asarray(need, dtype=float)
+    return np.array([need[need > 0].sum(), need[need < 0].sum()])
 
 
 def define_transmission(lp: MarketLP, t_col: np.ndarray, ptdf: np.ndarray,

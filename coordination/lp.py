@@ -8,7 +8,7 @@ function, as in PyPSA's ``optimization/constraints.py``)::
 
     define_offers                 x_p in [0, mw_p]; cost sum_p price_p x_p
     define_balance                sum_{p in a} dir_p x_p + short_a - long_a = need_a   (area a)
-    define_parties                sum_b y_bp <= x_p;  sum_p dir_p y_bp + qs_b - ql_b = qneed_b
+    define_parties                y_p <= x_p;  sum_{p: dir_p = d} dir_p y_p + qs_d - ql_d = qneed_d
     define_transmission           lo_l <= sum_p PTDF[l, t_p] dir_p x_p - up_l + dn_l <= hi_l
     define_interface_voltage      u_g = sum_p hv_g[p] dir_p x_p           (D grid g's HV bus)
     define_distribution_voltage   sum_p dV[r, p] dir_p x_p + u_g - ovu_r <= vmax_r - v0_r

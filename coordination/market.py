@@ -26,6 +26,7 @@ from tsodso.coordination.families import (
     define_offers,
     define_parties,
     define_transmission,
+    side_needs,
 )
 from tsodso.coordination.lp import (
     COEF_TOL,
@@ -75,8 +76,9 @@ class FlexMarket:
                  parties: list[str] | None = None, ptdf_tol: float = COEF_TOL,
                  ties: str = "always", name: str = "flexmarket",
                  party_penalty: float | None = None):
-        """`parties`: market parties (BRPs) that buy part of any pool's activation to cover
-        their own imbalance (need per party per step; unserved at the imbalance price).
+        """`parties`: market parties (BRPs) that buy activations in the direction of their
+        own imbalance (need per party per step; unserved at the imbalance price; the parties
+        needing one direction share its purchase in proportion to their needs).
         `ptdf_tol`: PTDF coefficients below it are left out. `ties`: the tie policy of
         :meth:`MarketLP.clear_prices` ("always" or "offered"). `party_penalty`: EUR/MWh at
         which a party values its open position (default: `pen_imbalance`)."""
@@ -93,8 +95,10 @@ class FlexMarket:
             lp.near_share = None  # here (local, 48 steps) and it re-solves at exact prices
         define_offers(lp)
         define_balance(lp, self.areas, pen_imbalance)
+        self.all_bought = not self.areas  # parties alone buy: every activation (families)
         define_parties(lp, self.parties,
-                       pen_imbalance if party_penalty is None else party_penalty)
+                       pen_imbalance if party_penalty is None else party_penalty,
+                       all_bought=self.all_bought)
         self.t_rows = np.zeros(0, dtype=np.int64)
         if ptdf is not None:
             self.t_rows = define_transmission(lp, np.asarray(t_col), np.asarray(ptdf, float),
@@ -106,6 +110,21 @@ class FlexMarket:
         define_objective(lp)
         lp.attach()
         self._cause_rows = self._rows_by_cause()
+
+    def _party_split(self, y: np.ndarray, x: np.ndarray, need: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+        """MW per pool bought by each party: its direction's purchase `y` (`define_parties`)
+        shared among the parties needing that direction in proportion to their needs."""
+        if not self.parties:
+            return {}
+        y = np.clip(np.where(y < ZERO_MW, 0.0, y), 0.0, x)
+        side = side_needs(need)
+        out = {}
+        for name, q in zip(self.parties, need.tolist(), strict=True):
+            s = 0 if q > 0 else 1
+            mine = self.dir > 0 if q > 0 else self.dir < 0
+            out[name] = np.where(mine, y * (q / side[s]), 0.0) if q != 0.0 else np.zeros(self.n)
+        return out
 
     def _rows_by_cause(self) -> dict[str, np.ndarray]:
         """HiGHS row positions of each cause of a locational value (see `MarketResult`)."""
@@ -212,9 +231,9 @@ class FlexMarket:
         lp.set_offers(mw)
         lp.set_rows("balance", *[np.array([float(need.get(a, 0.0)) for a in self.area_names])]
                     * 2)
+        q = np.array([float(party_need.get(b, 0.0)) for b in self.parties])
         if self.parties:
-            lp.set_rows("party", *[np.array([float(party_need.get(b, 0.0))
-                                             for b in self.parties])] * 2)
+            lp.set_rows("party", *[side_needs(q)] * 2)
         if len(self.t_rows):
             lim, f0 = t_limit[self.t_rows], t_flow0[self.t_rows]
             lo, hi = -lim - f0, lim - f0
@@ -233,9 +252,7 @@ class FlexMarket:
                     for name, pools in self.areas.items()}
         prices = dict(zip(self.area_names, lp.duals(dual, "balance").tolist(), strict=True))
         value = price - lp.reduced_costs(dual, "x")  # locational value, own direction
-        y = lp.values(primal, "y").reshape(len(self.parties), self.n)
-        bought = {name: np.clip(np.where(y[b] < ZERO_MW, 0.0, y[b]), 0.0, x)
-                  for b, name in enumerate(self.parties)}
+        bought = self._party_split(x if self.all_bought else lp.values(primal, "y"), x, q)
         parts = {cause: lp.value_part(dual, rows) for cause, rows in self._cause_rows.items()}
         return MarketResult(x=x, unserved=unserved, objective=float(price @ x) * self.step_h,
                             balance_price=prices, party_x=bought, value=value, parts=parts)

@@ -58,24 +58,24 @@ def test_each_family_adds_exactly_its_rows_and_columns():
     define_balance(lp, {"a": np.array([0, 1]), "b": np.array([2])}, 100.0)
     assert _count(lp) == (2, 3 + 4) and lp.rows["balance"].n == 2
     define_parties(lp, ["BRP:x"], 100.0)
-    assert _count(lp) == (2 + 3 + 1, 7 + 3 + 2)  # share row per pool, one party row
+    assert _count(lp) == (2 + 3 + 2, 7 + 3 + 4)  # share row per pool, a row per direction
     t_rows = define_transmission(lp, np.array([1, 0, -1]), PTDF3, 50.0)
     # pool 1 sits at the slack bus and pool 2 has no T bus: only bus-1 pool 0 moves flows
     assert t_rows.tolist() == [0, 1, 2]
-    assert _count(lp) == (6 + 3, 12 + 6) and lp.rows["t"].n == 3
+    assert _count(lp) == (7 + 3, 14 + 6) and lp.rows["t"].n == 3
     drows = _drows()
     define_interface_voltage(lp, drows)
-    assert _count(lp) == (9 + 1, 18 + 1)
+    assert _count(lp) == (10 + 1, 20 + 1)
     vrows = define_distribution_voltage(lp, drows, 40.0)
     assert vrows == [(0, 0)]  # the insensitive bus is left out
-    assert _count(lp) == (10 + 2, 19 + 2)
+    assert _count(lp) == (11 + 2, 21 + 2)
     lrows = define_distribution_loading(lp, drows, 50.0)
     assert lrows == [(0, 0)]
-    assert _count(lp) == (12 + 1, 21 + 1)
+    assert _count(lp) == (13 + 1, 23 + 1)
     n_terms = len(np.concatenate(lp.cost_cols))
-    assert n_terms == 3 + 4 + 2 + 6 + 2 + 1  # x, area slacks, party slacks, T, V, L slacks
+    assert n_terms == 3 + 4 + 4 + 6 + 2 + 1  # x, area slacks, party slacks, T, V, L slacks
     define_objective(lp)
-    assert _count(lp) == (13, 22)
+    assert _count(lp) == (14, 24)
     coefs = dict(zip(np.concatenate(lp.cost_cols).tolist(),
                      np.concatenate(lp.cost_coefs).tolist(), strict=True))
     assert coefs[lp.columns["ovu"][0]] == pytest.approx(40.0 / VOLTAGE_STEP_PU)
