@@ -504,7 +504,7 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
         world.connect(prov, d, "setpoints")
         world.connect(d, t_ent, "interface_s")
         world.connect(t_ent, d, "interface_v", weak=True)
-        world.connect(d, coord, "report")
+        world.connect(d, coord, ("report", "d_report"))
     world.connect(coord, rec, "record")
     log.info("running %d steps of %d s", ctx.n_steps, ctx.step_s)
     return world
