@@ -24,7 +24,8 @@ from tsodso.simulators.timing import Timing
 # Only the T grid's report triggers a step: it comes once the T-D loop has converged, before
 # and after the market. The offers (`bids`) and the D grids' reports (`d_report`, one per loop
 # iteration) are read when that step comes (mosaik delivers the latest of each), so the
-# coordinator does not step once per loop iteration. A hybrid simulator, since an event-based
+# coordinator does not step once per loop iteration. Reports arrive per level, grid ->
+# `GridReport` (simulators/grid.py). A hybrid simulator, since an event-based
 # one may not have non-trigger inputs; its outputs are events (not persistent).
 META = {
     "api_version": "3.0",
@@ -67,13 +68,13 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         for offers in data.get("bids", {}).values():
             if offers is not None:
                 self.book.update(offers.mw, offers.price)
-        for rep in data.get("d_report", {}).values():
-            if rep is not None:
-                self.reports[rep.grid] = rep
+        for reps in data.get("d_report", {}).values():  # grid -> GridReport
+            if reps is not None:
+                self.reports.update(reps)
         t_report = False
-        for rep in data.get("report", {}).values():
-            if rep is not None:
-                self.reports[rep.grid] = rep
+        for reps in data.get("report", {}).values():
+            if reps is not None:
+                self.reports.update(reps)
                 t_report = True
         self.out = {}
         if not t_report:

@@ -63,3 +63,28 @@ def test_coordinator_steps_once_per_stage(monkeypatch, tmp_path, scheme):
     assert any(activated.values()) == (scheme != "none")
     # the clearing saw every D grid's report of the loop's last iteration
     assert same_reports and all(same_reports)
+
+
+def test_one_entity_per_simulator():
+    """Each grid simulator is one entity for its whole level: one connection per pair of
+    simulators and attribute, however many D grids there are."""
+    from tsodso.scenarios.world import build_world, prepare
+    from tsodso.simulators.timing import Timing
+
+    ctx = prepare(make_scenario(steps=2), "none")
+    assert len(ctx.dso_grids) > 1
+    world = build_world(ctx, writer=None, timing=Timing())
+    try:
+        graph = world.entity_graph
+        assert sorted(graph.nodes) == ["Coordinator-0.coordinator", "Grid-0.T", "Grid-1.D",
+                                       "Providers-0.providers", "Recorder-0.recorder"]
+        assert sorted(tuple(sorted(e)) for e in graph.edges) == sorted([
+            ("Coordinator-0.coordinator", "Providers-0.providers"),  # bids, activations
+            ("Coordinator-0.coordinator", "Grid-0.T"),  # report
+            ("Coordinator-0.coordinator", "Grid-1.D"),  # d_report
+            ("Coordinator-0.coordinator", "Recorder-0.recorder"),  # record
+            ("Grid-0.T", "Providers-0.providers"),  # setpoints
+            ("Grid-1.D", "Providers-0.providers"),  # setpoints
+            ("Grid-0.T", "Grid-1.D")])  # interface_s, interface_v
+    finally:
+        world.shutdown()
