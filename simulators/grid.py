@@ -243,6 +243,8 @@ class GridSim(mosaik_api_v3.Simulator):
         self.timing.powerflow_s += _time.perf_counter() - t0
         self.iteration += 1
         self.iface_s = {}
+        taps = (None if self.taps is None else  # the level's tap positions, once per solve
+                dict(zip(self.taps.names, self.taps.position().tolist(), strict=True)))
         for eid, st in self.state.items():
             sl = rt.grids[eid]
             if res is None:
@@ -263,7 +265,7 @@ class GridSim(mosaik_api_v3.Simulator):
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
                 None if cf is None else cf.loading_percent[sl.branch].copy(),
-                self._tap_positions(sl), va)
+                self._tap_positions(sl, taps), va)
         if rt.level == "T":
             self._loop_control(res)
 
@@ -293,10 +295,11 @@ class GridSim(mosaik_api_v3.Simulator):
         res.loading_percent[rows] = 100.0 * np.maximum(i_f / m.branch_limit_ka[rows, 0],
                                                        i_t / m.branch_limit_ka[rows, 1])
 
-    def _tap_positions(self, sl: GridSlice) -> dict[str, float] | None:
-        if self.taps is None:
+    def _tap_positions(self, sl: GridSlice, pos: dict[str, float] | None
+                       ) -> dict[str, float] | None:
+        """A grid's tap position per interface, from the level's (`pos`, None without taps)."""
+        if pos is None:
             return None
-        pos = dict(zip(self.taps.names, self.taps.position().tolist(), strict=True))
         return {i.name: pos[i.name] for i in sl.interfaces}
 
     def _control_voltage(self, k: int, res):
