@@ -490,8 +490,8 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
         psim = world.start("Providers", portfolio=ctx.portfolio, step_s=ctx.step_s,
                            until=ctx.until)
         csim = world.start("Coordinator", ctx=ctx, timing=timing)
-        t_ent = tsim.Grid(grid=ctx.t_name)
-        d_ents = [dsim.Grid(grid=g) for g in ctx.dso_grids]
+        t_ent = tsim.Grid()  # one entity per level, for all its grids (simulators/grid.py)
+        d_ents = [dsim.Grid()] if ctx.dso_grids else []
         prov = psim.Providers()
         coord = csim.Coordinator()
     rsim = world.start("Recorder", writer=writer, on_step=on_step)
@@ -504,7 +504,7 @@ def build_world(ctx: RunContext, writer, timing: Timing, on_step=None):
         world.connect(prov, d, "setpoints")
         world.connect(d, t_ent, "interface_s")
         world.connect(t_ent, d, "interface_v", weak=True)
-        world.connect(d, coord, "report")
+        world.connect(d, coord, ("report", "d_report"))
     world.connect(coord, rec, "record")
     log.info("running %d steps of %d s", ctx.n_steps, ctx.step_s)
     return world

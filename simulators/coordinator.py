@@ -21,11 +21,19 @@ from tsodso.core.vocabulary import COST_KEYS, DSO_PREFIX, TSO, buyer_side
 from tsodso.simulators.flexibility import Dispatch
 from tsodso.simulators.timing import Timing
 
+# Only the T grid's report triggers a step: it comes once the T-D loop has converged, before
+# and after the market. The offers (`bids`) and the D grids' reports (`d_report`, one per loop
+# iteration) are read when that step comes (mosaik delivers the latest of each), so the
+# coordinator does not step once per loop iteration. Reports arrive per level, grid ->
+# `GridReport` (simulators/grid.py). A hybrid simulator, since an event-based
+# one may not have non-trigger inputs; its outputs are events (not persistent).
 META = {
     "api_version": "3.0",
-    "type": "event-based",
+    "type": "hybrid",
     "models": {"Coordinator": {"public": True, "params": [],
-                               "attrs": ["bids", "report", "activations", "record"]}},
+                               "attrs": ["bids", "report", "d_report", "activations", "record"],
+                               "trigger": ["report"],
+                               "non-persistent": ["activations", "record"]}},
 }
 
 
@@ -60,12 +68,14 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         for offers in data.get("bids", {}).values():
             if offers is not None:
                 self.book.update(offers.mw, offers.price)
+        for reps in data.get("d_report", {}).values():  # grid -> GridReport
+            if reps is not None:
+                self.reports.update(reps)
         t_report = False
-        for rep in data.get("report", {}).values():
-            if rep is None:
-                continue
-            self.reports[rep.grid] = rep
-            t_report |= rep.level == "T"
+        for reps in data.get("report", {}).values():
+            if reps is not None:
+                self.reports.update(reps)
+                t_report = True
         self.out = {}
         if not t_report:
             return None

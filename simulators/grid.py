@@ -1,7 +1,13 @@
 """mosaik simulators of the grids: one for the TSO's transmission grid, one for the DSO grids.
 
-Coupling inside a step is a mosaik same-time loop: every D grid sends its interface exchange
-(P, Q at the HV side of its HV/MV transformers, positive from T into D) to the T grid; the T grid
+Each simulator has one mosaik entity, its level (`T` or `D`), whose attributes carry the data of
+all the level's grids: `setpoints` (in: grid -> `Setpoints`), `report` (out: grid ->
+`GridReport`), `interface_s` (D out, T in: interface -> exchange) and `interface_v` (T out, D in:
+interface -> voltage). The level's grids are solved as one net anyway; one entity per grid
+would only multiply mosaik's routing of the same data (one connection per grid and attribute).
+
+Coupling inside a step is a mosaik same-time loop: the D grids send their interface exchange
+(P, Q at the HV side of the HV/MV transformers, positive from T into D) to the T grid; the T grid
 solves and returns the interface voltages over a weak connection; the D grids solve again with
 them. The T grid ends the loop (sends no voltages) once no exchange moved by more than the
 scenario's tolerance since the previous iteration, and then reports its state.
@@ -97,18 +103,19 @@ class LevelRuntime:
 META = {
     "api_version": "3.0",
     "type": "event-based",
-    "models": {"Grid": {"public": True, "params": ["grid"],
+    "models": {"Grid": {"public": True, "params": [],
                         "attrs": ["setpoints", "report", "interface_v", "interface_s"]}},
 }
 
 
 class GridSim(mosaik_api_v3.Simulator):
-    """Runs the AC power flow of one level; one entity per grid of that level."""
+    """Runs the AC power flow of one level; one entity, the level, for all its grids."""
 
     def __init__(self) -> None:
         super().__init__(META)
-        self.state: dict[str, dict] = {}
+        self.state: dict[str, dict] = {}  # grid -> this step's set-points and last report
         self.time = -1
+        self.created = False
 
     def init(self, sid, time_resolution=1.0, runtime: LevelRuntime | None = None,
              step_s: int = 900, tolerance_mw: float = 0.01, max_iterations: int = 10,
@@ -116,6 +123,8 @@ class GridSim(mosaik_api_v3.Simulator):
              taps: TapSettings | None = None):
         self.rt: LevelRuntime = runtime
         self.level = runtime.level
+        self.state = {g: dict(dp=None, report=None) for g in runtime.grids}
+        self.iface_s: dict[str, complex] = {}  # D: this iteration's exchange per interface
         self.step_s = step_s
         self.tol = tolerance_mw
         self.max_iter = max_iterations
@@ -137,9 +146,11 @@ class GridSim(mosaik_api_v3.Simulator):
                 self.v_hv = runtime.model.v_ref.copy()  # interface voltages without the taps
         return self.meta
 
-    def create(self, num, model, grid: str):
-        self.state[grid] = dict(dp=None, report=None)
-        return [{"eid": grid, "type": model}]
+    def create(self, num, model):
+        if num != 1 or self.created:
+            raise ValueError("a grid simulator has one entity, its level")
+        self.created = True
+        return [{"eid": self.level, "type": model}]
 
     def step(self, time, inputs, max_advance):
         if time != self.time:  # a new step: forget last step's activations
@@ -149,10 +160,11 @@ class GridSim(mosaik_api_v3.Simulator):
             if self.taps is not None:
                 self.taps.new_step()
         iface_v = {}
-        for eid, data in inputs.items():
+        for data in inputs.values():
             for sp in data.get("setpoints", {}).values():
                 if sp is not None:
-                    self.state[eid]["dp"] = sp[eid]
+                    for g, st in self.state.items():
+                        st["dp"] = sp[g]
             for v in data.get("interface_v", {}).values():
                 if v is not None:
                     iface_v.update(v)
@@ -230,6 +242,9 @@ class GridSim(mosaik_api_v3.Simulator):
             res = None
         self.timing.powerflow_s += _time.perf_counter() - t0
         self.iteration += 1
+        self.iface_s = {}
+        taps = (None if self.taps is None else  # the level's tap positions, once per solve
+                dict(zip(self.taps.names, self.taps.position().tolist(), strict=True)))
         for eid, st in self.state.items():
             sl = rt.grids[eid]
             if res is None:
@@ -243,13 +258,14 @@ class GridSim(mosaik_api_v3.Simulator):
                 for j, iface in enumerate(sl.interfaces):
                     b = sl.iface_branch[j]
                     iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
+                self.iface_s.update(iface_s)
             own = 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
             st["report"] = GridReport(
                 eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own, iface_s,
                 res is not None, self.iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
                 None if cf is None else cf.loading_percent[sl.branch].copy(),
-                self._tap_positions(sl), va)
+                self._tap_positions(sl, taps), va)
         if rt.level == "T":
             self._loop_control(res)
 
@@ -279,10 +295,11 @@ class GridSim(mosaik_api_v3.Simulator):
         res.loading_percent[rows] = 100.0 * np.maximum(i_f / m.branch_limit_ka[rows, 0],
                                                        i_t / m.branch_limit_ka[rows, 1])
 
-    def _tap_positions(self, sl: GridSlice) -> dict[str, float] | None:
-        if self.taps is None:
+    def _tap_positions(self, sl: GridSlice, pos: dict[str, float] | None
+                       ) -> dict[str, float] | None:
+        """A grid's tap position per interface, from the level's (`pos`, None without taps)."""
+        if pos is None:
             return None
-        pos = dict(zip(self.taps.names, self.taps.position().tolist(), strict=True))
         return {i.name: pos[i.name] for i in sl.interfaces}
 
     def _control_voltage(self, k: int, res):
@@ -327,18 +344,12 @@ class GridSim(mosaik_api_v3.Simulator):
         self.v_out = self.v_sent = v_new
 
     def get_data(self, outputs):
-        data: dict = {}
-        for eid, attrs in outputs.items():
-            st = self.state[eid]
-            out: dict = {}
-            for attr in attrs:
-                if st["report"] is None:
-                    continue
-                if attr == "interface_s":
-                    out[attr] = st["report"].interface_s
-                elif attr == "interface_v" and self.v_out is not None:
-                    out[attr] = self.v_out
-                elif attr == "report" and (self.level == "D" or self.v_out is None):
-                    out[attr] = st["report"]
-            data[eid] = out
-        return data
+        out: dict = {}
+        for attr in outputs.get(self.level, ()):
+            if attr == "interface_s":
+                out[attr] = self.iface_s
+            elif attr == "interface_v" and self.v_out is not None:
+                out[attr] = self.v_out
+            elif attr == "report" and (self.level == "D" or self.v_out is None):
+                out[attr] = {g: st["report"] for g, st in self.state.items()}
+        return {self.level: out}

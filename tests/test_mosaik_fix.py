@@ -1,11 +1,15 @@
-"""mosaik 3.6 keeps the futures of cancelled waits; our patch keeps the per-step cost flat."""
+"""mosaik 3.6 keeps the futures of cancelled waits; our patch keeps the per-step cost flat.
+The faster tiered-time arithmetic gives the stock results."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mosaik.progress import Progress
+from mosaik.tiered_time import MinimalDurations, TieredDuration, TieredTime
 from tsodso.simulators import mosaik_fix
 
 from tests.conftest import make_scenario
@@ -39,8 +43,54 @@ def test_cancelled_waits_are_dropped(monkeypatch, tmp_path):
     assert _max_waiting(monkeypatch, tmp_path, 60, patched=True) <= 5
 
 
-def test_apply_installs_the_patch(monkeypatch):
-    monkeypatch.setattr(Progress, "set", mosaik_fix._original_set)
+def test_apply_installs_the_patches(monkeypatch):
+    for owner, name in ((Progress, "set"), *((o, n) for n, (o, _) in mosaik_fix.ORIGINAL.items())):
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # restored after the test
+    mosaik_fix.restore()
+    assert Progress.set is mosaik_fix._original_set
     assert mosaik_fix.apply() == mosaik_fix.needed()
     if mosaik_fix.needed():
         assert Progress.set is mosaik_fix._set
+        assert TieredTime.__add__ is mosaik_fix._time_add
+        assert MinimalDurations.earliest_sum is mosaik_fix._earliest_sum
+
+
+_tier = st.integers(min_value=-3, max_value=3)
+
+
+@st.composite
+def _time_and_durations(draw):
+    """A tiered time and durations that can be added to it (pre_length = its length)."""
+    n = draw(st.integers(1, 3))
+    time = TieredTime(*draw(st.lists(_tier, min_size=n, max_size=n)))
+    m = draw(st.integers(1, 3))
+    durations = []
+    for _ in range(draw(st.integers(1, 3))):
+        cutoff = draw(st.integers(1, min(n, m)))
+        tiers = draw(st.lists(_tier, min_size=m, max_size=m))
+        durations.append(TieredDuration(*tiers, cutoff=cutoff, pre_length=n))
+    other = TieredTime(*draw(st.lists(_tier, min_size=m, max_size=m)))
+    return time, durations, other
+
+
+def _results(time: TieredTime, durations: list[TieredDuration], other: TieredTime) -> list:
+    """Every patched operation on these values, with whatever methods are installed."""
+    minimal = MinimalDurations()
+    for d in durations:
+        minimal.insert(d)
+    sums = [time + d for d in durations]
+    return [[s.tiers for s in sums], [type(s) for s in sums],
+            [(s < other, s <= other, s > other, s >= other, s == other) for s in sums],
+            minimal.earliest_sum(time).tiers, [s.tiers for s in sorted(sums)]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_time_and_durations())
+def test_fast_arithmetic_equals_stock(case):
+    try:
+        mosaik_fix.restore()
+        stock = _results(*case)
+        mosaik_fix.apply()
+        assert _results(*case) == stock
+    finally:
+        mosaik_fix.apply()

@@ -133,7 +133,9 @@ def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
     try:
         world = build_world(ctx, writer, timing, on_step=bar.update)
         t1 = time.perf_counter()
-        world.run(until=ctx.until, print_progress=False)
+        # eager stepping: a simulator does not wait for its successors to catch up before its
+        # next step (the data flow already keeps them in step; only the recorder may lag)
+        world.run(until=ctx.until, print_progress=False, lazy_stepping=False)
         t2 = time.perf_counter()
     except BaseException:
         bar.close()
