@@ -45,11 +45,6 @@ class Integrated(Common):
             self.brp_market = self.joint_market(
                 parties=self.parties, system=False,
                 pen_party=float(setup.market.brp_expected_imbalance_price))
-        # both markets screen by the box reach alone (`MarketLP.near_share`): with the
-        # last-solution rule the BRP split and the joint stage moved by up to 1.7e-6 relative
-        # over the default day (an equal-cost choice tipped, not a better answer)
-        for market, _ in self.d_lps:
-            market.lp.near_share = None
 
     @classmethod
     def notes(cls, scenario: Any) -> str:
