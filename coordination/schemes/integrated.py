@@ -19,11 +19,13 @@ class Integrated(Common):
     (RES producers, suppliers) trade first, each against its own portfolio imbalance: a short
     BRP buys upward flexibility, a long one downward, from any offer cheaper than the imbalance
     price it expects (`market.brp_expected_imbalance_price`), without new or worse T or D
-    violations (the BRPs' market does not redispatch the grids). BRPs do not net their positions
-    with each other, so they may buy in opposite directions. The TSO and the DSOs then clear
-    what is left in the joint market (as in `common`), on the remaining offers. What a BRP
-    leaves open is settled with the TSO at the TSO's balancing price (a transfer). Without BRP
-    trading it is the common market."""
+    violations (the BRPs' market does not redispatch the grids: every activation it makes is
+    bought by a BRP of its direction, no counter-trade that nobody pays for; BRPs needing the
+    same direction share its purchase in proportion to their needs). BRPs do not net their
+    positions with each other, so they may buy in opposite directions. The TSO and the DSOs
+    then clear what is left in the joint market (as in `common`), on the remaining offers.
+    What a BRP leaves open is settled with the TSO at the TSO's balancing price (a transfer).
+    Without BRP trading it is the common market."""
 
     name = "integrated"
     label = "Integrated flexibility market"
