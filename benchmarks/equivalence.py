@@ -1,6 +1,6 @@
 """Behaviour check: today's `tsodso compare` against stored reference summaries.
 
-    python benchmarks/equivalence.py                 # tiny (96 steps) and default (16 steps)
+    python benchmarks/equivalence.py                 # tiny (96), default (16), dgrid (24 steps)
     python benchmarks/equivalence.py tiny            # one case
     python benchmarks/equivalence.py default-day     # the whole default day (96 steps, ~2 min)
     python benchmarks/equivalence.py --update        # store today's figures as the reference
@@ -21,13 +21,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REFERENCE = Path(__file__).with_name("reference")
-CASES = {"tiny": ("tiny", 96), "default": ("default", 16), "default-day": ("default", 96)}
-QUICK = ("tiny", "default")  # run when no case is named
+#: case -> (scenario, steps, further overrides); `dgrid` is the crossover study's midday window
+#: (studies/crossover.toml), where equal-price offers make the markets' ties easy to tip
+CASES = {"tiny": ("tiny", 96, {}), "default": ("default", 16, {}),
+         "default-day": ("default", 96, {}),
+         "dgrid": ("dgrid", 24, {"run.start": "2016-07-25T10:00:00", "run.seed": 2})}
+QUICK = ("tiny", "default", "dgrid")  # run when no case is named
 RTOL = 1e-9
 
 
 def reference_path(case: str) -> Path:
-    name, steps = CASES[case]
+    name, steps, _ = CASES[case]
     return REFERENCE / f"{name}-{steps}.csv"
 
 
@@ -59,8 +63,8 @@ def run_case(case: str, out_dir: Path) -> Path:
 
     from tsodso.comparison import compare
 
-    name, steps = CASES[case]
-    compare(load(name, {"run.steps": steps}), list(scheme_names()), out_dir)
+    name, steps, more = CASES[case]
+    compare(load(name, {"run.steps": steps, **more}), list(scheme_names()), out_dir)
     return out_dir / "summary.csv"
 
 
