@@ -400,14 +400,15 @@ class MarketLP:
         """New coefficients of ``x`` in the rows `rows` (``coefs``: one row per entry of
         `rows`, one column per pool; the rows' other entries are not x's), for this and later
         steps. Only the kept matrix changes; HiGHS gets the rows again (with its basis) at the
-        next solve's screening, once, and only if some of them are in its model."""
+        next solve's screening, once, and only if some of them are in its model. Explicit
+        zeros in ``coefs`` stay entries of the kept matrix (HiGHS never sees them,
+        `_rows_matrix`): rows given again with the same pattern are written in place."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(np.unique(rows)) != len(rows):
             raise ValueError("set_coefs: a row given twice")
         if self._hv_rows.size and np.isin(rows, self._hv_rows).any():
             raise ValueError("set_coefs: the interface-voltage rows are fixed")
         coefs = sp.csr_matrix(coefs)
-        coefs.eliminate_zeros()
         self._ax = replace_rows(self._ax, rows, coefs)
         self.reach.update(self._ax, rows)
         if np.any(self._pos[rows] >= 0):

@@ -146,13 +146,20 @@ class FlexMarket:
     def update_drows(self, drows: list[DRows]) -> None:
         """Replace the D rows of the grids in `drows` (same grids, pools and rows as at the
         build, new sensitivities) and write their coefficients into the LP; coefficients
-        below ``COEF_TOL`` are written as 0, as at the build."""
+        below ``COEF_TOL`` are written as 0, as at the build. Each row is written over all
+        its grid's pools (a 0 stays an entry), so that from a grid's second refresh on its
+        rows keep their pattern and the LP writes them in place (`MarketLP.set_coefs`)."""
         lp = self.lp
         pos = {dr.grid: g for g, dr in enumerate(self.drows)}
-        rows, blocks = [], []
+        rows, data, index, width = [], [], [], []
         for dr in drows:
             g = pos[dr.grid]
             self.drows[g] = dr
+            pools = np.asarray(dr.pools, dtype=np.int64)
+            order = None
+            if np.any(np.diff(pools) <= 0):  # CSR order: pools ascending in each row
+                order = np.argsort(pools, kind="stable")
+                pools = pools[order]
             for attr, keys, fams in (("dv", self._vrows, ("v_up", "v_dn")),
                                      ("dl", self._lrows, ("l_up",))):
                 ks, own = self._grid_keys(keys, g)
@@ -160,16 +167,20 @@ class FlexMarket:
                     continue
                 c = getattr(dr, attr)[own] * self.dir[dr.pools]
                 c[np.abs(c) < COEF_TOL] = 0.0
-                r, p = np.nonzero(c)  # row by row, pools ascending: the CSR order
-                indptr = np.zeros(len(ks) + 1, dtype=np.int64)
-                np.cumsum(np.bincount(r, minlength=len(ks)), out=indptr[1:])
-                block = sp.csr_matrix((c[r, p], dr.pools[p], indptr), shape=(len(ks), self.n))
-                block.sort_indices()  # (a no-op for the ascending pools of `DGridView.rows`)
+                if order is not None:
+                    c = c[:, order]
+                flat, tiled = c.ravel(), np.tile(pools, len(ks))
                 for fam in fams:
                     rows.append(lp.row_positions(fam)[ks])
-                    blocks.append(block)
+                    data.append(flat)
+                    index.append(tiled)
+                    width.append(np.full(len(ks), len(pools)))
         if rows:
-            lp.set_coefs(np.concatenate(rows), sp.vstack(blocks, format="csr"))
+            indptr = np.zeros(sum(len(r) for r in rows) + 1, dtype=np.int64)
+            np.cumsum(np.concatenate(width), out=indptr[1:])
+            lp.set_coefs(np.concatenate(rows),
+                         sp.csr_matrix((np.concatenate(data), np.concatenate(index), indptr),
+                                       shape=(len(indptr) - 1, self.n)))
 
     def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows, and those rows'

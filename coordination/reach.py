@@ -83,20 +83,49 @@ class Reach:
         pools, is |b_r| times one sum per grid and side, `bounds`)."""
         a = ax[self.rows[sub]].tocsr()
         row = np.repeat(np.arange(len(sub)), np.diff(a.indptr))
-        g = self.grid[sub][row]
-        cu = np.zeros(a.nnz)
+        return [sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()),
+                              shape=(len(sub), ax.shape[1]))
+                for data in self._parts(a.data, a.indices, sub[row])]
+
+    def _parts(self, a: np.ndarray, pool: np.ndarray, at: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """`_coefs`'s entries of both sides for the entries ``a`` (coefficients of x) in the
+        pools `pool` of the screenable rows `at` (positions in `rows`), one per entry."""
+        cu = np.zeros(len(a))
         if len(self.c):
+            g = self.grid[at]
             # c[g, p] read through its flat index (a 2-D fancy index costs twice as much)
-            c = self.c.ravel().take(np.maximum(g, 0) * self.c.shape[1] + a.indices)
-            cu = np.where(g >= 0, self.bu[sub][row] * c, 0.0)
-        blocks = []
-        total = a.data + cu  # s * (a + cu) below is this or its negative, exactly
-        for s in (1.0, -1.0):
-            data = (np.maximum(total, 0.0) - np.maximum(cu, 0.0) if s > 0
-                    else np.maximum(-total, 0.0) - np.maximum(-cu, 0.0))
-            blocks.append(sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()),
-                                        shape=(len(sub), ax.shape[1])))
-        return blocks
+            c = self.c.ravel().take(np.maximum(g, 0) * self.c.shape[1] + pool)
+            cu = np.where(g >= 0, self.bu[at] * c, 0.0)
+        total = a + cu  # s * (a + cu) below is this or its negative, exactly
+        return (np.maximum(total, 0.0) - np.maximum(cu, 0.0),
+                np.maximum(-total, 0.0) - np.maximum(-cu, 0.0))
+
+    def _write_run(self, a: np.ndarray, pool: np.ndarray, at: np.ndarray, lens: np.ndarray,
+                   out: list[np.ndarray]) -> None:
+        """`_parts` of one run of rows `at` (entries ``a`` in pools `pool`, `lens` per row)
+        written into `out` (both sides). Rows of one grid's family share their pools, ``u``
+        and its coefficient: then ``b_r c_gp`` is one row of values for the whole run, and the
+        same operations run on the (rows, pools) block, broadcast: the same numbers."""
+        n = int(lens[0]) if len(lens) else 0
+        g, bu = self.grid[at], self.bu[at]
+        same = (n > 0 and np.all(lens == n) and np.all(g == g[0]) and np.all(bu == bu[0])
+                and np.array_equal(pool.reshape(len(at), n), np.broadcast_to(
+                    pool[:n], (len(at), n))))
+        if not same:
+            for o, data in zip(out, self._parts(a, pool, np.repeat(at, lens)), strict=True):
+                o[:] = data
+            return
+        a = a.reshape(len(at), n)
+        if len(self.c) and g[0] >= 0:
+            cu = bu[0] * self.c[g[0]].take(pool[:n])
+        else:
+            cu = np.zeros(n)
+        total = a + cu
+        plus, minus = (o.reshape(len(at), n) for o in out)
+        np.subtract(np.maximum(total, 0.0), np.maximum(cu, 0.0), out=plus)
+        np.negative(total, out=total)
+        np.subtract(np.maximum(total, 0.0), np.maximum(-cu, 0.0), out=minus)
 
     @cached_property
     def c_pos(self) -> np.ndarray:
@@ -109,11 +138,33 @@ class Reach:
         return np.maximum(-self.c, 0.0)
 
     def update(self, ax: sp.csr_matrix, lp_rows: np.ndarray) -> None:
-        """The LP rows `lp_rows` have new coefficients of x in ``ax``: renew their part."""
+        """The LP rows `lp_rows` have new coefficients of x in ``ax``: renew their part. Where
+        the rows kept their pattern (a refresh of the same D rows), the parts are computed
+        from ``ax``'s entries and written into `b` in place, run by run of consecutive rows
+        (a grid's rows of one family are one run: slices of both matrices' arrays);
+        otherwise the rows are cut out and replaced (`replace_rows`)."""
         at = self.at[lp_rows]
         if not np.any(at >= 0):
             return
         sub = np.unique(at[at >= 0])
+        rows = self.rows[sub]
+        lens = ax.indptr[rows + 1] - ax.indptr[rows]
+        b0 = self.b[0]
+        if np.array_equal(b0.indptr[sub + 1] - b0.indptr[sub], lens):
+            cut = np.flatnonzero((np.diff(sub) != 1) | (np.diff(rows) != 1)) + 1
+            runs = []
+            for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(sub)].tolist(),
+                            strict=True):
+                src = slice(int(ax.indptr[rows[s]]), int(ax.indptr[rows[e - 1] + 1]))
+                dst = slice(int(b0.indptr[sub[s]]), int(b0.indptr[sub[e - 1] + 1]))
+                if not np.array_equal(b0.indices[dst], ax.indices[src]):
+                    break
+                runs.append((s, e, src, dst))
+            else:
+                for s, e, src, dst in runs:
+                    self._write_run(ax.data[src], ax.indices[src], sub[s:e], lens[s:e],
+                                    [b.data[dst] for b in self.b])
+                return
         blocks = self._coefs(ax, sub)
         self.b = [replace_rows(b, sub, blk) for b, blk in zip(self.b, blocks, strict=True)]
 
@@ -141,6 +192,8 @@ def replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp
     entries in the same order as a row-by-row rebuild."""
     block = sp.csr_matrix(block)
     rows = np.asarray(rows, dtype=np.int64)
+    if _write_runs(m, rows, block):
+        return m
     at = row_entries(m, rows, np.diff(block.indptr))
     if at is not None and np.array_equal(m.indices[at], block.indices):
         m.data[at] = block.data
@@ -166,6 +219,26 @@ def replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp
     idx_type = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
     return sp.csr_matrix((np.concatenate(data), np.concatenate(index).astype(idx_type),
                           indptr.astype(idx_type)), shape=m.shape)
+
+
+def _write_runs(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> bool:
+    """`replace_rows` in place where `rows` are a few runs of consecutive rows whose patterns
+    the block keeps: each run's entries are one slice of ``m``'s arrays. False (``m`` not
+    touched) if a row's entries differ in number or columns."""
+    mp, bp = m.indptr, block.indptr
+    if not np.array_equal(mp[rows + 1] - mp[rows], np.diff(bp)):
+        return False
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    runs = []
+    for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(rows)].tolist(), strict=True):
+        own = slice(int(mp[rows[s]]), int(mp[rows[e - 1] + 1]))
+        new = slice(int(bp[s]), int(bp[e]))
+        if not np.array_equal(m.indices[own], block.indices[new]):
+            return False
+        runs.append((own, new))
+    for own, new in runs:
+        m.data[own] = block.data[new]
+    return True
 
 
 def row_entries(m: sp.csr_matrix, rows: np.ndarray,
