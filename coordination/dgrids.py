@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 from tsodso.coordination.bid import BidBook
-from tsodso.coordination.dnetwork import DSensitivity, internal_voltage, sensitivities
+from tsodso.coordination.dnetwork import DSensitivity, internal_voltage, sensitivity_blocks
 from tsodso.coordination.market import DRows, DState
 from tsodso.coordination.need import GridLimits
 from tsodso.coordination.pooling import ZonePools
@@ -148,9 +148,12 @@ class DGridView:
                              np.concatenate([reports[g].va_degree for g in grids]), m.v0)
         branch = np.concatenate([self.branch[g] for g in grids])
         cols = np.concatenate([self._grid_cols[g] for g in grids])
-        new = sensitivities(gm, None, m.sens.inj_bus[cols], bus, branch, v=v)
-        m.sens.dv_dp[np.ix_(bus, cols)] = new.dv_dp
-        m.sens.dl_dp[np.ix_(branch, cols)] = new.dl_dp
+        # island by island: the blocks of other islands (grids) are 0 and stay so
+        for rows, at, dv, br, dl in sensitivity_blocks(gm, m.sens.inj_bus[cols], bus, branch,
+                                                      v):
+            m.sens.dv_dp[np.ix_(bus[rows], cols[at])] = dv
+            if len(br):
+                m.sens.dl_dp[np.ix_(branch[br], cols[at])] = dl
         for g in grids:
             rep = reports[g]
             self.lin[g] = (np.asarray(rep.vm_pu).copy(), np.asarray(rep.loading_percent).copy())
@@ -247,22 +250,32 @@ class DGridView:
         sensitivities pooled pro rata to the members' capabilities."""
         rows = []
         sens = self.model.sens
-        cols = self.cols
         for k, g in enumerate(self.grids):
             if grids is not None and g not in grids:
                 continue
-            slots = np.flatnonzero((self.book.grid == g) & self.is_d)
-            ids, pos = np.unique(pools.pool_of[slots], return_inverse=True)
-            w = sp.csr_matrix((pools.weights(slots), (np.arange(len(slots)), pos.ravel())),
-                              shape=(len(slots), len(ids)))
-            dv = np.asarray((w.T @ sens.dv_dp[self.bus[g]][:, cols[slots]].T).T)
-            dl = np.asarray((w.T @ sens.dl_dp[self.branch[g]][:, cols[slots]].T).T)
+            ids, wt, cols = self._pooling(pools, g)
+            dv = np.asarray((wt @ sens.dv_dp[self.bus[g]][:, cols].T).T)
+            dl = np.asarray((wt @ sens.dl_dp[self.branch[g]][:, cols].T).T)
             hv = None
             if self.model.hv_dv is not None:  # every pool moves this grid's interface voltage
                 hv = self.model.hv_dv[k][pools.first]
             rows.append(DRows(g, ids, dv, dl, self.limits[g].rating_mva, hv))
         return rows
 
+    def _pooling(self, pools: ZonePools, g: str) -> tuple[np.ndarray, sp.csc_matrix,
+                                                          np.ndarray]:
+        """Grid `g`'s pools in `pools`, the (pools, slots) weights that pool its D slots and
+        those slots' sensitivity columns; fixed for the run, so kept per pools object (the
+        refreshes pool them again and again)."""
+        cache = self.__dict__.setdefault("_pooling_cache", {})
+        key = (id(pools), g)
+        if key not in cache or cache[key][0] is not pools:
+            slots = np.flatnonzero((self.book.grid == g) & self.is_d)
+            ids, pos = np.unique(pools.pool_of[slots], return_inverse=True)
+            w = sp.csr_matrix((pools.weights(slots), (np.arange(len(slots)), pos.ravel())),
+                              shape=(len(slots), len(ids)))
+            cache[key] = (pools, ids, w.T, self.cols[slots])
+        return cache[key][1:]
 
 def _smallest_hit(hits: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Per row of `hits` (bool, (pushers, rows)), the smallest `alpha` (<= 1) of the rows it

@@ -19,6 +19,7 @@ island of one net; the Jacobian is block diagonal, so an injection only moves it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,24 +75,57 @@ def sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarr
         return _sensitivities(model, result, inj_bus, bus_pos, branch_pos, v)
 
 
+def sensitivity_blocks(model: GridModel, inj_bus: np.ndarray, bus_pos: np.ndarray,
+                       branch_pos: np.ndarray, v: np.ndarray
+                       ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                       np.ndarray]]:
+    """`sensitivities` at the operating point `v`, island by island: per island with an
+    injection, its monitored rows (positions in `bus_pos`), its columns (positions in
+    `inj_bus`), their voltage block, its monitored branches (positions in `branch_pos`) and
+    their loading block. Every other entry of `sensitivities`'s matrices is 0 (an injection
+    only moves its own island), so a caller that keeps those zeros writes only the blocks:
+    the refresh of a few D grids then touches their blocks, not (buses x columns) of them
+    all."""
+    with BLAS.limit(limits=1, user_api="blas"):
+        return list(_island_blocks(model, None, np.asarray(inj_bus, dtype=np.int64),
+                                   np.asarray(bus_pos, int), np.asarray(branch_pos, int),
+                                   np.asarray(v, dtype=complex)))
+
+
 def _sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndarray,
                    bus_pos: np.ndarray | None, branch_pos: np.ndarray | None,
                    v: np.ndarray | None) -> DSensitivity:
-    """`sensitivities` (BLAS threads already held to one)."""
-    check = v is None
-    v = model.v if v is None else np.asarray(v, dtype=complex)
+    """`sensitivities` (BLAS threads already held to one): the islands' blocks
+    (`_island_blocks`) in zero matrices."""
     inj_bus = np.asarray(inj_bus, dtype=np.int64)
     bus_pos = np.arange(len(model.bus_index)) if bus_pos is None else np.asarray(bus_pos, int)
     n_branch = len(model.branch_rows)
     branch_pos = np.arange(n_branch) if branch_pos is None else np.asarray(branch_pos, int)
+    dv_dp = np.zeros((len(bus_pos), len(inj_bus)))
+    dl_dp = np.zeros((len(branch_pos), len(inj_bus)))
+    for rows, cols, dv, br, dl in _island_blocks(model, result, inj_bus, bus_pos, branch_pos,
+                                                 v):
+        dv_dp[np.ix_(rows, cols)] = dv
+        if len(br):
+            dl_dp[np.ix_(br, cols)] = dl
+    return DSensitivity(bus=bus_pos, branch=branch_pos, dv_dp=dv_dp, dl_dp=dl_dp,
+                        inj_bus=inj_bus)
+
+
+def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndarray,
+                   bus_pos: np.ndarray, branch_pos: np.ndarray, v: np.ndarray | None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                       np.ndarray]]:
+    """The blocks of `sensitivity_blocks` (`v` None: the model's operating point, checked
+    against `result`)."""
+    check = v is None
+    v = model.v if v is None else np.asarray(v, dtype=complex)
     ok = model.bus_ok
     if check and not np.allclose(np.abs(v[model.bus_int[ok]]), result.vm_pu[ok], atol=1e-9,
                                  rtol=0):
         raise ValueError("model.v is not the operating point of `result`; "
                          "compute sensitivities right after the solve")
     n_int = model.n_bus_int
-    dv_dp = np.zeros((len(bus_pos), len(inj_bus)))
-    dl_dp = np.zeros((len(branch_pos), len(inj_bus)))
 
     # injection columns -> internal buses; slack and isolated buses have no effect
     n_pvpq = len(model.pvpq)
@@ -105,7 +139,7 @@ def _sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
     active = inj_int >= 0
     active[active] = row_p[inj_int[active]] >= 0
     if not active.any():
-        return DSensitivity(bus_pos, branch_pos, dv_dp, dl_dp, inj_bus)
+        return
 
     # islands: the Jacobian is block diagonal over them
     _, label = connected_components(model.ybus != 0, directed=False)
@@ -149,15 +183,16 @@ def _sensitivities(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         dtheta[pos[model.pvpq[var[is_p]]]] = dx[is_p]
         dvm[pos[model.pq[var[~is_p] - n_pvpq]]] = dx[~is_p]
         rows = np.flatnonzero(mon_label == isl)
-        dv_dp[np.ix_(rows, cols)] = dvm[pos[mon_int[rows]]]
         br = np.flatnonzero(br_label == isl)
+        dl = np.zeros((0, len(cols)))
         if len(br):
             # V = |V| e^{jθ}:  dV = V (j dθ + d|V| / |V|)
             dv_c = v[buses, None] * (1j * dtheta + dvm / vm[buses, None])
             d_i = y_bind[br][:, buses] @ dv_c
-            dl_dp[np.ix_(br, cols)] = (unit[br, None] * d_i).real
-    return DSensitivity(bus=bus_pos, branch=branch_pos, dv_dp=dv_dp, dl_dp=dl_dp,
-                        inj_bus=inj_bus)
+            dl = (unit[br, None] * d_i).real
+        yield rows, cols, dvm[pos[mon_int[rows]]], br, dl
+
+
 
 
 def internal_voltage(model: GridModel, bus_pos: np.ndarray, vm_pu: np.ndarray,

@@ -109,8 +109,11 @@ class Scheme:
             return []
         grids = self.dg.refresh(reports)
         if grids:
+            rows: dict[int, list] = {}  # markets over the same pools share their D rows
             for market, pools in self.d_lps:
-                market.update_drows(self.dg.rows(pools, grids))
+                if id(pools) not in rows:
+                    rows[id(pools)] = self.dg.rows(pools, grids)
+                market.update_drows(rows[id(pools)])
         return grids
 
     # --- shared stages -----------------------------------------------------------------
