@@ -173,7 +173,7 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         local[var] = np.arange(len(var))
         rhs = np.zeros((len(var), len(cols)))
         rhs[local[row_p[inj_int[cols]]], np.arange(len(cols))] = 1.0 / model.base_mva
-        dx = splu(jac[var][:, var].tocsc()).solve(rhs)
+        dx = splu(_block(jac, var, local, len(var))).solve(rhs)
         buses = np.flatnonzero(label == isl)
         pos = np.full(n_int, -1, dtype=np.int64)
         pos[buses] = np.arange(len(buses))
@@ -188,12 +188,28 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         if len(br):
             # V = |V| e^{jθ}:  dV = V (j dθ + d|V| / |V|)
             dv_c = v[buses, None] * (1j * dtheta + dvm / vm[buses, None])
-            d_i = y_bind[br][:, buses] @ dv_c
+            d_i = _block(y_bind, br, pos, len(buses)) @ dv_c
             dl = (unit[br, None] * d_i).real
         yield rows, cols, dvm[pos[mon_int[rows]]], br, dl
 
 
-
+def _block(a: sp.csr_matrix | sp.csc_matrix, major: np.ndarray, local: np.ndarray,
+           n_minor: int) -> sp.csr_matrix | sp.csc_matrix:
+    """One island's block of `a` (CSR: rows `major`, CSC: columns `major`), the minor indices
+    mapped through `local` (-1: not in the block, left out): what scipy's fancy indexing
+    ``a[major][:, minor]`` (CSR; ``a[minor][:, major]`` CSC) gives for ascending `minor`, the
+    same entries in the same order, from the arrays without its general machinery (~0.25 ms
+    a call, four per island)."""
+    start, end = a.indptr[major], a.indptr[major + 1]
+    own = end - start
+    at = np.repeat(start - (np.cumsum(own) - own), own) + np.arange(int(own.sum()))
+    idx = local[a.indices[at]]
+    keep = idx >= 0
+    indptr = np.zeros(len(major) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(np.repeat(np.arange(len(major)), own)[keep],
+                          minlength=len(major)), out=indptr[1:])
+    shape = (len(major), n_minor) if a.format == "csr" else (n_minor, len(major))
+    return type(a)((a.data[at[keep]], idx[keep], indptr), shape=shape)
 
 def internal_voltage(model: GridModel, bus_pos: np.ndarray, vm_pu: np.ndarray,
                      va_degree: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:

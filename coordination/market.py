@@ -169,7 +169,7 @@ class FlexMarket:
                 c[np.abs(c) < COEF_TOL] = 0.0
                 if order is not None:
                     c = c[:, order]
-                flat, tiled = c.ravel(), np.tile(pools, len(ks))
+                flat, tiled = c.ravel(), self._tiled(pools, len(ks))
                 for fam in fams:
                     rows.append(lp.row_positions(fam)[ks])
                     data.append(flat)
@@ -181,6 +181,15 @@ class FlexMarket:
             lp.set_coefs(np.concatenate(rows),
                          sp.csr_matrix((np.concatenate(data), np.concatenate(index), indptr),
                                        shape=(len(indptr) - 1, self.n)))
+
+    def _tiled(self, pools: np.ndarray, n: int) -> np.ndarray:
+        """`pools` `n` times end to end: the columns of `n` rows over a grid's pools (kept:
+        every refresh writes the same)."""
+        cache = self.__dict__.setdefault("_tiled_cache", {})
+        key = (pools.tobytes(), n)
+        if key not in cache:
+            cache[key] = np.tile(pools, n)
+        return cache[key]
 
     def _grid_keys(self, keys: list[tuple[int, int]], g: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions in `keys` ((grid, row) per LP row) of grid `g`'s rows, and those rows'

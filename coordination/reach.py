@@ -110,8 +110,7 @@ class Reach:
         n = int(lens[0]) if len(lens) else 0
         g, bu = self.grid[at], self.bu[at]
         same = (n > 0 and np.all(lens == n) and np.all(g == g[0]) and np.all(bu == bu[0])
-                and np.array_equal(pool.reshape(len(at), n), np.broadcast_to(
-                    pool[:n], (len(at), n))))
+                and (len(at) == 1 or np.array_equal(pool[n:], pool[:-n])))
         if not same:
             for o, data in zip(out, self._parts(a, pool, np.repeat(at, lens)), strict=True):
                 o[:] = data
@@ -146,12 +145,19 @@ class Reach:
         at = self.at[lp_rows]
         if not np.any(at >= 0):
             return
-        sub = np.unique(at[at >= 0])
+        sub = np.sort(at[at >= 0])  # `MarketLP.set_coefs` takes each row once
+        if np.any(sub[1:] == sub[:-1]):
+            sub = np.unique(sub)
         rows = self.rows[sub]
         lens = ax.indptr[rows + 1] - ax.indptr[rows]
         b0 = self.b[0]
         if np.array_equal(b0.indptr[sub + 1] - b0.indptr[sub], lens):
-            cut = np.flatnonzero((np.diff(sub) != 1) | (np.diff(rows) != 1)) + 1
+            # runs of consecutive rows that also share their length, u, u's coefficient and
+            # first pool (one grid's rows of one family: `_write_run`'s block)
+            first = ax.indices[np.minimum(ax.indptr[rows], ax.nnz - 1)]
+            cut = np.flatnonzero((np.diff(sub) != 1) | (np.diff(rows) != 1)
+                                 | (np.diff(lens) != 0) | (np.diff(self.grid[sub]) != 0)
+                                 | (np.diff(self.bu[sub]) != 0) | (np.diff(first) != 0)) + 1
             runs = []
             for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, len(sub)].tolist(),
                             strict=True):
@@ -161,9 +167,21 @@ class Reach:
                     break
                 runs.append((s, e, src, dst))
             else:
+                done: dict[tuple, tuple] = {}
                 for s, e, src, dst in runs:
-                    self._write_run(ax.data[src], ax.indices[src], sub[s:e], lens[s:e],
-                                    [b.data[dst] for b in self.b])
+                    a, pool = ax.data[src], ax.indices[src]
+                    out = [b.data[dst] for b in self.b]
+                    # a run equal to one written before (a grid's v_dn rows are its v_up
+                    # rows: same entries, u and coefficient) gets that run's parts
+                    key = (e - s, int(lens[s]), int(self.grid[sub[s]]), float(self.bu[sub[s]]))
+                    twin = done.get(key)
+                    if (twin is not None and np.array_equal(twin[1], pool)
+                            and np.array_equal(twin[0], a)):
+                        for o, t in zip(out, twin[2], strict=True):
+                            o[:] = t
+                        continue
+                    self._write_run(a, pool, sub[s:e], lens[s:e], out)
+                    done[key] = (a, pool, out)
                 return
         blocks = self._coefs(ax, sub)
         self.b = [replace_rows(b, sub, blk) for b, blk in zip(self.b, blocks, strict=True)]
