@@ -7,8 +7,9 @@ than wall-clock time.
 
 TREE: another checkout of tsodso to measure with this interpreter's packages (e.g. main's
 tree, run with main's venv, for a before/after pair). Prints per scheme ms/step of the
-clearing (the coordinator's relinearise + clear), of HiGHS's runs in it, of the rest, and of
-the coordinator's `_record` and the writer's `append`.
+clearing (the coordinator's relinearise + clear), of HiGHS's runs in it, of the rest, of the
+relinearisation in it (`Scheme.relinearise`: the D grids' refresh and their new D rows in the
+markets), and of the coordinator's `_record` and the writer's `append`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ TREE = Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else Path(__file__).reso
 sys.path.insert(0, str(TREE))
 
 from tsodso.coordination import lp  # noqa: E402
+from tsodso.coordination.schemes import base  # noqa: E402
 from tsodso.results import writer  # noqa: E402
 from tsodso.scenarios.load import load  # noqa: E402
 from tsodso.simulators import coordinator  # noqa: E402
@@ -54,6 +56,7 @@ def main() -> None:
     _wrap(coordinator.CoordinatorSim, "_record", "record")
     _wrap(writer.ResultsWriter, "append", "writer")
     _wrap(lp.MarketLP, "_run", "highs")
+    _wrap(base.Scheme, "relinearise", "relinearise")
     print(f"default, {steps} steps, CPU ms/step ({TREE})")
     for scheme in schemes:
         T.clear()
@@ -61,7 +64,8 @@ def main() -> None:
             run(load("default", {"run.steps": steps}), scheme, Path(tmp) / "x.h5")
         ms = {k: 1e3 * v / steps for k, v in T.items()}
         print(f"{scheme:18s} clearing {ms['clear']:6.1f} (HiGHS {ms['highs']:5.1f}, around it "
-              f"{ms['clear'] - ms['highs']:5.1f}), _record {ms['record']:4.1f}, "
+              f"{ms['clear'] - ms['highs']:5.1f}; relinearise {ms['relinearise']:5.1f}), "
+              f"_record {ms['record']:4.1f}, "
               f"writer.append {ms['writer']:4.1f}", flush=True)
 
 
