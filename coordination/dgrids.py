@@ -6,8 +6,10 @@ one `DGridView`. Its sensitivities start at the run's first operating point; bef
 clearing `refresh` re-linearises every D grid whose reported AC state (voltage magnitudes and
 angles, loadings) has moved from the point its sensitivities were taken at by more than
 `refresh_vm_pu` on any bus or `refresh_loading_percent` on any branch: one Jacobian LU of that
-grid's island at the reported state (`coordination.dnetwork.sensitivities`). The markets then
-write the refreshed coefficients into their LPs (`FlexMarket.update_drows`).
+grid's island at the reported state (`coordination.dnetwork.sensitivity_blocks`, written
+block by block into the model: the other grids' blocks are not touched). The markets then
+write the refreshed coefficients into their LPs (`FlexMarket.update_drows`, in place from a
+grid's second refresh on).
 """
 
 from __future__ import annotations

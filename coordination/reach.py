@@ -154,7 +154,8 @@ class Reach:
         if np.array_equal(b0.indptr[sub + 1] - b0.indptr[sub], lens):
             # runs of consecutive rows that also share their length, u, u's coefficient and
             # first pool (one grid's rows of one family: `_write_run`'s block)
-            first = ax.indices[np.minimum(ax.indptr[rows], ax.nnz - 1)]
+            first = (ax.indices[np.minimum(ax.indptr[rows], ax.nnz - 1)] if ax.nnz
+                     else np.zeros(len(rows), dtype=np.int64))
             cut = np.flatnonzero((np.diff(sub) != 1) | (np.diff(rows) != 1)
                                  | (np.diff(lens) != 0) | (np.diff(self.grid[sub]) != 0)
                                  | (np.diff(self.bu[sub]) != 0) | (np.diff(first) != 0)) + 1
