@@ -150,14 +150,16 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
     mon_label = np.where(mon_int >= 0, label[np.maximum(mon_int, 0)], -1)
 
     # loadings: the side that binds at the operating point, |I| pu -> percent of the limit
-    i_f = model.yf_b[branch_pos] @ v
-    i_t = model.yt_b[branch_pos] @ v
+    # whole-matrix products, then the rows: each row's sum is the same, in the same order
+    i_f = (model.yf_b @ v)[branch_pos]
+    i_t = (model.yt_b @ v)[branch_pos]
     scale = model.base_mva / SQRT3 / model.branch_kv[branch_pos]
     limit = model.branch_limit_ka[branch_pos]
     per_pu = np.divide(100.0 * scale, limit, out=np.zeros_like(limit), where=limit > 0)
     from_side = np.abs(i_f) * per_pu[:, 0] >= np.abs(i_t) * per_pu[:, 1]
-    y_bind = sp.vstack([model.yf_b[branch_pos], model.yt_b[branch_pos]]).tocsr()
-    y_bind = y_bind[np.where(from_side, 0, len(branch_pos)) + np.arange(len(branch_pos))]
+    # the binding side's row of each branch: rows of [Yf; Yt] (`_block` takes them per island)
+    y_both = sp.vstack([model.yf_b, model.yt_b], format="csr")
+    bind_row = np.where(from_side, 0, model.yf_b.shape[0]) + branch_pos
     i_bind = np.where(from_side, i_f, i_t)
     mag = np.abs(i_bind)
     # d|I| = Re(conj(I)/|I| dI), scaled to loading percent; at zero current report 0
@@ -188,7 +190,7 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         if len(br):
             # V = |V| e^{jθ}:  dV = V (j dθ + d|V| / |V|)
             dv_c = v[buses, None] * (1j * dtheta + dvm / vm[buses, None])
-            d_i = _block(y_bind, br, pos, len(buses)) @ dv_c
+            d_i = _block(y_both, bind_row[br], pos, len(buses)) @ dv_c
             dl = (unit[br, None] * d_i).real
         yield rows, cols, dvm[pos[mon_int[rows]]], br, dl
 
