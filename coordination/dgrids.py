@@ -279,6 +279,7 @@ class DGridView:
             cache[key] = (pools, ids, w.T, self.cols[slots])
         return cache[key][1:]
 
+
 def _smallest_hit(hits: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Per row of `hits` (bool, (pushers, rows)), the smallest `alpha` (<= 1) of the rows it
     hits, 1 if none; only the rows that scale (alpha < 1) are looked at."""
