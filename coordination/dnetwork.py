@@ -19,6 +19,7 @@ island of one net; the Jacobian is block diagonal, so an injection only moves it
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -142,7 +143,7 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         return
 
     # islands: the Jacobian is block diagonal over them
-    _, label = connected_components(model.ybus != 0, directed=False)
+    label, y_both = _fixed(model)
     var_label = label[np.r_[model.pvpq, model.pq]]  # island of each Jacobian row/column
     jac = model._jacobian(v, model.ybus @ v).tocsc()
     vm = np.abs(v)
@@ -158,7 +159,6 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
     per_pu = np.divide(100.0 * scale, limit, out=np.zeros_like(limit), where=limit > 0)
     from_side = np.abs(i_f) * per_pu[:, 0] >= np.abs(i_t) * per_pu[:, 1]
     # the binding side's row of each branch: rows of [Yf; Yt] (`_block` takes them per island)
-    y_both = sp.vstack([model.yf_b, model.yt_b], format="csr")
     bind_row = np.where(from_side, 0, model.yf_b.shape[0]) + branch_pos
     i_bind = np.where(from_side, i_f, i_t)
     mag = np.abs(i_bind)
@@ -195,13 +195,29 @@ def _island_blocks(model: GridModel, result: FlowResult | None, inj_bus: np.ndar
         yield rows, cols, dvm[pos[mon_int[rows]]], br, dl
 
 
+#: per GridModel: its admittances when last seen, its islands and [Yf; Yt] (`_fixed`)
+_FIXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fixed(model: GridModel) -> tuple[np.ndarray, sp.csr_matrix]:
+    """The island of each internal bus of `model` and its branch admittances [Yf; Yt] (rows
+    of the monitored branches, from then to side), computed once per model while its
+    admittance matrices stay the same objects (a refresh reads them at every call)."""
+    key = (model.ybus, model.yf_b, model.yt_b)
+    got = _FIXED.get(model)
+    if got is None or any(a is not b for a, b in zip(got[0], key, strict=True)):
+        _, label = connected_components(model.ybus != 0, directed=False)
+        got = _FIXED[model] = (key, label, sp.vstack([model.yf_b, model.yt_b], format="csr"))
+    return got[1], got[2]
+
+
 def _block(a: sp.csr_matrix | sp.csc_matrix, major: np.ndarray, local: np.ndarray,
            n_minor: int) -> sp.csr_matrix | sp.csc_matrix:
     """One island's block of `a` (CSR: rows `major`, CSC: columns `major`), the minor indices
     mapped through `local` (-1: not in the block, left out): what scipy's fancy indexing
     ``a[major][:, minor]`` (CSR; ``a[minor][:, major]`` CSC) gives for ascending `minor`, the
-    same entries in the same order, read from the arrays (scipy's two fancy indexings per
-    island and matrix took 0.25 ms a call under cProfile, several times the work)."""
+    same entries in the same order, read from the arrays (scipy's fancy indexing, two calls
+    per island and matrix, took 0.25 ms a call under cProfile)."""
     start, end = a.indptr[major], a.indptr[major + 1]
     own = end - start
     at = np.repeat(start - (np.cumsum(own) - own), own) + np.arange(int(own.sum()))
