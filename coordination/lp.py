@@ -80,7 +80,7 @@ from typing import ClassVar
 import highspy
 import numpy as np
 import scipy.sparse as sp
-from tsodso.coordination.reach import Reach, near, reaches, replace_rows
+from tsodso.coordination.reach import Reach, clearance, near, reaches, replace_rows
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -281,6 +281,13 @@ class MarketLP:
                                  self.extra_index.get("hv", np.zeros(0, dtype=np.int32)))
         self._scr = self.reach.rows
         self._hv_rows = self.reach.hv_rows
+        ao = self._ao
+        self._u_cols = np.array([ao.indices[ao.indptr[r]] if ao.indptr[r + 1] - ao.indptr[r] == 1
+                                 else -1 for r in self._hv_rows.tolist()], dtype=np.int64)
+        not_u = np.ones(ao.shape[1])
+        not_u[self._u_cols[self._u_cols >= 0]] = 0.0
+        self._ao_rest = abs(ao) @ sp.diags(not_u)  # |entries| of the columns other than x, u
+        self._clear = None  # per screenable row, how far its reach stays from its bounds
 
     def _screen(self) -> None:
         """Leave out of HiGHS the screenable rows that cannot reach a bound this step, or
@@ -296,6 +303,8 @@ class MarketLP:
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
         amin, amax = self.reach.bounds(self._mw)
         need = reaches(amin, amax, lo, hi)
+        if self.near_share is None:  # the left-out rows are the clear ones (`_violated`)
+            self._clear = (clearance(amin, amax, lo, hi), amax - amin)
         if self.near_share is not None and self._last_col is not None:
             act = self._activity(self._last_col, self._scr)
             need &= near(act, amin, amax, lo, hi, self.near_share)
@@ -365,14 +374,57 @@ class MarketLP:
         return x_part.tocsc() + ao.tocsc()
 
     def _violated(self, col: np.ndarray) -> np.ndarray:
-        """Left-out rows the solution `col` does not keep within their screening margin."""
-        out = self._pos < 0
-        rows = np.flatnonzero(out)
+        """Left-out rows the solution `col` does not keep within their screening margin.
+
+        With the box reach alone (``near_share`` None) every left-out row's reach stayed
+        clear of its bounds (`_screen`), so a solution inside the box can only bring it
+        nearer by what HiGHS leaves of the ``u`` rows (``u_g - c_g x``) and by rounding: the
+        rows clear by more than that (`_sure`) are not read, the others are checked as
+        before, so the rows found are the same."""
+        rows = np.flatnonzero(self._pos < 0)
         if len(rows) == 0:
             return rows
-        act = self._activity(col, rows)
+        if self._clear is not None:
+            rows = rows[~self._sure(col, rows)]
+            if len(rows) == 0:
+                return rows
+            ax, ao = self._ax[rows], self._ao[rows]  # the same sums as the whole products'
+            act = ax @ col[self.col_index["x"]] + ao @ col
+        else:
+            act = self._activity(col, rows)
         lo, hi = self._rlo[rows], self._rhi[rows]
         return rows[reaches(act, act, lo, hi)]
+
+    def _sure(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Which of the left-out rows `rows` the solution `col` certainly keeps clear of its
+        bounds: x is inside the box ``[0, mw]`` and the rows' other columns (own slacks,
+        fixed columns) are 0, so a row's activity is within its reach but for
+        ``|b_r| |u_g - c_g x|`` and rounding, which is below ``1e-9`` of the sum of the
+        magnitudes of its terms (reach width, plus ``2 |b_r| |c_g| mw``: ~1e-12 at most for
+        the lengths of these rows, so the margin is a thousand times that). None are sure
+        when x leaves the box; a row whose slack or fixed column is not 0 is not sure."""
+        x = col[self.col_index["x"]]
+        none = np.zeros(len(rows), dtype=bool)
+        at = self.reach.at[rows]
+        if np.any(x < 0.0) or np.any(x > self._mw) or np.any(at < 0):
+            return none
+        rest = (self._ao_rest @ np.abs(col))[rows] == 0.0  # own slack and fixed columns at 0
+        gap, width = self._clear
+        r = self.reach
+        slack = width[at].copy()
+        if len(r.c):
+            g = r.grid[at]
+            has_u = g >= 0
+            u = np.where(self._u_cols >= 0, col[np.maximum(self._u_cols, 0)], 0.0)
+            res = np.abs(u - r.c @ x)
+            size = np.abs(r.c) @ self._mw + np.abs(u)
+            bu = np.abs(r.bu[at])
+            gg = np.maximum(g, 0)
+            slack += np.where(has_u, 2.0 * bu * size[gg], 0.0)
+            tol = np.where(has_u, bu * res[gg], 0.0) + 1e-9 * (1.0 + slack)
+        else:
+            tol = 1e-9 * (1.0 + slack)
+        return rest & (gap[at] > tol)
 
     def _activity(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Activity of the rows `rows` at the column values `col`."""
