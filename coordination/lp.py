@@ -49,8 +49,9 @@ slack is not basic in HiGHS's basis stay in. After the solve every left-out
 row is checked against the solution; one that comes within the margin is added and the LP
 solved again (with the box reach alone, a left-out row whose reach stays clear of its bounds by
 more than HiGHS's residual on the ``u`` rows and rounding can take no solution inside the box
-near them, and is not read: `MarketLP._sure`). The optimum is therefore the full LP's: its primal solution satisfies every row,
-and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
+near them, and is not read: `MarketLP._sure`). The optimum is therefore the full LP's: its
+primal solution satisfies every row, and the left-out rows are strictly slack there, so their
+duals (reported as 0) are the full
 LP's too. Rows that must come in are added to HiGHS's model (``addRows``, after its rows,
 basic; its basis kept). HiGHS is given a new model (arrays, one ``passModel``, the previous
 basis mapped on it, new rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when
