@@ -34,30 +34,28 @@ and ``MarketLP.rows``. The LP is assembled once and handed to HiGHS with one ``p
 are written straight into the HiGHS model with a few vectorised calls, which is re-solved
 from the previous basis.
 
-Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of
-the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
+Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of the
+inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
 lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, with ``u_g``
 following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
 exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
 ``reach.SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
-model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02)
-a row the box lets in is held only if its activity at the last solution (this step's
-coefficients and bounds) comes within ``near_share`` of its reach width of a bound
-(`reach.near`); the others are left to the check below (the centralized market and both of
-`integrated`'s keep the box alone: see `market.py`, `schemes/integrated.py`). Rows whose
-slack is not basic in HiGHS's basis stay in. After the solve every left-out
-row is checked against the solution; one that comes within the margin is added and the LP
-solved again (with the box reach alone, a left-out row whose reach stays clear of its bounds by
-more than HiGHS's residual on the ``u`` rows and rounding can take no solution inside the box
-near them, and is not read: `MarketLP._sure`). The optimum is therefore the full LP's: its
-primal solution satisfies every row, and the left-out rows are strictly slack there, so their
-duals (reported as 0) are the full
-LP's too. Rows that must come in are added to HiGHS's model (``addRows``, after its rows,
-basic; its basis kept). HiGHS is given a new model (arrays, one ``passModel``, the previous
-basis mapped on it, new rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when
-a refresh changed coefficients of rows it holds (once, at the next solve's screening). Rows
-whose other columns are not ``x``, one ``u``, fixed columns or their own penalised slack are
-never left out.
+model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02) a
+row the box lets in is held only if its activity at the last solution (this step's coefficients
+and bounds) comes within ``near_share`` of its reach width of a bound (`reach.near`); the
+others are left to the check below (the centralized market and both of `integrated`'s keep the
+box alone: see `market.py`, `schemes/integrated.py`). Rows whose slack is not basic in HiGHS's
+basis stay in. After the solve every left-out row is checked against the solution; one that
+comes within the margin is added and the LP solved again (with the box reach alone, a left-out
+row whose reach stays clear of its bounds by more than HiGHS's residual on the ``u`` rows and
+rounding can take no solution inside the box near them, and is not read: `MarketLP._sure`). The
+optimum is therefore the full LP's: its primal solution satisfies every row, and the left-out
+rows are strictly slack there, so their duals (reported as 0) are the full LP's too. Rows that
+must come in are added to HiGHS's model (``addRows``, after its rows, basic; its basis kept).
+HiGHS is given a new model (arrays, one ``passModel``, the previous basis mapped on it, new
+rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when a refresh changed
+coefficients of rows it holds (once, at the next solve's screening). Rows whose other columns
+are not ``x``, one ``u``, fixed columns or their own penalised slack are never left out.
 
 Ties: equal prices are ranked by pool index (lower index activated first) through a cost
 perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
