@@ -94,7 +94,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.timing.clearing_s += _time.perf_counter() - t0
         self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"))
         self.cleared_at = time
-        self.out = {"activations": Dispatch(outcome.activated, self._without_tso_d(outcome))}
+        self.out = {}
+        if np.any(outcome.activated != 0):  # none: the providers settle the step themselves
+            self.out["activations"] = Dispatch(outcome.activated, self._without_tso_d(outcome))
         if not np.any(outcome.activated > 1e-6):  # the grids stay as they are: record now
             self.out["record"] = self._record(k)
 
