@@ -10,7 +10,6 @@ step's record to the recorder.
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterator, Mapping
 
 import mosaik_api_v3
 import numpy as np
@@ -199,9 +198,14 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             effects = self.dgrids.effects(tso)
             dv = {g: e[0] for g, e in effects.items()}
             dl = {g: e[1] for g, e in effects.items()}
+        # MW offered per activated resource (the rules read no other; an id without a slot
+        # is left out and counts as 0 MW offered): not a dict of every slot each step
+        mw = offered.tolist()
+        offered_mw = {a.resource: mw[slot[a.resource]] for a in outcome.activations
+                      if a.resource in slot}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
-            offered_mw=_Offered(slot, offered),
+            offered_mw=offered_mw,
             vm_after={g: self.reports[g].vm_pu for g in ctx.dso_grids},
             loading_after={g: self.reports[g].loading_percent for g in ctx.dso_grids},
             dv_tso=dv, dl_tso=dl,
@@ -216,23 +220,3 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
                                 if a in self.out}}
 
-
-class _Offered(Mapping):
-    """MW offered per resource id this step, read from the offers per slot (no dict of all
-    slots built every step)."""
-
-    def __init__(self, slot_of: dict[str, int], mw: np.ndarray) -> None:
-        self._slot, self._mw = slot_of, mw
-
-    def __getitem__(self, resource: str) -> float:
-        return float(self._mw[self._slot[resource]])
-
-    def get(self, resource: str, default: float = 0.0) -> float:
-        i = self._slot.get(resource)
-        return default if i is None else float(self._mw[i])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._slot)
-
-    def __len__(self) -> int:
-        return len(self._slot)
