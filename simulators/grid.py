@@ -141,6 +141,7 @@ class GridSim(mosaik_api_v3.Simulator):
         self._inj: dict[bool, tuple] = {}  # this step's injections (see `_injections`)
         self.taps = None  # D only: the DSOs' tap changers (see simulators/taps.py)
         self._iface_rows = None  # see _tap_loading
+        self._iface_idx = None  # see _iface_index
         if taps is not None and runtime.level == "D":
             ifaces = [(i.name, i.trafo, int(sl.iface_slack[j])) for sl in runtime.grids.values()
                       for j, i in enumerate(sl.interfaces)]
@@ -194,11 +195,15 @@ class GridSim(mosaik_api_v3.Simulator):
         if rt.level != "T" or not self.s_in:
             return own
         p_load, q_load = own[0].copy(), own[1].copy()
-        for j, iface in enumerate(rt.interfaces):
-            s = self.s_in.get(iface.name)
-            if s is not None:
-                p_load[rt.iface_load[j]] = s.real
-                q_load[rt.iface_load[j]] = s.imag
+        s_in = [self.s_in.get(iface.name) for iface in rt.interfaces]
+        if None in s_in:  # an interface without an exchange yet keeps its own load
+            at = [j for j, s in enumerate(s_in) if s is not None]
+            s_in = [s_in[j] for j in at]
+        else:
+            at = slice(None)
+        rows = rt.iface_load[at]
+        p_load[rows] = [s.real for s in s_in]
+        q_load[rows] = [s.imag for s in s_in]
         return p_load, q_load, *own[2:]
 
     def _own_injections(self, k: int, without_tso: bool):
@@ -266,15 +271,12 @@ class GridSim(mosaik_api_v3.Simulator):
         self.iface_s = {}
         taps = (None if self.taps is None else  # the level's tap positions, once per solve
                 dict(zip(self.taps.names, self.taps.position().tolist(), strict=True)))
-        iface_s: dict[str, dict[str, complex]] = {}
-        for eid, sl in rt.grids.items():
-            part: dict[str, complex] = {}
-            if rt.level == "D" and res is not None:
-                for j, iface in enumerate(sl.interfaces):
-                    b = sl.iface_branch[j]
-                    part[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
-                self.iface_s.update(part)
-            iface_s[eid] = part
+        iface_s: dict[str, dict[str, complex]] = {eid: {} for eid in rt.grids}
+        if rt.level == "D" and res is not None:  # the exchanges at the interface branches
+            names, grids, rows = self._iface_index()
+            p, q = res.p_from_mw[rows].tolist(), res.q_from_mvar[rows].tolist()
+            for name, eid, p_mw, q_mvar in zip(names, grids, p, q, strict=True):
+                iface_s[eid][name] = self.iface_s[name] = complex(p_mw, q_mvar)
         own = {eid: 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
                for eid, st in self.state.items()}
         iteration = self.iteration
@@ -299,6 +301,16 @@ class GridSim(mosaik_api_v3.Simulator):
         self.reports = LazyReports(list(self.state), report)
         if rt.level == "T":
             self._loop_control(res)
+
+    def _iface_index(self) -> tuple[list[str], list[str], np.ndarray]:
+        """The D net's interfaces in grid order: names, grids and branch rows."""
+        if self._iface_idx is None:
+            grids = self.rt.grids.items()
+            self._iface_idx = ([i.name for _, sl in grids for i in sl.interfaces],
+                               [eid for eid, sl in grids for _ in sl.interfaces],
+                               np.array([b for _, sl in grids for b in sl.iface_branch],
+                                        dtype=np.int64))
+        return self._iface_idx
 
     def _tapped_v_ref(self) -> np.ndarray:
         """The D slack voltages: the interface voltages scaled by the taps' moves."""
