@@ -102,13 +102,19 @@ def _earliest_sum(self: MinimalDurations, other: TieredTime) -> TieredTime:
     return min(other + d for d in durations)
 
 
+_END: dict[tuple, TieredTime] = {}  # (until, from_world_time) -> the end in those tiers
+
+
 def _advance_progress(sim, world) -> None:
     """`scheduler.advance_progress`: set the simulator's progress to the earliest time it can
     still be stepped at (stock: `min` over a list of the same candidates)."""
     if world.rt_factor:
         ORIGINAL["advance_progress"][1](sim, world)
         return
-    new = TieredTime(world.until) + sim.from_world_time
+    key = (world.until, sim.from_world_time)
+    new = _END.get(key)
+    if new is None:  # the end of the run in the simulator's tiers, the same every call
+        new = _END[key] = TieredTime(world.until) + sim.from_world_time
     for pre_sim, distance in sim.triggering_ancestors.items():
         steps = pre_sim.next_steps
         if steps:
