@@ -190,6 +190,11 @@ class Portfolio:
         """Net injection change of the providers' own schedule corrections per grid (MW,
         + = more): the same for every set-point message of a step."""
         fix_load, fix_sto = self._fix
+        if not (fix_load.any() or fix_sto.any()
+                or np.signbit(fix_load).any() or np.signbit(fix_sto).any()):
+            # no corrections (every one +0.0, most steps): each grid's sums are +0.0, and
+            # -(+0.0) - (+0.0) is -0.0, as summed grid by grid
+            return dict.fromkeys(self.grids, -0.0)
         return {name: float(-fix_load[self._at[(name, "load")]].sum()
                             - fix_sto[self._at[(name, "storage")]].sum()) for name in self.grids}
 

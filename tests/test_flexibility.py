@@ -97,3 +97,13 @@ def test_settle_idle_is_activating_nothing():
     assert a.soc["MV1"][0] != pytest.approx(0.9)  # the schedule moved the storage
     assert a.offer(3).mw.tobytes() == b.offer(3).mw.tobytes()
     assert a.book.price.tobytes() == b.book.price.tobytes()
+
+
+def test_schedule_without_corrections_is_negative_zero(portfolio):
+    """With no schedule corrections a grid's net change is -(+0.0) - (+0.0) = -0.0, the value
+    the sums grid by grid give (a + -0.0 leaves every imbalance as it is, -0.0 included)."""
+    portfolio.offer(0)  # storage at 0.9 of 1.0 MWh, no schedule: nothing cut, no payback
+    for sp in portfolio.neutral().values():
+        assert sp.schedule_mw == 0.0 and np.signbit(sp.schedule_mw)
+    portfolio._fix[1][:] = 0.25  # a storage schedule cut: the grid's change is -0.25 MW
+    assert portfolio._schedules() == {"HV1": -0.0, "MV1": -0.25}
