@@ -200,9 +200,8 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             dl = {g: e[1] for g, e in effects.items()}
         # MW offered per activated resource (the rules read no other; an id without a slot
         # is left out and counts as 0 MW offered): not a dict of every slot each step
-        mw = offered.tolist()
-        offered_mw = {a.resource: mw[slot[a.resource]] for a in outcome.activations
-                      if a.resource in slot}
+        offered_mw = {a.resource: float(offered[slot[a.resource]])
+                      for a in outcome.activations if a.resource in slot}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
             offered_mw=offered_mw,
