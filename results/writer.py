@@ -360,11 +360,14 @@ class ResultsWriter:
             dss = self._table_ds[table]
             dss["row"].resize(r1, axis=0)
             dss["row"][r0:r1] = np.arange(r0, r1, dtype=np.int64)
+            columns = list(zip(*rows, strict=True))  # the rows' values column by column
             for j, (col, kind, _, _) in enumerate(TABLE_COLUMNS[table]):
-                values = [r[j] for r in rows]
+                values = columns[j]
                 if kind == "str":
+                    # names repeat from row to row: each distinct one encoded once
+                    code = {v: v.encode("utf-8") for v in set(values)}
                     # the dataset's dtype carries h5py's UTF-8 marker (plain "S" is ASCII)
-                    data = np.array([v.encode("utf-8") for v in values], dtype=dss[col].dtype)
+                    data = np.array([code[v] for v in values], dtype=dss[col].dtype)
                 else:
                     data = np.asarray(values, dtype=kind)
                 dss[col].resize(r1, axis=0)

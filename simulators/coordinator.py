@@ -10,7 +10,6 @@ step's record to the recorder.
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterator, Mapping
 
 import mosaik_api_v3
 import numpy as np
@@ -92,26 +91,40 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         self.scheme.relinearise(self.reports)  # part of the clearing's cost
         outcome = self.scheme.clear(needs, dict(self.reports))
         self.timing.clearing_s += _time.perf_counter() - t0
-        self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"))
+        tso_mw, tso_net = self._tso_d(outcome)
+        self.pending = (needs, outcome, self.book.mw.copy(), self._grid_events("before"),
+                        tso_net)
         self.cleared_at = time
-        self.out = {"activations": Dispatch(outcome.activated, self._without_tso_d(outcome))}
+        self.out = {}
+        if np.any(outcome.activated != 0):  # none: the providers settle the step themselves
+            self.out["activations"] = Dispatch(outcome.activated,
+                                               self._without_tso_d(outcome, tso_mw))
         if not np.any(outcome.activated > 1e-6):  # the grids stay as they are: record now
             self.out["record"] = self._record(k)
 
-    def _without_tso_d(self, outcome) -> np.ndarray | None:
-        """The activations without the TSO's activations of D-connected resources (None if
-        it made none): the D grids' counterfactual for the conflict rules."""
-        tso = np.zeros(len(self.book))
+    def _tso_d(self, outcome) -> tuple[np.ndarray, np.ndarray]:
+        """The TSO's activations of D-connected resources per slot: MW, and MW signed by
+        direction (+ = up), each summed in activation order."""
+        mw, net = np.zeros(len(self.book)), np.zeros(len(self.book))
+        slot = self.slot_of
         for a in outcome.activations:
             if a.buyer == TSO and a.level == "D":
-                tso[self.slot_of[a.resource]] += a.mw
+                i = slot[a.resource]
+                mw[i] += a.mw
+                net[i] += a.direction * a.mw
+        return mw, net
+
+    def _without_tso_d(self, outcome, tso: np.ndarray) -> np.ndarray | None:
+        """The activations without the TSO's activations of D-connected resources (`tso`,
+        MW per slot; None if it made none): the D grids' counterfactual for the conflict
+        rules."""
         if not np.any(tso > 1e-6):
             return None
         return np.maximum(outcome.activated - tso, 0.0)
 
     def _record(self, k: int) -> StepRecord:
         ctx = self.ctx
-        needs, outcome, _, events = self.pending
+        needs, outcome, _, events, _ = self.pending
         acts = outcome.activations
         costs = dict.fromkeys(COST_KEYS, 0.0)
         by_grid = np.zeros(len(ctx.dso_grids))
@@ -170,13 +183,9 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         """What the conflict rules need: activations, offers, the D grids after the market,
         and the D grids without the TSO's activations there (the AC counterfactual the D grid
         simulator solved; the linear estimate only where that power flow failed)."""
-        ctx, book = self.ctx, self.book
-        offered = self.pending[2]
+        ctx = self.ctx
+        offered, tso = self.pending[2], self.pending[4]  # tso: signed MW per slot
         slot = self.slot_of
-        tso = np.zeros(len(book))
-        for a in outcome.activations:
-            if a.buyer == TSO and a.level == "D":
-                tso[slot[a.resource]] += a.direction * a.mw
         reps = self.reports
         vm_cf = {g: reps[g].vm_without_tso for g in ctx.dso_grids
                  if reps[g].vm_without_tso is not None}
@@ -189,9 +198,13 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
             effects = self.dgrids.effects(tso)
             dv = {g: e[0] for g, e in effects.items()}
             dl = {g: e[1] for g, e in effects.items()}
+        # MW offered per activated resource (the rules read no other; an id without a slot
+        # is left out and counts as 0 MW offered): not a dict of every slot each step
+        offered_mw = {a.resource: float(offered[slot[a.resource]])
+                      for a in outcome.activations if a.resource in slot}
         return StepView(
             activations=outcome.activations, dso_grids=ctx.dso_grids,
-            offered_mw=_Offered(slot, offered),
+            offered_mw=offered_mw,
             vm_after={g: self.reports[g].vm_pu for g in ctx.dso_grids},
             loading_after={g: self.reports[g].loading_percent for g in ctx.dso_grids},
             dv_tso=dv, dl_tso=dl,
@@ -206,23 +219,3 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
         return {"coordinator": {a: self.out[a] for a in outputs.get("coordinator", [])
                                 if a in self.out}}
 
-
-class _Offered(Mapping):
-    """MW offered per resource id this step, read from the offers per slot (no dict of all
-    slots built every step)."""
-
-    def __init__(self, slot_of: dict[str, int], mw: np.ndarray) -> None:
-        self._slot, self._mw = slot_of, mw
-
-    def __getitem__(self, resource: str) -> float:
-        return float(self._mw[self._slot[resource]])
-
-    def get(self, resource: str, default: float = 0.0) -> float:
-        i = self._slot.get(resource)
-        return default if i is None else float(self._mw[i])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._slot)
-
-    def __len__(self) -> int:
-        return len(self._slot)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from tsodso.coordination.bid import BidBook
 from tsodso.core.assets import KINDS, TABLES
-from tsodso.core.series import row_blocks
+from tsodso.core.series import ROWS_PER_BLOCK, row_blocks
 from tsodso.simulators import storage
 from tsodso.simulators.rebound import Rebound
 
@@ -140,6 +140,8 @@ class Portfolio:
         self.book = BidBook.from_rows(rows)
         self.slot_bus = np.asarray(bus_of_slot, dtype=np.int64)  # bus in its own grid (-1: none)
         self._element_slots()
+        self._n_steps = max((g.fc_load.shape[0] for g in grids), default=0)
+        self._stacked: dict[str, tuple[int, np.ndarray]] = {}  # see `_rows`
         self._stack(grids)
         self._base_price = self.book.price.copy()
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -188,6 +190,11 @@ class Portfolio:
         """Net injection change of the providers' own schedule corrections per grid (MW,
         + = more): the same for every set-point message of a step."""
         fix_load, fix_sto = self._fix
+        if not (fix_load.any() or fix_sto.any()
+                or np.signbit(fix_load).any() or np.signbit(fix_sto).any()):
+            # no corrections (every one +0.0, most steps): each grid's sums are +0.0, and
+            # -(+0.0) - (+0.0) is -0.0, as summed grid by grid
+            return dict.fromkeys(self.grids, -0.0)
         return {name: float(-fix_load[self._at[(name, "load")]].sum()
                             - fix_sto[self._at[(name, "storage")]].sum()) for name in self.grids}
 
@@ -235,8 +242,17 @@ class Portfolio:
 
     # --- each step ----------------------------------------------------------------------
     def _rows(self, k: int, what: str) -> np.ndarray:
-        """Step k's forecast row (`fc_sgen`, `fc_load`, `fc_sto`) of all grids, stacked."""
-        return np.concatenate([getattr(g, what)[k] for g in self.grids.values()])
+        """Step k's forecast row (`fc_sgen`, `fc_load`, `fc_sto`) of all grids, stacked (a
+        view: callers do not change it). The rows are stacked a block of steps at a time (the
+        block the forecasts are made in), not once per step and use."""
+        b = k // ROWS_PER_BLOCK
+        got = self._stacked.get(what)
+        if got is None or got[0] != b:
+            lo = b * ROWS_PER_BLOCK
+            hi = min(lo + ROWS_PER_BLOCK, self._n_steps)
+            got = self._stacked[what] = (b, np.concatenate(
+                [np.asarray(getattr(g, what)[lo:hi]) for g in self.grids.values()], axis=1))
+        return got[1][k - b * ROWS_PER_BLOCK]
 
     def offer(self, k: int) -> BidBook:
         """Update the book's offered MW for step k from forecasts and state of charge."""
@@ -353,6 +369,25 @@ class Portfolio:
         delta = storage.energy_change(charge, self.step_h, self._eta)
         self._soc[:] = np.clip(self._soc + delta, self._sto_e_min, self._sto_e_max)
         return self._per_grid(dp_load, dp_sgen, dp_sto, balancing)
+
+    def settle_idle(self, k: int) -> None:
+        """The state change of step k when nothing was activated: the same as
+        `activate(k, zeros)` (the set-point changes are then this step's schedule corrections
+        alone, which the grids already run on), without spreading zeros over the slots where
+        that gives exactly zero changes (every offered weight finite)."""
+        fix_load, fix_sto = self._fix
+        if not all(np.isfinite(w).all() for w in self._weights.values()):
+            self.activate(k, np.zeros(len(self.book)))
+            return
+        # the sums `_changes` would make: 0.0 -/+ (+-0.0) stays 0.0, then the corrections
+        dp_load = np.zeros(len(fix_load)) + fix_load
+        dp_sto = np.zeros(len(fix_sto)) + fix_sto
+        shifted = dp_load - fix_load
+        if np.any(shifted):  # 0.0 (finite corrections) books nothing: x - 0.0 / n == x
+            self._rebound.shift(k, shifted)
+        charge = self._rows(k, "fc_sto") + dp_sto
+        delta = storage.energy_change(charge, self.step_h, self._eta)
+        self._soc[:] = np.clip(self._soc + delta, self._sto_e_min, self._sto_e_max)
 
     def setpoints(self, activated: np.ndarray) -> dict[str, Setpoints]:
         """Element set-point changes per grid for activated MW per slot, with the providers'

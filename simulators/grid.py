@@ -19,6 +19,7 @@ the activations it has been sent in this step.
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import mosaik_api_v3
@@ -113,7 +114,7 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def __init__(self) -> None:
         super().__init__(META)
-        self.state: dict[str, dict] = {}  # grid -> this step's set-points and last report
+        self.state: dict[str, dict] = {}  # grid -> this step's set-points
         self.time = -1
         self.created = False
 
@@ -123,7 +124,7 @@ class GridSim(mosaik_api_v3.Simulator):
              taps: TapSettings | None = None):
         self.rt: LevelRuntime = runtime
         self.level = runtime.level
-        self.state = {g: dict(dp=None, report=None) for g in runtime.grids}
+        self.state = {g: dict(dp=None) for g in runtime.grids}
         self.iface_s: dict[str, complex] = {}  # D: this iteration's exchange per interface
         self.step_s = step_s
         self.tol = tolerance_mw
@@ -136,8 +137,11 @@ class GridSim(mosaik_api_v3.Simulator):
         self.v_sent: dict = {}
         self.last_s: dict = {}
         self.s_in: dict = {}
+        self.reports: Mapping[str, GridReport] = {}  # the last solve's, built when read
+        self._inj: dict[bool, tuple] = {}  # this step's injections (see `_injections`)
         self.taps = None  # D only: the DSOs' tap changers (see simulators/taps.py)
         self._iface_rows = None  # see _tap_loading
+        self._iface_idx = None  # see _iface_index
         if taps is not None and runtime.level == "D":
             ifaces = [(i.name, i.trafo, int(sl.iface_slack[j])) for sl in runtime.grids.values()
                       for j, i in enumerate(sl.interfaces)]
@@ -155,6 +159,7 @@ class GridSim(mosaik_api_v3.Simulator):
     def step(self, time, inputs, max_advance):
         if time != self.time:  # a new step: forget last step's activations
             self.time, self.iteration = time, 0
+            self._inj = {}
             for st in self.state.values():
                 st["dp"] = None
             if self.taps is not None:
@@ -164,7 +169,9 @@ class GridSim(mosaik_api_v3.Simulator):
             for sp in data.get("setpoints", {}).values():
                 if sp is not None:
                     for g, st in self.state.items():
-                        st["dp"] = sp[g]
+                        if st["dp"] is not sp[g]:  # mosaik hands the last message on
+                            st["dp"] = sp[g]  # again each loop iteration
+                            self._inj = {}
             for v in data.get("interface_v", {}).values():
                 if v is not None:
                     iface_v.update(v)
@@ -176,7 +183,32 @@ class GridSim(mosaik_api_v3.Simulator):
 
     def _injections(self, k: int, without_tso: bool = False):
         """Realised injections of step k with this step's set-point changes (`without_tso`:
-        the changes without the TSO's activations in D grids, where given)."""
+        the changes without the TSO's activations in D grids, where given), with the
+        interface exchanges in the T net.
+
+        The grids' own injections are made once per step and set-point message (the loop
+        iterations of a step solve with the same ones; the power flow only reads them)."""
+        rt = self.rt
+        own = self._inj.get(without_tso)
+        if own is None:
+            own = self._inj[without_tso] = self._own_injections(k, without_tso)
+        if rt.level != "T" or not self.s_in:
+            return own
+        p_load, q_load = own[0].copy(), own[1].copy()
+        s_in = [self.s_in.get(iface.name) for iface in rt.interfaces]
+        if None in s_in:  # an interface without an exchange yet keeps its own load
+            at = [j for j, s in enumerate(s_in) if s is not None]
+            s_in = [s_in[j] for j in at]
+        else:
+            at = slice(None)
+        rows = rt.iface_load[at]
+        p_load[rows] = [s.real for s in s_in]
+        q_load[rows] = [s.imag for s in s_in]
+        return p_load, q_load, *own[2:]
+
+    def _own_injections(self, k: int, without_tso: bool):
+        """The level's element injections of step k with the set-point changes (no
+        interface exchanges)."""
         rt = self.rt
         p_load = rt.re_load_p[k].copy()
         p_sgen = rt.re_sgen_p[k].copy()
@@ -192,13 +224,7 @@ class GridSim(mosaik_api_v3.Simulator):
             p_sgen[sl.sgen] += dp.dp_sgen
             p_sto[sl.sto] += dp.dp_sto
         p_sgen = np.maximum(p_sgen, np.minimum(rt.re_sgen_p[k], 0.0))  # curtail to zero at most
-        q_load = rt.re_load_q[k].copy()
-        for j, iface in enumerate(rt.interfaces if rt.level == "T" else []):
-            s = self.s_in.get(iface.name)
-            if s is not None:
-                p_load[rt.iface_load[j]] = s.real
-                q_load[rt.iface_load[j]] = s.imag
-        return p_load, q_load, p_sgen, rt.re_sgen_q[k], p_sto, rt.re_sto_q[k]
+        return p_load, rt.re_load_q[k].copy(), p_sgen, rt.re_sgen_q[k], p_sto, rt.re_sto_q[k]
 
     def _solve(self, k: int, time: int, iface_v: dict) -> None:
         rt = self.rt
@@ -245,7 +271,17 @@ class GridSim(mosaik_api_v3.Simulator):
         self.iface_s = {}
         taps = (None if self.taps is None else  # the level's tap positions, once per solve
                 dict(zip(self.taps.names, self.taps.position().tolist(), strict=True)))
-        for eid, st in self.state.items():
+        iface_s: dict[str, dict[str, complex]] = {eid: {} for eid in rt.grids}
+        if rt.level == "D" and res is not None:  # the exchanges at the interface branches
+            names, grids, rows = self._iface_index()
+            p, q = res.p_from_mw[rows].tolist(), res.q_from_mvar[rows].tolist()
+            for name, eid, p_mw, q_mvar in zip(names, grids, p, q, strict=True):
+                iface_s[eid][name] = self.iface_s[name] = complex(p_mw, q_mvar)
+        own = {eid: 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
+               for eid, st in self.state.items()}
+        iteration = self.iteration
+
+        def report(eid: str) -> GridReport:
             sl = rt.grids[eid]
             if res is None:
                 vm, ld = np.full(len(sl.bus), np.nan), np.full(len(sl.branch), np.nan)
@@ -253,21 +289,28 @@ class GridSim(mosaik_api_v3.Simulator):
             else:
                 vm, ld = res.vm_pu[sl.bus], res.loading_percent[sl.branch]
                 pf, va = res.p_from_mw[sl.branch], res.va_degree[sl.bus]
-            iface_s: dict[str, complex] = {}
-            if rt.level == "D" and res is not None:
-                for j, iface in enumerate(sl.interfaces):
-                    b = sl.iface_branch[j]
-                    iface_s[iface.name] = complex(res.p_from_mw[b], res.q_from_mvar[b])
-                self.iface_s.update(iface_s)
-            own = 0.0 if st["dp"] is None else st["dp"].schedule_mw  # providers' corrections
-            st["report"] = GridReport(
-                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own, iface_s,
-                res is not None, self.iteration,
+            return GridReport(
+                eid, rt.level, time, vm, ld, pf, float(rt.imbalance[eid][k]) + own[eid],
+                iface_s[eid], res is not None, iteration,
                 None if cf is None else cf.vm_pu[sl.bus].copy(),
                 None if cf is None else cf.loading_percent[sl.branch].copy(),
                 self._tap_positions(sl, taps), va)
+
+        # most loop iterations' reports are never read (the coordinator reads the D grids'
+        # last ones when the T grid reports): each is made from this solve when first read
+        self.reports = LazyReports(list(self.state), report)
         if rt.level == "T":
             self._loop_control(res)
+
+    def _iface_index(self) -> tuple[list[str], list[str], np.ndarray]:
+        """The D net's interfaces in grid order: names, grids and branch rows."""
+        if self._iface_idx is None:
+            grids = self.rt.grids.items()
+            self._iface_idx = ([i.name for _, sl in grids for i in sl.interfaces],
+                               [eid for eid, sl in grids for _ in sl.interfaces],
+                               np.array([b for _, sl in grids for b in sl.iface_branch],
+                                        dtype=np.int64))
+        return self._iface_idx
 
     def _tapped_v_ref(self) -> np.ndarray:
         """The D slack voltages: the interface voltages scaled by the taps' moves."""
@@ -351,5 +394,28 @@ class GridSim(mosaik_api_v3.Simulator):
             elif attr == "interface_v" and self.v_out is not None:
                 out[attr] = self.v_out
             elif attr == "report" and (self.level == "D" or self.v_out is None):
-                out[attr] = {g: st["report"] for g, st in self.state.items()}
+                out[attr] = self.reports
         return {self.level: out}
+
+
+class LazyReports(Mapping):
+    """A level's reports of one solve, grid -> `GridReport`, each made from that solve's
+    result the first time it is read (and then kept: the same object on every read)."""
+
+    def __init__(self, grids: list[str], make: Callable[[str], GridReport]) -> None:
+        self._grids, self._make = grids, make
+        self._made: dict[str, GridReport] = {}
+
+    def __getitem__(self, grid: str) -> GridReport:
+        rep = self._made.get(grid)
+        if rep is None:
+            if grid not in self._grids:
+                raise KeyError(grid)
+            rep = self._made[grid] = self._make(grid)
+        return rep
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._grids)
+
+    def __len__(self) -> int:
+        return len(self._grids)

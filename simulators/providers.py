@@ -3,7 +3,9 @@
 Every step it publishes the offers (MW and price per bid slot, from forecasts and state) and
 a neutral set-point message that starts the grids' step. When the coordinator's activations
 arrive (same step, weak connection) it turns them into set-point changes per grid and updates
-the resources' state (state of charge).
+the resources' state (state of charge). The coordinator sends activations only when it
+activated something; a step without them is settled as "nothing activated" before the next
+step's offers (and at the end of the run), which spares a simulator step per such step.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         self.portfolio = portfolio
         self.step_s = step_s
         self.until = until
+        self.unsettled: int | None = None  # a step that got no activations, not yet settled
         return self.meta
 
     def create(self, num, model):
@@ -47,6 +50,7 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         if acts:
             dispatch: Dispatch = acts[0]
             activated = np.asarray(dispatch.activated)
+            self.unsettled = None
             setpoints = self.portfolio.activate(k, activated)
             if dispatch.without_tso_d is not None:
                 cf = self.portfolio.setpoints(np.asarray(dispatch.without_tso_d))
@@ -54,11 +58,22 @@ class ProvidersSim(mosaik_api_v3.Simulator):
             # nothing activated: the grids need not run again
             self.out = {"setpoints": setpoints} if np.any(activated > 1e-6) else {}
             return None
+        self._settle()
         book = self.portfolio.offer(k)
         self.out = {"bids": Offers(book.mw.copy(), book.price.copy()),
                     "setpoints": self.portfolio.neutral()}
+        self.unsettled = k
         nxt = time + self.step_s
         return nxt if nxt < self.until else None
+
+    def _settle(self) -> None:
+        """Settle the last step as "nothing activated" if no activations came for it."""
+        if self.unsettled is not None:
+            self.portfolio.settle_idle(self.unsettled)
+            self.unsettled = None
+
+    def finalize(self) -> None:
+        self._settle()
 
     def get_data(self, outputs):
         wanted = outputs.get("providers", [])

@@ -67,6 +67,8 @@ class TapChangers:
                          dtype=np.int64)
         self.first = first
         self.members = [np.flatnonzero(self.sub == s) for s in range(n_sub)]  # per substation
+        self._sub_start = np.r_[0, np.cumsum([len(m) for m in self.members])[:-1]].astype(
+            np.int64)  # where each substation's transformers start in substation order
         # the substation's range of moves: what all its transformers allow
         lo = tr.tap_min.fillna(0.0).to_numpy(float) - self.pos0
         hi = tr.tap_max.fillna(0.0).to_numpy(float) - self.pos0
@@ -102,9 +104,10 @@ class TapChangers:
         at one step's change per move (MV voltage moves about one to one with the ratio)."""
         s = self.settings
         dev_t = np.nan_to_num(vm_pu[self.busbar] - s.target_pu, nan=0.0)
-        # per substation: the busbar farthest from the target
-        worst = np.array([m[np.argmax(np.abs(dev_t[m]))] for m in self.members],
-                         dtype=np.int64)
+        # per substation: the busbar farthest from the target (the first of equals, as
+        # argmax): transformers by substation, then farthest first, then in their order
+        order = np.lexsort((np.arange(len(dev_t)), -np.abs(dev_t), self.sub))
+        worst = order[self._sub_start]
         v = vm_pu[self.busbar[worst]]
         dev = v - s.target_pu
         band = np.maximum(s.deadband_pu, HUNTING_GUARD * self.step_sub)

@@ -4,10 +4,12 @@ The faster tiered-time arithmetic gives the stock results."""
 from __future__ import annotations
 
 from importlib.metadata import version
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mosaik import scheduler
 from mosaik.progress import Progress
 from mosaik.tiered_time import MinimalDurations, TieredDuration, TieredTime
 from tsodso.simulators import mosaik_fix
@@ -53,6 +55,7 @@ def test_apply_installs_the_patches(monkeypatch):
         assert Progress.set is mosaik_fix._set
         assert TieredTime.__add__ is mosaik_fix._time_add
         assert MinimalDurations.earliest_sum is mosaik_fix._earliest_sum
+        assert scheduler.advance_progress is mosaik_fix._advance_progress
 
 
 _tier = st.integers(min_value=-3, max_value=3)
@@ -94,3 +97,55 @@ def test_fast_arithmetic_equals_stock(case):
         assert _results(*case) == stock
     finally:
         mosaik_fix.apply()
+
+
+class _Bar:
+    """The part of a tqdm bar `advance_progress` uses."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def update(self, by: int) -> None:
+        self.n += by
+
+
+class _Ancestor:
+    """A simulator that triggers the one advanced (a dictionary key, as SimRunners are)."""
+
+    def __init__(self, next_steps: list[TieredTime]) -> None:
+        self.next_steps = next_steps
+
+
+@st.composite
+def _scheduler_state(draw):
+    """A simulator in a group (two tiers) with triggering ancestors, and the world's end."""
+    def time():
+        return TieredTime(*draw(st.lists(_tier, min_size=2, max_size=2)))
+
+    ancestors = {}
+    for _ in range(draw(st.integers(0, 3))):
+        minimal = MinimalDurations()
+        for _ in range(draw(st.integers(1, 2))):
+            minimal.insert(TieredDuration(*draw(st.lists(_tier, min_size=2, max_size=2)),
+                                          cutoff=draw(st.integers(1, 2)), pre_length=2))
+        pre = _Ancestor([time()] if draw(st.booleans()) else [])
+        ancestors[pre] = minimal
+    return dict(ancestors=ancestors, next_steps=[time()] if draw(st.booleans()) else [],
+                current=time() if draw(st.booleans()) else None,
+                until=draw(st.integers(-3, 5)))
+
+
+def _progress_after(state, advance) -> tuple:
+    sim = SimpleNamespace(triggering_ancestors=state["ancestors"], next_steps=state["next_steps"],
+                          current_step=state["current"], progress=Progress(TieredTime(-99, 0)),
+                          from_world_time=TieredDuration(0, 0, cutoff=1, pre_length=1),
+                          tqdm=_Bar())
+    advance(sim, SimpleNamespace(rt_factor=None, until=state["until"]))
+    return sim.progress.time.tiers, sim.tqdm.n
+
+
+@settings(max_examples=300, deadline=None)
+@given(_scheduler_state())
+def test_fast_advance_progress_equals_stock(state):
+    stock = mosaik_fix.ORIGINAL["advance_progress"][1]
+    assert _progress_after(state, mosaik_fix._advance_progress) == _progress_after(state, stock)

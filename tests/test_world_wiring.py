@@ -17,6 +17,7 @@ def _count_steps(monkeypatch, tmp_path, scheme: str, steps: int = 6):
     coordinator cleared on the D grids' last reports of the loop."""
     counts: collections.Counter = collections.Counter()
     activated: dict[int, bool] = {}
+    sent: dict[int, bool] = {}  # the clearing sent activations (anything activated at all)
     d_last: dict[str, object] = {}
     same_reports: list[bool] = []
 
@@ -27,7 +28,7 @@ def _count_steps(monkeypatch, tmp_path, scheme: str, steps: int = 6):
             counts[(key(self), time)] += 1
             out = original(self, time, inputs, max_advance)
             if cls is grid.GridSim and self.level == "D":
-                d_last.update({g: st["report"] for g, st in self.state.items()})
+                d_last.update(self.reports)  # the reports of its last solve
             return out
         monkeypatch.setattr(cls, name, step)
 
@@ -41,15 +42,16 @@ def _count_steps(monkeypatch, tmp_path, scheme: str, steps: int = 6):
         same_reports.append(all(self.reports[g] is rep for g, rep in d_last.items()))
         clear(self, k, time)
         activated[time] = "record" not in self.out  # recorded at once: nothing activated
+        sent[time] = "activations" in self.out
 
     monkeypatch.setattr(coordinator.CoordinatorSim, "_clear", checked_clear)
     run(make_scenario(steps=steps), scheme, tmp_path / f"{scheme}.h5")
-    return counts, activated, same_reports
+    return counts, activated, sent, same_reports
 
 
 @pytest.mark.parametrize("scheme", ["none", "common"])
 def test_coordinator_steps_once_per_stage(monkeypatch, tmp_path, scheme):
-    counts, activated, same_reports = _count_steps(monkeypatch, tmp_path, scheme)
+    counts, activated, sent, same_reports = _count_steps(monkeypatch, tmp_path, scheme)
     times = sorted(activated)
     assert len(times) == 6
     for t in times:
@@ -57,10 +59,14 @@ def test_coordinator_steps_once_per_stage(monkeypatch, tmp_path, scheme):
         # at the start, where mosaik steps every hybrid simulator, with nothing to do)
         assert counts[("coordinator", t)] == (2 if activated[t] else 1) + (t == 0)
         assert counts[("recorder", t)] == 1
-        assert counts[("providers", t)] == 2
+        # offers, and the activations if there were any (none: the providers settle the
+        # step as "nothing activated" before the next offers)
+        assert counts[("providers", t)] == 1 + sent[t]
+        assert sent[t] or not activated[t]
         # the T-D loop iterates (at least twice before the market), the coordinator does not
         assert counts[("grid T", t)] > counts[("coordinator", t)] - (t == 0)
     assert any(activated.values()) == (scheme != "none")
+    assert any(sent.values()) == (scheme != "none")
     # the clearing saw every D grid's report of the loop's last iteration
     assert same_reports and all(same_reports)
 
