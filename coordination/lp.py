@@ -81,7 +81,14 @@ from typing import ClassVar
 import highspy
 import numpy as np
 import scipy.sparse as sp
-from tsodso.coordination.reach import Reach, clearance, near, reaches, replace_rows
+from tsodso.coordination.reach import (
+    Reach,
+    clearance,
+    near,
+    reaches,
+    replace_rows,
+    row_entries,
+)
 
 TIE_EPS = 1e-5  # EUR/MWh per rank step of the tie-breaking perturbation (above HiGHS tolerances)
 COEF_TOL = 1e-7  # sensitivities below this (per MW) are left out of the rows
@@ -598,7 +605,13 @@ class MarketLP:
         rows = rows[sol.row_dual[rows] != 0.0]  # the other rows add exact zeros
         if len(rows) == 0:
             return np.zeros(self.n)
-        return np.asarray(self._ax[rows].T @ sol.row_dual[rows]).ravel()
+        # the rows' entries read in place: ``_ax[rows].T @ dual`` (scipy: per pool, from 0.0,
+        # the terms row after row in `rows`' order, each row's in stored order), the same
+        # terms added in the same order by ``np.bincount``, without cutting out the rows
+        ax = self._ax
+        at = row_entries(ax, rows)
+        terms = ax.data[at] * np.repeat(sol.row_dual[rows], ax.indptr[rows + 1] - ax.indptr[rows])
+        return np.bincount(ax.indices[at], weights=terms, minlength=self.n)
 
     def values(self, sol: Solution, key: str) -> np.ndarray:
         return sol.col[self.col_index[key]]

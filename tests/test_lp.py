@@ -22,6 +22,7 @@ from tsodso.coordination.lp import (
     VOLTAGE_STEP_PU,
     DRows,
     MarketLP,
+    Solution,
 )
 from tsodso.coordination.market import DState, FlexMarket
 
@@ -299,3 +300,29 @@ def test_activity_of_the_activated_pools_is_the_whole_product_bit_for_bit():
     x[[0, 1, 2]] = 1.0
     assert not lp._ax.has_sorted_indices
     assert lp._x_product(x).tobytes() == (lp._ax @ x).tobytes() == np.zeros(2).tobytes()
+
+
+def test_value_part_is_the_rows_product_bit_for_bit():
+    """`MarketLP.value_part` sums ``A[r, p] * dual_r`` per pool over the rows with a dual, in
+    the order of `rows`, as scipy's ``_ax[rows].T @ dual`` does: pool 0 gets 1e16, -1e16
+    and 1 from rows 2, 1, 0 (in that order: 1.0; in row order 1 - 1e16 + 1e16 is 0.0), pool
+    1 only 3 from row 0, pool 2 nothing (row 3 has no dual: it adds nothing)."""
+    lp = MarketLP("t", np.ones(3))
+    lp._ax = sp.csr_matrix(np.array([[1.0, 3.0, 0.0], [-1e16, 0.0, 0.0], [1e16, 0.0, 0.0],
+                                     [0.0, 0.0, 7.0]]))
+    dual = np.array([1.0, 1.0, 1.0, 0.0])
+    sol = Solution(np.zeros(3), np.zeros(3), dual)
+    rows = np.array([2, 1, 0, 3])
+    got = lp.value_part(sol, rows)
+    assert got.tolist() == [1.0, 3.0, 0.0]
+    assert got.tobytes() == np.asarray(lp._ax[rows[:3]].T @ dual[rows[:3]]).ravel().tobytes()
+    assert lp.value_part(sol, np.array([0, 1, 2])).tolist() == [0.0, 3.0, 0.0]
+    rng = np.random.default_rng(3)
+    lp = MarketLP("t", np.ones(50))
+    lp._ax = sp.random(40, 50, density=0.4, random_state=rng, format="csr")
+    dual = np.where(rng.random(40) < 0.5, rng.normal(size=40), 0.0)
+    rows = rng.permutation(40)
+    keep = rows[dual[rows] != 0.0]
+    want = np.asarray(lp._ax[keep].T @ dual[keep]).ravel()
+    assert lp.value_part(Solution(np.zeros(50), np.zeros(50), dual), rows).tobytes() \
+        == want.tobytes()
