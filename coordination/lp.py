@@ -564,7 +564,8 @@ class MarketLP:
         if status != highspy.HighsModelStatus.kOptimal:
             return None
         sol = self.highs.getSolution()
-        val, rc = _floats(sol.col_value), _floats(sol.col_dual)
+        val = np.asarray(sol.col_value, dtype=float)
+        rc = np.asarray(sol.col_dual, dtype=float)
         tol_x = 1e-7 * (1.0 + np.abs(val))
         at_lb = val <= self._lb + tol_x
         at_ub = val >= self._ub - tol_x
@@ -573,7 +574,7 @@ class MarketLP:
         if bad.any():
             return None
         dual = np.zeros(len(self._pos))
-        dual[self._active] = _floats(sol.row_dual)  # left out: not binding
+        dual[self._active] = np.asarray(sol.row_dual, dtype=float)  # left out: not binding
         return Solution(val, rc, dual)
 
     def clear_prices(self, price: np.ndarray, ties: str = "always",
@@ -625,12 +626,6 @@ class MarketLP:
 def _cat(parts: list[np.ndarray], dtype: type = float) -> np.ndarray:
     """The arrays `parts` end to end (an empty array of `dtype` if there are none)."""
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-
-def _floats(values: list[float]) -> np.ndarray:
-    """A list of floats (highspy hands its solution vectors as lists) as an array: the same
-    numbers as ``np.asarray(values, dtype=float)``, 0.6 against 1.0 ms for 9,268 columns."""
-    return np.fromiter(values, dtype=float, count=len(values))
 
 
 def tie_rank(price: np.ndarray) -> np.ndarray:

@@ -23,7 +23,6 @@ from tsodso.coordination.lp import (
     DRows,
     MarketLP,
     Solution,
-    _floats,
 )
 from tsodso.coordination.market import DState, FlexMarket
 
@@ -327,12 +326,3 @@ def test_value_part_is_the_rows_product_bit_for_bit():
     want = np.asarray(lp._ax[keep].T @ dual[keep]).ravel()
     assert lp.value_part(Solution(np.zeros(50), np.zeros(50), dual), rows).tobytes() \
         == want.tobytes()
-
-
-def test_solution_lists_read_as_the_same_floats():
-    """`lp._floats` reads highspy's solution lists as `np.asarray(..., dtype=float)` does,
-    number for number (signed zeros, extremes, inf and nan included)."""
-    values = [0.1, -0.0, 0.0, 1e-320, -1.7976931348623157e308, float("inf"), float("nan"), 3.0]
-    got = _floats(values)
-    assert got.dtype == np.float64 and got.tobytes() == np.asarray(values, float).tobytes()
-    assert _floats([]).shape == (0,)
