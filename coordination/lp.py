@@ -171,7 +171,6 @@ class MarketLP:
         self._outdated = False  # a refresh changed rows HiGHS holds (passed at the next solve)
         self._last_col: np.ndarray | None = None  # the last solution (`near_share` screening)
         self._act_cache: tuple | None = None  # `_activity`'s products at the last column values
-        self._ax_cols: tuple | None = None  # `_ax_columns`: its entries column by column
 
     def add_columns(self, key: str, n: int, lb: float | np.ndarray, ub: float | np.ndarray,
                     cost: float | np.ndarray | None = None) -> np.ndarray:
@@ -449,43 +448,17 @@ class MarketLP:
         return cached[2][rows] + cached[3][rows]
 
     def _x_product(self, x: np.ndarray) -> np.ndarray:
-        """``_ax @ x``, bit for bit, reading only the columns of the pools with ``x != 0``.
+        """``_ax @ x``, bit for bit, without reading the matrix when no pool is activated.
 
-        scipy's product sums each row's terms in its stored order from +0.0; a term of an
-        ``x`` of 0 is a signed zero (the coefficients are finite), which leaves any sum as it
-        is (and +0.0 + -0.0 is +0.0), so the sum of the other terms in the same order is the
-        same number. With each row's columns sorted, that order is the columns' order: the
-        entries of the nonzero columns, column after column (`_ax_columns`), summed per row by
-        ``np.bincount`` (in input order, from 0.0). A solution activates few pools (common
-        market: 5 to ~800 of 3,857 pools); each entry read costs ~14 ns here against ~1.1 ns
-        in scipy's whole product, so where it would read more than 1/16 of the matrix, or the
-        rows are not sorted, the whole product is taken."""
-        ax = self._ax
-        nz = np.flatnonzero(x)
-        if len(nz) == 0:
-            return np.zeros(ax.shape[0])
-        if not ax.has_sorted_indices:
-            return ax @ x
-        cp, pos, rows = self._ax_columns()
-        start = cp[nz]
-        lens = cp[nz + 1] - start
-        total = int(lens.sum())
-        if 16 * total > ax.nnz:
-            return ax @ x
-        sel = np.repeat(start - (np.cumsum(lens) - lens), lens) + np.arange(total)
-        terms = ax.data[pos[sel]] * np.repeat(x[nz], lens)
-        return np.bincount(rows[sel], weights=terms, minlength=ax.shape[0])
-
-    def _ax_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``_ax``'s entries column by column (rows ascending, then stored order): the column
-        pointers, each entry's position in ``_ax.data`` and its row. Kept while ``_ax`` keeps
-        its pattern (a refresh writing its values in place keeps the same arrays)."""
-        ax, kept = self._ax, self._ax_cols
-        if kept is None or kept[0] is not ax.indices or kept[1] is not ax.indptr:
-            at = sp.csr_matrix((np.arange(ax.nnz, dtype=np.int64), ax.indices, ax.indptr),
-                               shape=ax.shape).tocsc()  # csr_tocsc: stable in each column
-            kept = self._ax_cols = (ax.indices, ax.indptr, at.indptr, at.data, at.indices)
-        return kept[2], kept[3], kept[4]
+        scipy sums each row's terms from +0.0; with every ``x`` at 0 each term is a signed
+        zero (the coefficients are finite), and +0.0 plus any signed zeros is +0.0: the
+        product is all +0.0. The local markets' D solutions often activate nothing (a whole
+        product costs ~2 ms a step in `local`). Reading only the activated pools' columns
+        (the same sums per row, in column order) cost as much as it saved in `common` and
+        `shared_balancing` (bincount over gathered entries: ~14 against ~1.1 ns an entry)."""
+        if not x.any():
+            return np.zeros(self._ax.shape[0])
+        return self._ax @ x
 
     def set_offers(self, mw: np.ndarray) -> None:
         """Upper bounds of ``x`` (offered MW) for this step."""
