@@ -405,34 +405,17 @@ class MarketLP:
 
     def _sure(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Which of the left-out rows `rows` the solution `col` certainly keeps clear of its
-        bounds: x is inside the box ``[0, mw]`` and the rows' other columns (own slacks,
-        fixed columns) are 0, so a row's activity is within its reach but for
-        ``|b_r| |u_g - c_g x|`` and rounding, which is below ``1e-9`` of the sum of the
-        magnitudes of its terms (reach width, plus ``2 |b_r| |c_g| mw``: ~1e-12 at most for
-        the lengths of these rows, so the margin is a thousand times that). None are sure
-        when x leaves the box; a row whose slack or fixed column is not 0 is not sure."""
+        bounds (`Reach.clear_of`: the margin is ~1000 times the rounding bound for the lengths
+        of these rows). None are sure when x leaves the box ``[0, mw]``; a row whose own slack
+        or fixed column is not 0 is not sure."""
         x = col[self.col_index["x"]]
         none = np.zeros(len(rows), dtype=bool)
         at = self.reach.at[rows]
         if np.any(x < 0.0) or np.any(x > self._mw) or np.any(at < 0):
             return none
         rest = (self._ao_rest @ np.abs(col))[rows] == 0.0  # own slack and fixed columns at 0
-        gap, width = self._clear
-        r = self.reach
-        slack = width[at].copy()
-        if len(r.c):
-            g = r.grid[at]
-            has_u = g >= 0
-            u = np.where(self._u_cols >= 0, col[np.maximum(self._u_cols, 0)], 0.0)
-            res = np.abs(u - r.c @ x)
-            size = np.abs(r.c) @ self._mw + np.abs(u)
-            bu = np.abs(r.bu[at])
-            gg = np.maximum(g, 0)
-            slack += np.where(has_u, 2.0 * bu * size[gg], 0.0)
-            tol = np.where(has_u, bu * res[gg], 0.0) + 1e-9 * (1.0 + slack)
-        else:
-            tol = 1e-9 * (1.0 + slack)
-        return rest & (gap[at] > tol)
+        u = np.where(self._u_cols >= 0, col[np.maximum(self._u_cols, 0)], 0.0)
+        return rest & self.reach.clear_of(at, x, u, self._mw, *self._clear)
 
     def _activity(self, col: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Activity of the rows `rows` at the column values `col`."""

@@ -203,6 +203,28 @@ class Reach:
         return -out[1], out[0]
 
 
+    def clear_of(self, at: np.ndarray, x: np.ndarray, u: np.ndarray, mw: np.ndarray,
+                 gap: np.ndarray, width: np.ndarray) -> np.ndarray:
+        """Whether the screenable rows at positions `at`, clear of their bounds by `gap` over
+        the box (reach `width`), stay clear at the solution (`x` inside ``[0, mw]``, `u` the
+        interface-voltage columns, the rows' other columns 0): their activity is within the
+        reach but for ``|b_r| |u_g - c_g x|`` (HiGHS's residual on the ``u`` rows) and
+        rounding, below ``1e-9`` of the sum of the magnitudes of the terms (see
+        `MarketLP._sure`)."""
+        slack = width[at].copy()
+        if len(self.c):
+            g = self.grid[at]
+            has_u = g >= 0
+            res = np.abs(u - self.c @ x)
+            size = np.abs(self.c) @ mw + np.abs(u)
+            bu = np.abs(self.bu[at])
+            gg = np.maximum(g, 0)
+            slack += np.where(has_u, 2.0 * bu * size[gg], 0.0)
+            tol = np.where(has_u, bu * res[gg], 0.0) + 1e-9 * (1.0 + slack)
+        else:
+            tol = 1e-9 * (1.0 + slack)
+        return gap[at] > tol
+
 def replace_rows(m: sp.csr_matrix, rows: np.ndarray, block: sp.csr_matrix) -> sp.csr_matrix:
     """`m` with its rows `rows` replaced by the rows of `block` (in that order). Where the
     block keeps the rows' pattern (the same columns, in order), its values are written into
