@@ -32,10 +32,12 @@ from tsodso.simulators import coordinator  # noqa: E402
 
 from tsodso.runner import run  # noqa: E402
 
-T: collections.Counter = collections.Counter()
+T: collections.Counter = collections.Counter()  # thread CPU seconds per key
+N: collections.Counter = collections.Counter()  # calls per key
 
 
-def _wrap(owner, name: str, key: str) -> None:
+def _wrap(owner: type, name: str, key: str) -> None:
+    """Time `owner.name` on this thread under `key` (and count its calls)."""
     f = getattr(owner, name)
 
     @functools.wraps(f)
@@ -45,6 +47,7 @@ def _wrap(owner, name: str, key: str) -> None:
             return f(*args, **kwargs)
         finally:
             T[key] += time.thread_time() - t0
+            N[key] += 1
 
     setattr(owner, name, timed)
 

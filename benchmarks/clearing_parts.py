@@ -16,41 +16,21 @@ own parts; parts called from several places are counted wherever they are called
 
 from __future__ import annotations
 
-import collections
-import functools
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 TREE = Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TREE))
 
+# the same timer as clearing_cpu.py (a sibling script: its directory is on sys.path)
+from clearing_cpu import N, T, _wrap  # noqa: E402
 from tsodso.coordination import dgrids, lp, market, reach  # noqa: E402
 from tsodso.coordination.schemes.registry import scheme_class  # noqa: E402
 from tsodso.scenarios.load import load  # noqa: E402
 from tsodso.simulators import coordinator  # noqa: E402
 
 from tsodso.runner import run  # noqa: E402
-
-T: collections.Counter = collections.Counter()
-N: collections.Counter = collections.Counter()
-
-
-def _wrap(owner: type, name: str, key: str) -> None:
-    """Time `owner.name` on this thread under `key`."""
-    f = getattr(owner, name)
-
-    @functools.wraps(f)
-    def timed(*args, **kwargs):
-        t0 = time.thread_time()
-        try:
-            return f(*args, **kwargs)
-        finally:
-            T[key] += time.thread_time() - t0
-            N[key] += 1
-
-    setattr(owner, name, timed)
 
 
 def main() -> None:
