@@ -72,7 +72,6 @@ def _instrument() -> None:
             (need.Assessor, "__call__", "need.assess"),
             (flexibility.Portfolio, "offer", "portfolio.offer"),
             (flexibility.Portfolio, "activate", "portfolio.activate"),
-            (flexibility.Portfolio, "settle_idle", "portfolio.settle_idle"),
             (flexibility.Portfolio, "neutral", "portfolio.neutral"),
             (scheme_base, "settle", "settle (in the clearing)"),
             (writer.ResultsWriter, "_validate", "writer.validate"),

@@ -370,25 +370,6 @@ class Portfolio:
         self._soc[:] = np.clip(self._soc + delta, self._sto_e_min, self._sto_e_max)
         return self._per_grid(dp_load, dp_sgen, dp_sto, balancing)
 
-    def settle_idle(self, k: int) -> None:
-        """The state change of step k when nothing was activated: the same as
-        `activate(k, zeros)` (the set-point changes are then this step's schedule corrections
-        alone, which the grids already run on), without spreading zeros over the slots where
-        that gives exactly zero changes (every offered weight finite)."""
-        fix_load, fix_sto = self._fix
-        if not all(np.isfinite(w).all() for w in self._weights.values()):
-            self.activate(k, np.zeros(len(self.book)))
-            return
-        # the sums `_changes` would make: 0.0 -/+ (+-0.0) stays 0.0, then the corrections
-        dp_load = np.zeros(len(fix_load)) + fix_load
-        dp_sto = np.zeros(len(fix_sto)) + fix_sto
-        shifted = dp_load - fix_load
-        if np.any(shifted):  # 0.0 (finite corrections) books nothing: x - 0.0 / n == x
-            self._rebound.shift(k, shifted)
-        charge = self._rows(k, "fc_sto") + dp_sto
-        delta = storage.energy_change(charge, self.step_h, self._eta)
-        self._soc[:] = np.clip(self._soc + delta, self._sto_e_min, self._sto_e_max)
-
     def setpoints(self, activated: np.ndarray) -> dict[str, Setpoints]:
         """Element set-point changes per grid for activated MW per slot, with the providers'
         own schedule corrections of this step (no state change)."""

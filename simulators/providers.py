@@ -67,9 +67,10 @@ class ProvidersSim(mosaik_api_v3.Simulator):
         return nxt if nxt < self.until else None
 
     def _settle(self) -> None:
-        """Settle the last step as "nothing activated" if no activations came for it."""
+        """Settle the last step as "nothing activated" (activating zeros) if no activations
+        came for it."""
         if self.unsettled is not None:
-            self.portfolio.settle_idle(self.unsettled)
+            self.portfolio.activate(self.unsettled, np.zeros(len(self.portfolio.book)))
             self.unsettled = None
 
     def finalize(self) -> None:

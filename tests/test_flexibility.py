@@ -72,33 +72,6 @@ def test_activation_spreads_and_updates_soc(portfolio):
     assert book.mw[_slot(portfolio, "wind@b2", -1)] == 0.0  # no wind forecast
 
 
-def test_settle_idle_is_activating_nothing():
-    """A step without activations (the coordinator sends none) is settled as activating
-    zeros: the same state of charge and pending payback, to the bit, and the same offers."""
-    sc = parse('name = "x"\n[flexibility.load]\npayback_steps = 2\n', "t")
-    g = _grid()
-    g = GridAssets(**{**g.__dict__, "fc_load": np.full((4, 1), 4.0),
-                      "fc_sgen": np.full((4, 3), 2.0), "fc_sto": np.array([[0.3], [-0.7],
-                                                                          [0.2], [0.1]])})
-    a, b = (Portfolio(sc.flexibility, [_t_grid(4), g], lambda g, b: 0, 0, step_h=0.25)
-            for _ in range(2))
-    for p in (a, b):  # step 0: a load activation whose energy is paid back in steps 1 and 2
-        book = p.offer(0)
-        act = np.zeros(len(book))
-        act[_slot(p, "load@b1", 1)] = 0.3
-        p.activate(0, act)
-    for k in (1, 2):
-        a.offer(k)
-        b.offer(k)
-        a.activate(k, np.zeros(len(a.book)))
-        b.settle_idle(k)
-        assert a.soc["MV1"].tobytes() == b.soc["MV1"].tobytes()
-        assert a._rebound.pending.tobytes() == b._rebound.pending.tobytes()
-    assert a.soc["MV1"][0] != pytest.approx(0.9)  # the schedule moved the storage
-    assert a.offer(3).mw.tobytes() == b.offer(3).mw.tobytes()
-    assert a.book.price.tobytes() == b.book.price.tobytes()
-
-
 def test_schedule_without_corrections_is_negative_zero(portfolio):
     """With no schedule corrections a grid's net change is -(+0.0) - (+0.0) = -0.0, the value
     the sums grid by grid give (a + -0.0 leaves every imbalance as it is, -0.0 included)."""
