@@ -86,3 +86,24 @@ def test_start_option_moves_the_window(tmp_path):
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "past the end of the profile year 2016" in lines[0]
+
+
+def test_longest_first_starts_the_dearest_scheme_first():
+    """Side by side, compare starts the schemes dearest step first (by `step_cost`), so that
+    a short run fills in behind a long one; the table keeps its own order."""
+    from pathlib import Path
+
+    from tsodso.coordination.schemes import scheme_class, scheme_names
+
+    from tsodso.comparison import longest_first
+
+    jobs = [("text", s, Path(f"{s}.h5")) for s in scheme_names()]
+    order = [job[1] for job in longest_first(jobs)]
+    assert order[0] == "integrated" and order[-1] == "none"
+    costs = [scheme_class(s).step_cost for s in order]
+    assert costs == sorted(costs, reverse=True)
+    assert sorted(order) == sorted(scheme_names())
+    # equal costs keep the order given
+    ties = [("t", "local", Path("a.h5")), ("t", "common", Path("c.h5")),
+            ("t", "local", Path("b.h5"))]
+    assert [j[2].stem for j in longest_first(ties)] == ["a", "b", "c"]

@@ -55,6 +55,16 @@ def workers(n_schemes: int, wanted: int | None = None) -> int:
     return max(1, min(n_schemes, free))
 
 
+def longest_first(jobs: list[tuple[str, str, Path]]) -> list[tuple[str, str, Path]]:
+    """The jobs ordered by their scheme's `step_cost`, dearest first (ties keep their order):
+    with more schemes than processes, the long runs start at once and the short ones fill in
+    behind them, so the processes end close together (a year of all six on two processes:
+    about 108 instead of 126 minutes by bench_year's figures, docs/performance.md)."""
+    from tsodso.coordination.schemes import scheme_class
+
+    return sorted(jobs, key=lambda job: -scheme_class(job[1]).step_cost)
+
+
 def compare(scenario: Scenario, schemes: list[str], out_dir: Path,
             n_workers: int | None = None) -> list[dict[str, float]]:
     """Run every scheme (in `n_workers` processes; default: see `workers`); returns one KPI
@@ -75,7 +85,7 @@ def compare(scenario: Scenario, schemes: list[str], out_dir: Path,
 
     if n > 1:
         with ProcessPoolExecutor(max_workers=n) as pool:
-            futures = [pool.submit(_one, job) for job in jobs]
+            futures = [pool.submit(_one, job) for job in longest_first(jobs)]
             for fut in as_completed(futures):
                 finished(*fut.result())
     else:

@@ -75,6 +75,9 @@ class Scheme:
     order: ClassVar[int] = 100  # position in tables and reports; its colour in figures
     operator: ClassVar[str] = ""  # who clears the scheme's market(s)
     linear_d: ClassVar[bool] = True  # uses the D grids' linear model (refreshed per step)
+    # a step's cost relative to `none`'s (benchmarks/bench_schemes.py default 96); `compare`
+    # starts the dearest scheme first so that runs side by side end close together
+    step_cost: ClassVar[float] = 5.0
 
     def __init__(self, setup: MarketSetup):
         from tsodso.coordination.centralized import Penalties

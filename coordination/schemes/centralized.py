@@ -24,6 +24,7 @@ class Centralized(Scheme):
                    "DSO prequalification is switched on, which caps distribution offers to what "
                    "the distribution grids can take.")
     order = 1
+    step_cost = 3.0
     operator = "the TSO"
 
     def __init__(self, setup: MarketSetup):

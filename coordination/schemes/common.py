@@ -35,6 +35,7 @@ class Common(Scheme):
                    "TSO pays for what its balance and transmission limits are worth to the "
                    "activated flexibility, each DSO for what its grid's limits are worth.")
     order = 4
+    step_cost = 4.0
     operator = "the TSO and the DSOs jointly"
     joint_balance = True
 

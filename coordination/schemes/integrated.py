@@ -38,6 +38,7 @@ class Integrated(Common):
                    "then buy what balancing and grid needs are left, as in the common market. "
                    "Open BRP positions are settled with the TSO at its balancing price.")
     order = 5
+    step_cost = 6.5
     operator = "an independent market operator"
 
     def __init__(self, setup: MarketSetup):

@@ -24,6 +24,7 @@ class Local(Scheme):
                    "without new violations; the TSO then buys to balance the system, including "
                    "the balance the DSOs' purchases moved.")
     order = 2
+    step_cost = 4.2
     operator = "each DSO (its local market), then the TSO"
 
     def __init__(self, setup: MarketSetup):

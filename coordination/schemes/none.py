@@ -21,6 +21,7 @@ class NoCoordination(Scheme):
     counterfactual = True
     linear_d = False
     order = 0
+    step_cost = 1.0
 
     def clear(self, needs: Needs, reports: dict) -> Outcome:
         return Outcome(np.zeros(len(self.book)), [], needs.tso_need_mw)

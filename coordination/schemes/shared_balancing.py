@@ -25,6 +25,7 @@ class SharedBalancing(Scheme):
                    "clear at the same time, independently.")
     dso_balances_area = True
     order = 3
+    step_cost = 3.5
     operator = "each DSO and the TSO, independently"
 
     def __init__(self, setup: MarketSetup):
