@@ -107,3 +107,24 @@ def test_longest_first_starts_the_dearest_scheme_first():
     ties = [("t", "local", Path("a.h5")), ("t", "common", Path("c.h5")),
             ("t", "local", Path("b.h5"))]
     assert [j[2].stem for j in longest_first(ties)] == ["a", "b", "c"]
+
+
+def test_every_scheme_runs_in_a_fresh_process():
+    """compare's pool gives each job its own process (a run's memory is its own), forked from
+    a server that already holds the simulator's modules."""
+    import os
+
+    from tsodso.comparison import PRELOAD, fresh_processes
+
+    with fresh_processes(2) as pool:
+        pids = [f.result() for f in [pool.submit(os.getpid) for _ in range(4)]]
+        loaded = pool.submit(_loaded_before_use, PRELOAD).result()
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+    assert loaded == PRELOAD
+
+
+def _loaded_before_use(names: list[str]) -> list[str]:
+    """The modules among `names` a fresh worker holds before it imports anything itself."""
+    import sys
+
+    return [n for n in names if n in sys.modules]
