@@ -9,7 +9,8 @@ Every S seconds (default 10) it reads /proc of the command's descendants: which 
 each one holds open (the run it is writing), its resident memory and peak (VmRSS, VmHWM) and
 its CPU time; and how many steps that file holds (read in SWMR mode, as the writer allows).
 When a process starts a new run file its peak is reset (`/proc/PID/clear_refs`), so a run's
-peak is its own plus what its worker kept from an earlier run (`compare` reuses processes).
+peak is its own plus what its process kept from an earlier run, if it ran one (`compare`
+runs each scheme side by side in a fresh process, one after another in its own).
 Prints one line per run at the end and writes every sample to WATCH.json beside the command's
 output directory (or the working directory). Linux only.
 """

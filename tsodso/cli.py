@@ -67,13 +67,9 @@ def _interrupted(exc: KeyboardInterrupt, what: str) -> None:
 def main() -> None:
     """Co-simulate TSO-DSO coordination schemes for buying flexibility."""
     # set-up phases and compare progress: one line each on stderr (the "tsodso" logger)
-    log = logging.getLogger("tsodso")
-    if not any(getattr(h, "_tsodso_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._tsodso_cli = True  # type: ignore[attr-defined]
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    from tsodso.logs import to_stderr
+
+    to_stderr()
 
 
 @main.command()

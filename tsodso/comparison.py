@@ -10,11 +10,11 @@ import csv
 import logging
 import multiprocessing as mp
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from tsodso.logs import to_stderr
 from tsodso.results.kpis import KPI_UNITS
 from tsodso.scenarios.load import to_toml
 from tsodso.scenarios.schema import Scenario
@@ -61,17 +61,6 @@ def workers(n_schemes: int, wanted: int | None = None) -> int:
 PRELOAD = ["tsodso.runner", "tsodso.scenarios.world", "pandapower", "highspy", "mosaik"]
 
 
-def _child_logging() -> None:
-    """A scheme process logs to stderr as the command line does (a forked server does not
-    inherit the command's handlers)."""
-    log = logging.getLogger("tsodso")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-
-
 def fresh_processes(n: int) -> ProcessPoolExecutor:
     """`n` worker processes, each running one scheme and then replaced by a fresh one, so that
     a run's memory is its own and not also what an earlier run in the same process left behind
@@ -84,7 +73,7 @@ def fresh_processes(n: int) -> ProcessPoolExecutor:
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)
     return ProcessPoolExecutor(max_workers=n, max_tasks_per_child=1, mp_context=ctx,
-                               initializer=_child_logging)
+                               initializer=to_stderr)
 
 
 def longest_first(jobs: list[tuple[str, str, Path]]) -> list[tuple[str, str, Path]]:
