@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tsodso import __version__
+from tsodso.allocator import fix_mmap_threshold
 from tsodso.results.integrity import is_live
 from tsodso.results.read import check_format, open_results, root_meta
 from tsodso.results.writer import GridLayout, ResultsFileError, ResultsWriter, RunMeta
@@ -110,6 +111,7 @@ def run(scenario: Scenario, scheme: str, out: Path, profile: bool = False,
     already holds are checked against the replay instead of written, the rest are appended.
     """
     t0 = time.perf_counter()
+    fix_mmap_threshold()  # large temporaries go back to the OS: a long run's memory stays flat
     ctx = prepare(scenario, scheme)
     lim = scenario.limits
     cls = type(ctx.scheme)
