@@ -14,6 +14,7 @@ never a number computed with it.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 MMAP_THRESHOLD = 2 << 20  # bytes: blocks from this size on get their own mapping
@@ -23,9 +24,9 @@ _M_MMAP_THRESHOLD = -3
 
 def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold (and the trim threshold with it) at `nbytes` for this
-    process and the processes it forks; True if set. Elsewhere than glibc on Linux, nothing
-    is changed (False)."""
-    if not sys.platform.startswith("linux"):
+    process and the processes it forks; True if set. Nothing is changed (False) elsewhere
+    than glibc on Linux, or where the user set glibc's own ``MALLOC_MMAP_THRESHOLD_``."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
