@@ -5,7 +5,7 @@ but by default it raises the threshold to the size of each such block freed (up 
 After a run's set-up has freed its first large arrays, the per-step temporaries of 1-32 MiB
 (the D grids' refreshed rows, HiGHS's work arrays, sparse products) come from the heap instead,
 and the holes they leave between longer-lived blocks stay resident: in an `integrated` run on
-`default`, 150 MiB more after set-up and about 100 MiB more at the peak of 2,000 steps (see
+`default`, 150 MiB more after set-up and 83 MiB more at the peak of 2,000 steps (see
 docs/performance.md, "Memory of a long market run"). Fixing the threshold keeps blocks of
 `MMAP_THRESHOLD` and above in their own mappings. Only where the memory comes from changes,
 never a number computed with it.
