@@ -29,8 +29,9 @@ EVERY = 500
 
 def _status() -> dict[str, int]:
     """RssAnon, RssFile and VmHWM of this process, MiB."""
-    d = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return {k: int(d[k].split()[0]) // 1024 for k in ("RssAnon", "RssFile", "VmHWM")}
+    from benchmarks.watch_runs import status
+
+    return {k: v // 1024 for k, v in status("self", ("RssAnon", "RssFile", "VmHWM")).items()}
 
 
 def child(scheme: str, steps: int, start: str, threshold: int) -> None:

@@ -43,14 +43,15 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM in KiB."""
+def status(pid: int | str, keys: tuple[str, ...] = ("VmRSS", "VmHWM")) -> dict[str, int]:
+    """The memory fields `keys` of /proc/PID/status (PID may be "self"), in KiB, in that
+    order."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, val = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in keys:
             out[key] = int(val.split()[0])
-    return out
+    return {k: out[k] for k in keys}
 
 
 def _cpu_s(pid: int) -> float:
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
                 if current.get(pid) != path:  # a new run in this process: its own peak
                     Path(f"/proc/{pid}/clear_refs").write_text("5")
                     current[pid] = path
-                st, cpu = _status(pid), _cpu_s(pid)
+                st, cpu = status(pid), _cpu_s(pid)
             except OSError:
                 continue
             run = runs.setdefault(path, {"pid": pid, "samples": [], "peak_kib": 0})
