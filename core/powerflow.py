@@ -106,6 +106,66 @@ def _update_kernel(v, dx, pvpq, pq):  # pragma: no cover
 
 
 @njit(cache=True)
+def _passes(perm_r, perm_c, lp, li, lx, up, ui, ux, udiag, yp, yi, yx, sbus, pvpq, pq,
+            v, f, i_bus, err, fresh, tol, rate, passes):  # pragma: no cover
+    """Newton passes with the factors at hand (`GridModel._newton`'s loop between two
+    factorisations), the same kernels in the same order as one Python call each: the first
+    pass is a full Newton step if the factors are `fresh`, every later one a chord step, kept
+    only if it cuts the mismatch by `rate`. Returns (outcome, v, f, i_bus, err, passes
+    used, iterations): 0 converged, 1 a chord step was discarded (refactorise at v), 2 a
+    non-finite step, 3 `passes` used up."""
+    n = len(f)
+    f_try = np.empty(n)
+    i_try = np.empty(len(v), dtype=np.complex128)
+    used = 0
+    it = 0
+    while used < passes:
+        used += 1
+        dx = _lu_solve(perm_r, perm_c, lp, li, lx, up, ui, ux, udiag, f)
+        for a in range(len(dx)):
+            if not np.isfinite(dx[a]):
+                return 2, v, f, i_bus, err, used, it
+        v_try = _update_kernel(v, dx, pvpq, pq)
+        it += 1
+        err_try = _mismatch_kernel(yp, yi, yx, v_try, sbus, pvpq, pq, f_try, i_try)
+        if not fresh and not (err_try <= rate * err):
+            return 1, v, f, i_bus, err, used, it
+        v, err = v_try, err_try
+        f, f_try = f_try, f
+        i_bus, i_try = i_try, i_bus
+        if err < tol:
+            return 0, v, f, i_bus, err, used, it
+        fresh = False
+    return 3, v, f, i_bus, err, used, it
+
+
+@njit(cache=True)
+def _element_kernel(lp, li, lx, p_load, q_load, sp_, si, sx, p_sgen, q_sgen, tp, ti, tx,
+                    p_sto, q_sto, base_mva, out):  # pragma: no cover
+    """`GridModel._element_s` in one pass, the operations of its numpy form in their order
+    (scipy's complex product per bus, the complex division of numpy's loop)."""
+    scl = 1.0 / (base_mva + 0.0 * (0.0 / base_mva))
+    for r in range(len(out)):
+        a = 0j
+        for k in range(lp[r], lp[r + 1]):
+            j = li[k]
+            a += complex(lx[k], 0.0) * (p_load[j] + 1j * q_load[j])
+        s = -a
+        b = 0j
+        for k in range(sp_[r], sp_[r + 1]):
+            j = si[k]
+            b += complex(sx[k], 0.0) * (p_sgen[j] + 1j * q_sgen[j])
+        s = s + b
+        c = 0j
+        for k in range(tp[r], tp[r + 1]):
+            j = ti[k]
+            c += complex(tx[k], 0.0) * (p_sto[j] + 1j * q_sto[j])
+        s = s - c
+        rat = 0.0 / base_mva
+        out[r] = complex((s.real + s.imag * rat) * scl, (s.imag - s.real * rat) * scl)
+
+
+@njit(cache=True)
 def _branch_kernel(fp, fi, fx, tp, ti, tx, f_int, t_int, v, kv, limit_ka, base_mva,
                    loading, p_from, q_from):  # pragma: no cover
     """Branch flows at both ends and pandapower's current loading (percent) of each branch:
@@ -143,6 +203,11 @@ class Factors:
                       lower.indptr.astype(np.int64), lower.indices.astype(np.int64),
                       lower.data, upper.indptr.astype(np.int64),
                       upper.indices.astype(np.int64), upper.data, upper.diagonal())
+
+    @property
+    def args(self) -> tuple:
+        """The factors as `_lu_solve`'s arrays."""
+        return self._args
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         return _lu_solve(*self._args, np.ascontiguousarray(b, dtype=float))
@@ -202,6 +267,8 @@ class GridModel:
         self.bus_int = np.asarray(lookup[self.bus_index], dtype=np.int64)
         self.bus_ok = (self.bus_int >= 0) & (self.bus_int < self.n_bus_int)
         self._inc = {t: self._incidence(t) for t in ("load", "sgen", "storage")}
+        self._inc_arrays = {t: (m.indptr.astype(np.int64), m.indices.astype(np.int64),
+                                m.data.astype(float)) for t, m in self._inc.items()}
         # constant part of Sbus that is not one of the three element tables (e.g. wards)
         self.v = np.asarray(internal["V"], dtype=complex).copy()
         self.s_const = np.zeros(self.n_bus_int, dtype=complex)
@@ -326,10 +393,15 @@ class GridModel:
                 n.storage.p_mw.to_numpy(float), n.storage.q_mvar.to_numpy(float))
 
     def _element_s(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto) -> np.ndarray:
-        s = -(self._inc["load"] @ (p_load + 1j * q_load))
-        s += self._inc["sgen"] @ (p_sgen + 1j * q_sgen)
-        s -= self._inc["storage"] @ (p_sto + 1j * q_sto)
-        return s / self.base_mva
+        """Complex injection per internal bus (pu) of the element tables: -(loads) + sgens -
+        storage, divided by the base (one compiled pass, `_element_kernel`)."""
+        out = np.empty(self.n_bus_int, dtype=complex)
+        a = [np.ascontiguousarray(x, dtype=float)
+             for x in (p_load, q_load, p_sgen, q_sgen, p_sto, q_sto)]
+        _element_kernel(*self._inc_arrays["load"], a[0], a[1], *self._inc_arrays["sgen"],
+                        a[2], a[3], *self._inc_arrays["storage"], a[4], a[5],
+                        float(self.base_mva), out)
+        return out
 
     # --- solving ----------------------------------------------------------------------
     def solve(self, p_load, q_load, p_sgen, q_sgen, p_sto, q_sto,
@@ -394,26 +466,27 @@ class GridModel:
         f, i_bus, err = self._mismatch(v, sbus)
         if err < tol:
             return v, 0
+        y = self.ybus
         it = factorisations = 0
-        for _ in range(self.max_iter + CHORD_ITERATIONS):
+        left = self.max_iter + CHORD_ITERATIONS  # passes, discarded chord steps included
+        while left > 0:
             fresh = self._lu is None
             if fresh:
                 if factorisations == self.max_iter:
                     break
                 self._lu = Factors(self._jacobian(v, i_bus))
                 factorisations += 1
-            dx = self._lu.solve(f)
-            if not np.all(np.isfinite(dx)):
-                break
-            v_try = self._update(v, dx)
-            it += 1
-            f_try, i_try, err_try = self._mismatch(v_try, sbus)
-            if not fresh and not (err_try <= CHORD_RATE * err):
-                self._lu = None  # refactorise at v and take a Newton step from there
-                continue
-            v, f, i_bus, err = v_try, f_try, i_try, err_try
-            if err < tol:
+            outcome, v, f, i_bus, err, used, done = _passes(
+                *self._lu.args, y.indptr, y.indices, y.data, sbus, self.pvpq, self.pq,
+                v, f, i_bus, err, fresh, tol, CHORD_RATE, left)
+            left -= used
+            it += done
+            if outcome == 0:
                 return v, it
+            if outcome == 1:
+                self._lu = None  # refactorise at v and take a Newton step from there
+            elif outcome == 2:
+                break
         self._lu = None
         raise PowerFlowNotConverged(
             f"AC power flow did not converge in {self.max_iter} iterations "
