@@ -519,9 +519,11 @@ class MarketLP:
         (>= 0 at a lower bound, <= 0 at an upper bound, 0 in between), else None."""
         if status != highspy.HighsModelStatus.kOptimal:
             return None
-        sol = self.highs.getSolution()
-        val = np.asarray(sol.col_value, dtype=float)
-        rc = np.asarray(sol.col_dual, dtype=float)
+        # the three vectors read (getSolution would copy the row values too, and each
+        # attribute of its result is converted to a list when read)
+        h = self.highs
+        val = np.asarray(h.allVariableValues(), dtype=float)
+        rc = np.asarray(h.allVariableDuals(), dtype=float)
         tol_x = 1e-7 * (1.0 + np.abs(val))
         at_lb = val <= self._lb + tol_x
         at_ub = val >= self._ub - tol_x
@@ -530,7 +532,7 @@ class MarketLP:
         if bad.any():
             return None
         dual = np.zeros(len(self._pos))
-        dual[self._active] = np.asarray(sol.row_dual, dtype=float)  # left out: not binding
+        dual[self._active] = np.asarray(h.allConstrDuals(), dtype=float)  # left out: 0
         return Solution(val, rc, dual)
 
     def clear_prices(self, price: np.ndarray, ties: str = "always",
