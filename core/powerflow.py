@@ -8,7 +8,8 @@ whose Jacobian (pandapower's `dSbus_dV` formulas) is filled into a sparsity patt
 The LU factors of a Jacobian are kept across iterations and solves while they still converge
 fast (a chord step), and the mismatch, the voltage update and the triangular solves run as
 numba-compiled loops (numpy's per-call overhead and SuperLU's supernode walk dominated on
-these small, very sparse systems).
+these small, very sparse systems); the iterations between two factorisations are one compiled
+call (`_passes`), and so are the element injections (`_element_kernel`).
 Results (bus voltages, branch loadings, branch flows) follow pandapower's definitions;
 `tests/test_powerflow.py` checks them against `runpp`.
 """
@@ -192,9 +193,10 @@ def _branch_kernel(fp, fi, fx, tp, ti, tx, f_int, t_int, v, kv, limit_ka, base_m
 
 
 class Factors:
-    """LU factors of one Jacobian (SuperLU's, with its fill-reducing ordering), applied by a
-    compiled substitution: SuperLU's own `solve` walks its supernodes one by one, which for
-    these very sparse factors costs several times the arithmetic."""
+    """LU factors of one Jacobian (SuperLU's, with its fill-reducing ordering), as the arrays
+    of the compiled substitution `_lu_solve` (`_passes` applies them): SuperLU's own `solve`
+    walks its supernodes one by one, which for these very sparse factors costs several times
+    the arithmetic."""
 
     def __init__(self, jac: sp.csc_matrix):
         lu = splu(jac)
@@ -208,9 +210,6 @@ class Factors:
     def args(self) -> tuple:
         """The factors as `_lu_solve`'s arrays."""
         return self._args
-
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        return _lu_solve(*self._args, np.ascontiguousarray(b, dtype=float))
 
 
 class PowerFlowNotConverged(RuntimeError):
@@ -447,9 +446,6 @@ class GridModel:
         err = _mismatch_kernel(y.indptr, y.indices, y.data, v, sbus, self.pvpq, self.pq, f,
                                i_bus)
         return f, i_bus, err
-
-    def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        return _update_kernel(v, dx, self.pvpq, self.pq)
 
     def _newton(self, v: np.ndarray, sbus: np.ndarray) -> tuple[np.ndarray, int]:
         """Newton-Raphson that refactorises the Jacobian only when the factors at hand stop

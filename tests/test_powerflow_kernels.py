@@ -25,10 +25,10 @@ def _newton_python(model: GridModel, v: np.ndarray, sbus: np.ndarray):
                 break
             model._lu = Factors(model._jacobian(v, i_bus))
             factorisations += 1
-        dx = model._lu.solve(f)
+        dx = powerflow._lu_solve(*model._lu.args, f)
         if not np.all(np.isfinite(dx)):
             break
-        v_try = model._update(v, dx)
+        v_try = powerflow._update_kernel(v, dx, model.pvpq, model.pq)
         it += 1
         f_try, i_try, err_try = model._mismatch(v_try, sbus)
         if not fresh and not (err_try <= CHORD_RATE * err):
