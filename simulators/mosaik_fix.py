@@ -1,4 +1,4 @@
-"""Three patches to mosaik 3.6, guarded by the version they were written for.
+"""Four patches to mosaik 3.6, guarded by the version they were written for.
 
 1. Keep the per-step cost flat: drop cancelled waits from `Progress`. When an event-based
    simulator is triggered every step, the futures of waits that were cancelled stay in
@@ -14,13 +14,18 @@
 3. A cheaper `scheduler.advance_progress`, which mosaik calls for every simulator after every
    simulator step (some 40 times per time step): the earliest of the same candidate times
    (the triggering ancestors' next steps plus their distances, the own next and current step,
-   the end), found in one loop instead of lists and `min`; real-time runs keep the stock one.
+   the end), found in one loop over tier tuples instead of lists of `TieredTime`s and `min`;
+   real-time runs keep the stock one.
+4. `scheduler.prune_dataflow_cache`, also called after every simulator step, rebuilds every
+   simulator's output cache without the outputs older than the earliest last step; it now
+   does so only when that time has moved (otherwise there is nothing to drop).
 
 `tests/test_mosaik_fix.py` also checks that the guard matches the installed version.
 """
 
 from __future__ import annotations
 
+import weakref
 from importlib.metadata import version
 from operator import add
 
@@ -34,7 +39,7 @@ _original_set = Progress.set
 ORIGINAL = {name: (owner, owner.__dict__[name]) for owner, name in (
     (TieredTime, "__add__"), (TieredTime, "__lt__"), (TieredTime, "__le__"),
     (TieredTime, "__gt__"), (TieredTime, "__ge__"), (MinimalDurations, "earliest_sum"),
-    (scheduler, "advance_progress"))}
+    (scheduler, "advance_progress"), (scheduler, "prune_dataflow_cache"))}
 
 
 def _set(self: Progress, time) -> None:
@@ -107,7 +112,9 @@ _END: dict[tuple, TieredTime] = {}  # (until, from_world_time) -> the end in tho
 
 def _advance_progress(sim, world) -> None:
     """`scheduler.advance_progress`: set the simulator's progress to the earliest time it can
-    still be stepped at (stock: `min` over a list of the same candidates)."""
+    still be stepped at (stock: `min` over a list of the same candidates). The candidates are
+    compared as tier tuples (each ancestor's next step plus each of its distances, summed as
+    `_time_add` does), and a `TieredTime` is made only for the earliest one."""
     if world.rt_factor:
         ORIGINAL["advance_progress"][1](sim, world)
         return
@@ -115,23 +122,59 @@ def _advance_progress(sim, world) -> None:
     new = _END.get(key)
     if new is None:  # the end of the run in the simulator's tiers, the same every call
         new = _END[key] = TieredTime(world.until) + sim.from_world_time
+    best = new.tiers
     for pre_sim, distance in sim.triggering_ancestors.items():
         steps = pre_sim.next_steps
         if steps:
-            t = distance.earliest_sum(steps[0])
-            if t.tiers < new.tiers:
-                new = t
-    if sim.next_steps and sim.next_steps[0].tiers < new.tiers:
+            tiers = steps[0].tiers
+            for d in distance.durations:  # `_time_add(steps[0], d).tiers`
+                assert len(tiers) == d.pre_length
+                cut, other = d.cutoff, d.tiers
+                if cut == 1:
+                    t = (tiers[0] + other[0], *other[1:])
+                else:
+                    t = tuple(map(add, tiers, other[:cut])) + other[cut:]
+                if t < best:
+                    best, new = t, None
+    if sim.next_steps and sim.next_steps[0].tiers < best:
         new = sim.next_steps[0]
+        best = new.tiers
     current = sim.current_step
-    if current and current.tiers < new.tiers:
-        new = current
+    if current and current.tiers < best:
+        new, best = current, current.tiers
+    if new is None:  # an ancestor's next step plus its distance
+        new = _new(TieredTime)
+        _assign(new, "tiers", best)
     sim.progress.set(new)
-    sim.tqdm.update(new.tiers[0] - sim.tqdm.n)
+    sim.tqdm.update(best[0] - sim.tqdm.n)
+
+
+#: world -> the earliest last step of its simulators when its cache was last pruned
+_PRUNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prune_dataflow_cache(world) -> None:
+    """`scheduler.prune_dataflow_cache` (called after every simulator step): drop cached
+    outputs older than the earliest last step of all simulators. Skipped while that time has
+    not moved since the world's last pruning: every output cached since is at or after its
+    simulator's last step, so nothing older than it is left to drop (the stock function
+    would rebuild the same dicts)."""
+    if not world.use_cache:
+        return
+    sims = world._get_sim_runners().values()
+    min_cache_time = min(s.last_step.time for s in sims)
+    if _PRUNED.get(world) == min_cache_time:
+        return
+    for sim in sims:
+        if sim.outputs:
+            sim.outputs = {time: cache for time, cache in sim.outputs.items()
+                           if time >= min_cache_time}
+    _PRUNED[world] = min_cache_time
 
 
 FAST = {"__add__": _time_add, "__lt__": _lt, "__le__": _le, "__gt__": _gt, "__ge__": _ge,
-        "earliest_sum": _earliest_sum, "advance_progress": _advance_progress}
+        "earliest_sum": _earliest_sum, "advance_progress": _advance_progress,
+        "prune_dataflow_cache": _prune_dataflow_cache}
 
 
 def needed() -> bool:

@@ -56,6 +56,7 @@ def test_apply_installs_the_patches(monkeypatch):
         assert TieredTime.__add__ is mosaik_fix._time_add
         assert MinimalDurations.earliest_sum is mosaik_fix._earliest_sum
         assert scheduler.advance_progress is mosaik_fix._advance_progress
+        assert scheduler.prune_dataflow_cache is mosaik_fix._prune_dataflow_cache
 
 
 _tier = st.integers(min_value=-3, max_value=3)
@@ -149,3 +150,47 @@ def _progress_after(state, advance) -> tuple:
 def test_fast_advance_progress_equals_stock(state):
     stock = mosaik_fix.ORIGINAL["advance_progress"][1]
     assert _progress_after(state, mosaik_fix._advance_progress) == _progress_after(state, stock)
+
+
+class _World:
+    """The part of a mosaik world `prune_dataflow_cache` uses: simulators with output caches."""
+
+    def __init__(self, sims: dict) -> None:
+        self.use_cache = True
+        self.sims = sims
+
+    def _get_sim_runners(self) -> dict:
+        return self.sims
+
+
+@st.composite
+def _cache_histories(draw):
+    """Simulator steps as mosaik makes them: a simulator's last step moves forward and its
+    output is cached at that step or later; after each, the cache is pruned."""
+    n = draw(st.integers(1, 4))
+    moves = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 2),
+                                    st.integers(0, 2), st.booleans()), max_size=40))
+    return n, moves
+
+
+def _caches_after(n: int, moves: list, prune) -> list:
+    """Every simulator's cached output times after each pruning."""
+    sims = {i: SimpleNamespace(last_step=TieredTime(-1, 0), outputs={}) for i in range(n)}
+    world = _World(sims)
+    seen = []
+    for i, forward, later, outputs in moves:
+        sim = sims[i]
+        sim.last_step = TieredTime(sim.last_step.time + forward, 0)
+        if outputs:  # a simulator without outputs keeps an empty cache
+            sim.outputs[sim.last_step.time + later] = {"eid": {"attr": i}}
+        prune(world)
+        seen.append([sorted(s.outputs) for s in sims.values()])
+    return seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(_cache_histories())
+def test_pruning_only_when_the_earliest_step_moved_equals_stock(history):
+    stock = mosaik_fix.ORIGINAL["prune_dataflow_cache"][1]
+    assert _caches_after(*history, mosaik_fix._prune_dataflow_cache) == \
+        _caches_after(*history, stock)
