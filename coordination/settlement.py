@@ -52,9 +52,9 @@ def settle(book: BidBook, clearing: Clearing, buyer: str | np.ndarray, pricing: 
         buyers = [str(b) for b in np.broadcast_to(np.asarray(buyer, dtype=object), (n,))[idx]]
     step_h = float(step_h)
     # the selected slots' columns as Python values at once (the same values as one by one)
-    return [Activation(res, kind, grid, level, b, d, m, p, p * m * step_h, bid)
-            for res, kind, grid, level, b, d, m, p, bid in zip(
-                book.resource[idx].tolist(), book.kind[idx].tolist(), book.grid[idx].tolist(),
-                book.level[idx].tolist(), buyers, book.direction[idx].tolist(),
-                mw[idx].tolist(), unit[idx].tolist(), book.price[idx].astype(float).tolist(),
-                strict=True)]
+    m, p = mw[idx].tolist(), unit[idx].tolist()
+    return Activation.many(
+        book.resource[idx].tolist(), book.kind[idx].tolist(), book.grid[idx].tolist(),
+        book.level[idx].tolist(), buyers, book.direction[idx].tolist(), m, p,
+        [p_ * m_ * step_h for p_, m_ in zip(p, m, strict=True)],
+        book.price[idx].astype(float).tolist())

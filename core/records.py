@@ -3,7 +3,8 @@ occurred, and everything recorded for one step. Small frozen values, no behaviou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -22,6 +23,27 @@ class Activation:
     price: float  # EUR/MWh the buyer pays (the pricing rule's price)
     cost: float  # EUR the buyer pays over the step
     bid_price: float = float("nan")  # EUR/MWh the provider asked (its resource cost)
+
+    @classmethod
+    def many(cls, *columns: Iterable) -> list[Activation]:
+        """One activation per row of the parallel `columns` (the fields in order, all ten),
+        the same records as `Activation(*row)` each. A market step settles hundreds: the frozen
+        `__init__` sets each field through `object.__setattr__`, here each record's fields
+        are put in its instance dict at once (about three times faster)."""
+        if len(columns) != len(_ACTIVATION_FIELDS):
+            raise TypeError(f"Activation.many takes {len(_ACTIVATION_FIELDS)} columns, "
+                            f"got {len(columns)}")
+        names = _ACTIVATION_FIELDS
+        new = object.__new__
+        out = []
+        for row in zip(*columns, strict=True):
+            a = new(cls)
+            a.__dict__.update(zip(names, row, strict=True))
+            out.append(a)
+        return out
+
+
+_ACTIVATION_FIELDS = tuple(f.name for f in fields(Activation))
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@ a hand-computed 3-bus PTDF, and an independent LP (scipy's linprog) on a random 
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, fields
+
 import numpy as np
 import pytest
 from scipy.optimize import linprog
 from tsodso.coordination.bid import BidBook
 from tsodso.coordination.centralized import CentralizedMarket, Penalties
 from tsodso.coordination.settlement import settle
+from tsodso.core.records import Activation
 
 STEP_H = 0.25
 PEN = Penalties(imbalance_eur_per_mwh=1000.0, overload_eur_per_mwh=500.0)
@@ -237,6 +240,43 @@ def test_settlement_per_slot_buyers_prices_and_noise():
     assert acts[1].level == "T" and acts[1].kind == "wind" and acts[1].grid == "T1"
     with pytest.raises(ValueError):
         settle(bk, Result(), "TSO", "pay_as_offer", 0.5)
+
+
+def test_settled_records_equal_records_made_one_by_one():
+    """`settle` makes its records with `Activation.many`: the same records as the frozen
+    dataclass's own constructor (fields, types, equality, hash, repr), still frozen."""
+    bk = book([("a", 1, 20, 50), ("b", -1, 20, 30), ("c", 1, 20, 70), ("d", -1, 5, 10)])
+
+    class Result:
+        activated = np.array([12.0, 4.0, 1e-9, 5.0])
+        marginal_price = np.array([55.0, -35.0, 70.0, -12.5])
+
+    acts = settle(bk, Result(), np.array(["TSO", "DSO:MV1", "TSO", "BRP:1"]), "pay_as_clear",
+                  0.25)
+    one_by_one = [Activation(a.resource, a.kind, a.grid, a.level, a.buyer, a.direction, a.mw,
+                             a.price, a.price * a.mw * 0.25, a.bid_price) for a in acts]
+    assert [a.resource for a in acts] == ["a", "b", "d"]
+    assert [a.cost for a in acts] == [55.0 * 12.0 * 0.25, 35.0 * 4.0 * 0.25, 12.5 * 5.0 * 0.25]
+    assert [a.bid_price for a in acts] == [50.0, 30.0, 10.0]
+    assert acts == one_by_one
+    assert [hash(a) for a in acts] == [hash(a) for a in one_by_one]
+    assert [repr(a) for a in acts] == [repr(a) for a in one_by_one]
+    assert [[type(getattr(a, f.name)) for f in fields(a)] for a in acts] == \
+        [[type(getattr(a, f.name)) for f in fields(a)] for a in one_by_one]
+    with pytest.raises(FrozenInstanceError):
+        acts[0].mw = 1.0
+
+
+def test_activation_many_takes_every_field_as_a_column():
+    rows = [("r1", "wind", "T1", "T", "TSO", 1, 2.0, 50.0, 25.0, 40.0),
+            ("r2", "load", "MV1", "D", "DSO:MV1", -1, 1.5, 30.0, 11.25, float("nan"))]
+    made = Activation.many(*zip(*rows, strict=True))
+    assert [repr(a) for a in made] == [repr(Activation(*r)) for r in rows]
+    assert Activation.many(*([],) * 10) == []
+    with pytest.raises(TypeError):  # the default bid price is not filled in
+        Activation.many(*zip(*(r[:9] for r in rows), strict=True))
+    with pytest.raises(ValueError):  # columns of different lengths
+        Activation.many(["r1"], *([x] for x in rows[0][1:9]), [])
 
 
 def test_bidbook_validation():
