@@ -104,15 +104,24 @@ class CoordinatorSim(mosaik_api_v3.Simulator):
 
     def _tso_d(self, outcome) -> tuple[np.ndarray, np.ndarray]:
         """The TSO's activations of D-connected resources per slot: MW, and MW signed by
-        direction (+ = up), each summed in activation order."""
-        mw, net = np.zeros(len(self.book)), np.zeros(len(self.book))
+        direction (+ = up), each summed in activation order from 0.0 (the sums are kept in
+        Python floats per touched slot, not as numpy element updates, then written once)."""
+        mw: dict[int, float] = {}
+        net: dict[int, float] = {}
         slot = self.slot_of
         for a in outcome.activations:
             if a.buyer == TSO and a.level == "D":
                 i = slot[a.resource]
-                mw[i] += a.mw
-                net[i] += a.direction * a.mw
-        return mw, net
+                mw[i] = mw.get(i, 0.0) + a.mw
+                net[i] = net.get(i, 0.0) + a.direction * a.mw
+        return self._per_slot(mw), self._per_slot(net)
+
+    def _per_slot(self, values: dict[int, float]) -> np.ndarray:
+        """An array over the book's slots: `values` at their slots, 0.0 elsewhere."""
+        out = np.zeros(len(self.book))
+        if values:
+            out[list(values)] = list(values.values())
+        return out
 
     def _without_tso_d(self, outcome, tso: np.ndarray) -> np.ndarray | None:
         """The activations without the TSO's activations of D-connected resources (`tso`,
