@@ -181,6 +181,10 @@ class Portfolio:
         self._slots = {(t, d): cat([self._slot_of[(g.name, t, d)] for g in grids])
                        for t in TABLES for d in (1, -1)}
         self._has = {key: np.flatnonzero(slot >= 0) for key, slot in self._slots.items()}
+        # per (table, direction): which stacked elements have a slot, and the slot to read
+        # each element's share of an activation from (0 for those without, masked out)
+        self._spread = {key: (slot >= 0, np.maximum(slot, 0))
+                        for key, slot in self._slots.items()}
         self._fix = (np.zeros(sum(g.fc_load.shape[1] for g in grids)), np.zeros(len(self._soc)))
         self._schedule = self._schedules()
         self._bal = [(self._members[s][0], int(s), int(self.book.direction[s]))
@@ -277,7 +281,7 @@ class Portfolio:
             has = self._has[key]
             slots.append(self._slots[key][has])
             weights.append(w[has])
-            self._weights[key] = np.where(self._slots[key] >= 0, w, 0.0)
+            self._weights[key] = np.where(self._spread[key][0], w, 0.0)
         # each slot sums its own elements in their order, from 0 (as one slot at a time)
         mw = np.bincount(np.concatenate(slots), weights=np.concatenate(weights),
                          minlength=len(self.book))
@@ -386,8 +390,8 @@ class Portfolio:
         for grid, s, d in self._bal:
             balancing[grid] += float(activated[s]) * d
         for (table, d), w in self._weights.items():
-            slot = self._slots[(table, d)]
-            delta = np.where(slot >= 0, w * ratio[np.maximum(slot, 0)], 0.0) * d  # + = more
+            has, slot = self._spread[(table, d)]
+            delta = np.where(has, w * ratio[slot], 0.0) * d  # + = more
             if table == "sgen":
                 dp["sgen"] += delta
             else:  # loads and storage: more injection = less consumption / charging

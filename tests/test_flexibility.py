@@ -80,3 +80,27 @@ def test_schedule_without_corrections_is_negative_zero(portfolio):
         assert sp.schedule_mw == 0.0 and np.signbit(sp.schedule_mw)
     portfolio._fix[1][:] = 0.25  # a storage schedule cut: the grid's change is -0.25 MW
     assert portfolio._schedules() == {"HV1": -0.0, "MV1": -0.25}
+
+
+def test_spreading_equals_the_masked_formula_it_replaced(portfolio):
+    """`_changes` reads each element's slot from masks made once (`_spread`); the formula it
+    replaced built them every call: the same stacked changes, bit for bit (signed zeros
+    included), for random activations of every slot."""
+    rng = np.random.default_rng(3)
+    book = portfolio.offer(0)
+    for _ in range(5):
+        act = np.where(rng.random(len(book)) < 0.6, rng.uniform(0.0, 1.0, len(book)), 0.0)
+        got = portfolio._changes(act * book.mw)
+        ratio = np.divide(act * book.mw, book.mw, out=np.zeros_like(book.mw),
+                          where=book.mw > 0)
+        dp = {t: np.zeros(len(portfolio._shares[t])) for t in ("load", "sgen", "storage")}
+        for (table, d), w in portfolio._weights.items():
+            slot = portfolio._slots[(table, d)]
+            delta = np.where(slot >= 0, w * ratio[np.maximum(slot, 0)], 0.0) * d
+            if table == "sgen":
+                dp["sgen"] += delta
+            else:
+                dp[table] -= delta
+        want = (dp["load"] + portfolio._fix[0], dp["sgen"], dp["storage"] + portfolio._fix[1])
+        assert [a.tobytes() for a in got[:3]] == [a.tobytes() for a in want]
+        assert any(np.any(a != 0) for a in got[:3])
