@@ -3,6 +3,7 @@ The faster tiered-time arithmetic gives the stock results."""
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import version
 from types import SimpleNamespace
 
@@ -57,6 +58,7 @@ def test_apply_installs_the_patches(monkeypatch):
         assert MinimalDurations.earliest_sum is mosaik_fix._earliest_sum
         assert scheduler.advance_progress is mosaik_fix._advance_progress
         assert scheduler.prune_dataflow_cache is mosaik_fix._prune_dataflow_cache
+        assert scheduler.wait_for_dependencies is mosaik_fix._wait_for_dependencies
 
 
 _tier = st.integers(min_value=-3, max_value=3)
@@ -194,3 +196,60 @@ def test_pruning_only_when_the_earliest_step_moved_equals_stock(history):
     stock = mosaik_fix.ORIGINAL["prune_dataflow_cache"][1]
     assert _caches_after(*history, mosaik_fix._prune_dataflow_cache) == \
         _caches_after(*history, stock)
+
+
+class _Runner:
+    """The part of a SimRunner `wait_for_dependencies` reads (a dictionary key, as they are)."""
+
+    def __init__(self, progress: Progress, next_steps: list | None = None) -> None:
+        self.progress = progress
+        self.next_steps = next_steps or []
+        self.input_delays: dict = {}
+        self.successors_to_wait_for: dict = {}
+        self.successors: dict = {}
+
+
+@st.composite
+def _dependency_state(draw):
+    """A simulator about to step (two tiers), its input providers with their minimal delays
+    and its successors, each at some progress."""
+    def time():
+        return TieredTime(*draw(st.lists(st.integers(0, 3), min_size=2, max_size=2)))
+
+    def duration(cutoff_max: int = 2):
+        return TieredDuration(*draw(st.lists(st.integers(0, 1), min_size=2, max_size=2)),
+                              cutoff=draw(st.integers(1, cutoff_max)), pre_length=2)
+
+    sim = _Runner(Progress(TieredTime(0, 0)), [time()])
+    for _ in range(draw(st.integers(0, 3))):
+        delays = MinimalDurations()
+        for _ in range(draw(st.integers(1, 2))):
+            delays.insert(duration())
+        sim.input_delays[_Runner(Progress(time()))] = delays
+    for table in (sim.successors_to_wait_for, sim.successors):
+        for _ in range(draw(st.integers(0, 2))):
+            table[_Runner(Progress(time()))] = duration()
+    return sim, draw(st.booleans())
+
+
+def _over_at_once(wait, sim, lazy: bool) -> bool:
+    """Whether `wait(sim, lazy)` ends within a few event-loop rounds, nothing progressing."""
+    async def probe() -> bool:
+        task = asyncio.ensure_future(wait(sim, lazy))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        done = task.done()
+        task.cancel()
+        return done
+
+    return asyncio.run(probe())
+
+
+@settings(max_examples=200, deadline=None)
+@given(_dependency_state())
+def test_dependencies_met_exactly_when_the_stock_wait_ends_at_once(state):
+    sim, lazy = state
+    stock = mosaik_fix.ORIGINAL["wait_for_dependencies"][1]
+    met = _over_at_once(stock, sim, lazy)
+    assert mosaik_fix._dependencies_met(sim, lazy) == met
+    assert _over_at_once(mosaik_fix._wait_for_dependencies, sim, lazy) == met
