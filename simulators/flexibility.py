@@ -181,9 +181,10 @@ class Portfolio:
         self._slots = {(t, d): cat([self._slot_of[(g.name, t, d)] for g in grids])
                        for t in TABLES for d in (1, -1)}
         self._has = {key: np.flatnonzero(slot >= 0) for key, slot in self._slots.items()}
-        # per (table, direction): which stacked elements have a slot, and the slot to read
-        # each element's share of an activation from (0 for those without, masked out)
-        self._spread = {key: (slot >= 0, np.maximum(slot, 0))
+        # per (table, direction): whether every stacked element has a slot, which have one,
+        # and the slot to read each element's share of an activation from (0 for those
+        # without, masked out)
+        self._spread = {key: (bool(np.all(slot >= 0)), slot >= 0, np.maximum(slot, 0))
                         for key, slot in self._slots.items()}
         self._fix = (np.zeros(sum(g.fc_load.shape[1] for g in grids)), np.zeros(len(self._soc)))
         self._schedule = self._schedules()
@@ -281,7 +282,7 @@ class Portfolio:
             has = self._has[key]
             slots.append(self._slots[key][has])
             weights.append(w[has])
-            self._weights[key] = np.where(self._spread[key][0], w, 0.0)
+            self._weights[key] = np.where(self._spread[key][1], w, 0.0)
         # each slot sums its own elements in their order, from 0 (as one slot at a time)
         mw = np.bincount(np.concatenate(slots), weights=np.concatenate(weights),
                          minlength=len(self.book))
@@ -390,10 +391,15 @@ class Portfolio:
         for grid, s, d in self._bal:
             balancing[grid] += float(activated[s]) * d
         for (table, d), w in self._weights.items():
-            has, slot = self._spread[(table, d)]
-            delta = np.where(has, w * ratio[slot], 0.0) * d  # + = more
-            if table == "sgen":
-                dp["sgen"] += delta
-            else:  # loads and storage: more injection = less consumption / charging
-                dp[table] -= delta
+            every, has, slot = self._spread[(table, d)]
+            share = w * ratio[slot]
+            if not every:
+                share = np.where(has, share, 0.0)
+            # the change is d * share, + = more injection: added for generators, subtracted
+            # for loads and storage (less consumption / charging). Adding -x is subtracting x
+            # in IEEE arithmetic (signed zeros included), so d picks the operation
+            if (d > 0) == (table == "sgen"):
+                dp[table] += share
+            else:
+                dp[table] -= share
         return dp["load"] + self._fix[0], dp["sgen"], dp["storage"] + self._fix[1], balancing
