@@ -196,22 +196,30 @@ def _grid_conflicts(view: StepView, grid: str,
     return out
 
 
-#: resource id -> (number of the slot, number of its physical resource), the same ids come
-#: back every step; numbers only tell ids apart (cleared when it grows past _MAX_IDS)
-_NUMBERS: dict[str, tuple[int, int]] = {}
+#: resource id -> the number of its slot and the number of its physical resource, packed
+#: into one integer (slot << _BITS | physical); the same ids come back every step. Numbers
+#: only tell ids apart (both tables are cleared before they would outgrow _MAX_IDS).
+_NUMBERS: dict[str, int] = {}
 _PHYSICAL: dict[str, int] = {}
 _MAX_IDS = 1 << 18
+_BITS = 20  # > log2(_MAX_IDS): a physical number fits below the slot's
 
 
-def _numbers(resource: str) -> tuple[int, int]:
-    got = _NUMBERS.get(resource)
-    if got is None:
-        if len(_NUMBERS) >= _MAX_IDS:
+def _numbers(resources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The slot numbers and the physical-resource numbers of `resources` (two int64 arrays),
+    numbering the ids not seen before (all of a step's ids from the same tables)."""
+    new = set(resources).difference(_NUMBERS)
+    if new:
+        if len(_NUMBERS) + len(new) > _MAX_IDS:
             _NUMBERS.clear()
             _PHYSICAL.clear()
-        phys = _PHYSICAL.setdefault(physical_resource(resource), len(_PHYSICAL))
-        got = _NUMBERS[resource] = (len(_NUMBERS), phys)
-    return got
+            new = set(resources)
+        for resource in dict.fromkeys(r for r in resources if r in new):  # in order
+            phys = _PHYSICAL.setdefault(physical_resource(resource), len(_PHYSICAL))
+            _NUMBERS[resource] = len(_NUMBERS) << _BITS | phys
+    packed = np.fromiter(map(_NUMBERS.__getitem__, resources), dtype=np.int64,
+                         count=len(resources))
+    return packed >> _BITS, packed & ((1 << _BITS) - 1)
 
 
 def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
@@ -224,11 +232,11 @@ def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
         return []
     out: list[tuple[str, Conflict]] = []
     res = [a.resource for a in acts]
-    nums = np.array([_NUMBERS.get(r) or _numbers(r) for r in res], dtype=np.int64)
+    slot_number, physical_number = _numbers(res)
     mw = np.array([a.mw for a in acts], dtype=float)
     direction = np.array([a.direction for a in acts])
     # over-sold slots
-    _, first, inv = np.unique(nums[:, 0], return_index=True, return_inverse=True)
+    _, first, inv = np.unique(slot_number, return_index=True, return_inverse=True)
     total = np.bincount(inv, weights=mw, minlength=len(first))
     offered = view.offered_mw
     excess = total - np.array([offered.get(res[i], 0.0) for i in first], dtype=float)
@@ -236,7 +244,7 @@ def _double_activations(view: StepView) -> list[tuple[str, Conflict]]:
         i = first[j]
         out.append((res[i], Conflict("double_activation", acts[i].grid, float(excess[j]))))
     # physical resources bought up and down
-    _, first, inv = np.unique(nums[:, 1], return_index=True, return_inverse=True)
+    _, first, inv = np.unique(physical_number, return_index=True, return_inverse=True)
     up, down = direction == 1, direction == -1
     up_mw = np.bincount(inv[up], weights=mw[up], minlength=len(first))
     down_mw = np.bincount(inv[down], weights=mw[down], minlength=len(first))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tsodso.coordination import conflicts
 from tsodso.coordination.conflicts import KINDS, StepView, detect, physical_resource
 from tsodso.core.records import Activation, Conflict
 
@@ -321,3 +322,32 @@ def test_no_dso_caused_imbalance_where_the_balance_is_cleared_jointly():
     assert _kind(detect(_view(acts)), "dso_causes_tso_imbalance") == [
         Conflict("dso_causes_tso_imbalance", "D1", 4.0)]
     assert _kind(detect(_view(acts, joint_balance=True)), "dso_causes_tso_imbalance") == []
+
+
+def _partition(keys) -> list[list[int]]:
+    """Positions grouped by equal key, groups in order of first occurrence."""
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    return list(groups.values())
+
+
+@pytest.mark.parametrize("max_ids", [1 << 18, 3])
+def test_resource_numbers_tell_slots_and_physical_resources_apart(monkeypatch, max_ids):
+    """The double-activation rule groups a step's activations by slot and by physical
+    resource through numbers kept across steps: equal numbers exactly for equal ids (and
+    equal physical resources), also when the tables are cleared because they grew too big."""
+    monkeypatch.setattr(conflicts, "_NUMBERS", {})
+    monkeypatch.setattr(conflicts, "_PHYSICAL", {})
+    monkeypatch.setattr(conflicts, "_MAX_IDS", max_ids)
+    steps = [["p:up", "q:down", "p:up", "p:down", "r"], ["q:up", "p:down", "s:up", "q:up"],
+             ["r", "t:down", "r"], []]
+    for ids in steps:
+        slot, physical = conflicts._numbers(ids)
+        assert slot.dtype == physical.dtype == np.int64
+        assert _partition(slot.tolist()) == _partition(ids)
+        assert _partition(physical.tolist()) == _partition([physical_resource(r) for r in ids])
+    if max_ids > 3:  # numbers are kept from step to step while the tables have room
+        first, _ = conflicts._numbers(["p:up", "q:down"])
+        again, _ = conflicts._numbers(["q:down", "p:up"])
+        assert first.tolist() == again.tolist()[::-1]
