@@ -17,6 +17,7 @@ instead of writing it again.
 from __future__ import annotations
 
 import warnings
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 
@@ -295,7 +296,7 @@ class ResultsWriter:
         for c, col in enumerate(("resource", "kind", "grid", "level", "buyer"), start=1):
             known = self._valid_str.setdefault(col, set())
             # names repeat every step: only new ones are checked (in row order)
-            new = {r[c] for r in act_rows} - known
+            new = set(map(itemgetter(c), act_rows)) - known
             for r in act_rows if new else ():
                 if r[c] in new:
                     self._check_str(col, r[c])
