@@ -10,7 +10,9 @@
    (the earliest next step of every simulator after every simulator step). The stock
    methods go through generic helpers (`tuple_add` over a generator, `functools`'s derived
    comparisons, property lookups); the replacements compute the same tuples directly.
-   `tests/test_mosaik_fix.py` checks that they give the stock results on random times.
+   `Progress._triggered_time` (is a wait over?) compares the sum as a tier tuple and makes a
+   `TieredTime` only for a wait that is over. `tests/test_mosaik_fix.py` checks that they
+   give the stock results on random times.
 3. A cheaper `scheduler.advance_progress`, which mosaik calls for every simulator after every
    simulator step (some 40 times per time step): the earliest of the same candidate times
    (the triggering ancestors' next steps plus their distances, the own next and current step,
@@ -45,6 +47,7 @@ _original_set = Progress.set
 ORIGINAL = {name: (owner, owner.__dict__[name]) for owner, name in (
     (TieredTime, "__add__"), (TieredTime, "__lt__"), (TieredTime, "__le__"),
     (TieredTime, "__gt__"), (TieredTime, "__ge__"), (MinimalDurations, "earliest_sum"),
+    (Progress, "_triggered_time"),
     (scheduler, "advance_progress"), (scheduler, "prune_dataflow_cache"),
     (scheduler, "wait_for_dependencies"))}
 
@@ -103,6 +106,27 @@ def _gt(self: TieredTime, other: TieredTime) -> bool:
 def _ge(self: TieredTime, other: TieredTime) -> bool:
     assert len(self.tiers) == len(other.tiers)
     return self.tiers >= other.tiers
+
+
+def _triggered_time(self: Progress, trigger_spec) -> TieredTime | None:
+    """`Progress._triggered_time`: the progress plus the spec's shift if that passes (or
+    reaches) the spec's target, else None; the sum is compared as a tier tuple (as
+    `_time_add` makes it) and a `TieredTime` is made only when the wait is over."""
+    target, shift, needs_to_pass = trigger_spec
+    tiers = self.time.tiers
+    assert len(tiers) == shift.pre_length
+    cut, other = shift.cutoff, shift.tiers
+    if cut == 1:
+        at = (tiers[0] + other[0], *other[1:])
+    else:
+        at = tuple(map(add, tiers, other[:cut])) + other[cut:]
+    aim = target.tiers
+    assert len(at) == len(aim)
+    if at > aim if needs_to_pass else at >= aim:
+        out = _new(TieredTime)
+        _assign(out, "tiers", at)
+        return out
+    return None
 
 
 def _earliest_sum(self: MinimalDurations, other: TieredTime) -> TieredTime:
@@ -218,7 +242,8 @@ async def _wait_for_dependencies(sim, lazy_stepping: bool) -> None:
 
 
 FAST = {"__add__": _time_add, "__lt__": _lt, "__le__": _le, "__gt__": _gt, "__ge__": _ge,
-        "earliest_sum": _earliest_sum, "advance_progress": _advance_progress,
+        "earliest_sum": _earliest_sum, "_triggered_time": _triggered_time,
+        "advance_progress": _advance_progress,
         "prune_dataflow_cache": _prune_dataflow_cache,
         "wait_for_dependencies": _wait_for_dependencies}
 

@@ -56,6 +56,7 @@ def test_apply_installs_the_patches(monkeypatch):
         assert Progress.set is mosaik_fix._set
         assert TieredTime.__add__ is mosaik_fix._time_add
         assert MinimalDurations.earliest_sum is mosaik_fix._earliest_sum
+        assert Progress._triggered_time is mosaik_fix._triggered_time
         assert scheduler.advance_progress is mosaik_fix._advance_progress
         assert scheduler.prune_dataflow_cache is mosaik_fix._prune_dataflow_cache
         assert scheduler.wait_for_dependencies is mosaik_fix._wait_for_dependencies
@@ -85,7 +86,11 @@ def _results(time: TieredTime, durations: list[TieredDuration], other: TieredTim
     for d in durations:
         minimal.insert(d)
     sums = [time + d for d in durations]
+    progress = Progress(time)
+    waits = [progress._triggered_time((other, d, passed)) for d in durations
+             for passed in (True, False)]
     return [[s.tiers for s in sums], [type(s) for s in sums],
+            [None if w is None else (type(w), w.tiers) for w in waits],
             [(s < other, s <= other, s > other, s >= other, s == other) for s in sums],
             minimal.earliest_sum(time).tiers, [s.tiers for s in sorted(sums)]]
 
