@@ -29,7 +29,7 @@ class Activation:
         """One activation per row of the parallel `columns` (the fields in order, all ten),
         the same records as `Activation(*row)` each. A market step settles hundreds: the frozen
         `__init__` sets each field through `object.__setattr__`, here each record's fields
-        are put in its instance dict at once (about three times faster)."""
+        are put in its instance dict at once (two to three times faster)."""
         if len(columns) != len(_ACTIVATION_FIELDS):
             raise TypeError(f"Activation.many takes {len(_ACTIVATION_FIELDS)} columns, "
                             f"got {len(columns)}")
