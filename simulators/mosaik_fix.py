@@ -72,19 +72,21 @@ _new = object.__new__
 _assign = object.__setattr__
 
 
-def _time_add(self: TieredTime, interval: TieredDuration) -> TieredTime:
-    """`TieredTime + TieredDuration`: the first `cutoff` tiers added, the duration's further
-    tiers appended (stock: `tuple_add(self.tiers, interval.add) + interval.ext`)."""
-    tiers = self.tiers
+def _tiers_add(tiers: tuple, interval: TieredDuration) -> tuple:
+    """The tiers of `TieredTime(tiers) + interval`: the first `cutoff` tiers added, the
+    duration's further tiers appended (stock: `tuple_add(tiers, interval.add) +
+    interval.ext`)."""
     assert len(tiers) == interval.pre_length
-    cut = interval.cutoff
-    other = interval.tiers
+    cut, other = interval.cutoff, interval.tiers
     if cut == 1:
-        new = (tiers[0] + other[0], *other[1:])
-    else:
-        new = tuple(map(add, tiers, other[:cut])) + other[cut:]
+        return (tiers[0] + other[0], *other[1:])
+    return tuple(map(add, tiers, other[:cut])) + other[cut:]
+
+
+def _time_add(self: TieredTime, interval: TieredDuration) -> TieredTime:
+    """`TieredTime + TieredDuration` (`_tiers_add`), one object made."""
     out = _new(TieredTime)
-    _assign(out, "tiers", new)
+    _assign(out, "tiers", _tiers_add(self.tiers, interval))
     return out
 
 
@@ -113,13 +115,7 @@ def _triggered_time(self: Progress, trigger_spec) -> TieredTime | None:
     reaches) the spec's target, else None; the sum is compared as a tier tuple (as
     `_time_add` makes it) and a `TieredTime` is made only when the wait is over."""
     target, shift, needs_to_pass = trigger_spec
-    tiers = self.time.tiers
-    assert len(tiers) == shift.pre_length
-    cut, other = shift.cutoff, shift.tiers
-    if cut == 1:
-        at = (tiers[0] + other[0], *other[1:])
-    else:
-        at = tuple(map(add, tiers, other[:cut])) + other[cut:]
+    at = _tiers_add(self.time.tiers, shift)
     aim = target.tiers
     assert len(at) == len(aim)
     if at > aim if needs_to_pass else at >= aim:
@@ -158,13 +154,8 @@ def _advance_progress(sim, world) -> None:
         steps = pre_sim.next_steps
         if steps:
             tiers = steps[0].tiers
-            for d in distance.durations:  # `_time_add(steps[0], d).tiers`
-                assert len(tiers) == d.pre_length
-                cut, other = d.cutoff, d.tiers
-                if cut == 1:
-                    t = (tiers[0] + other[0], *other[1:])
-                else:
-                    t = tuple(map(add, tiers, other[:cut])) + other[cut:]
+            for d in distance.durations:
+                t = _tiers_add(tiers, d)
                 if t < best:
                     best, new = t, None
     if sim.next_steps and sim.next_steps[0].tiers < best:
