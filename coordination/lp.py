@@ -519,8 +519,7 @@ class MarketLP:
         (>= 0 at a lower bound, <= 0 at an upper bound, 0 in between), else None."""
         if status != highspy.HighsModelStatus.kOptimal:
             return None
-        # the three vectors read (getSolution would copy the row values too, and each
-        # attribute of its result is converted to a list when read)
+        # the vectors read, not getSolution (it copies all four, each read turns into a list)
         h = self.highs
         val = np.asarray(h.allVariableValues(), dtype=float)
         rc = np.asarray(h.allVariableDuals(), dtype=float)
