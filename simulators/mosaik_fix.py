@@ -176,21 +176,17 @@ _PRUNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _prune_dataflow_cache(world) -> None:
-    """`scheduler.prune_dataflow_cache` (called after every simulator step): drop cached
-    outputs older than the earliest last step of all simulators. Skipped while that time has
-    not moved since the world's last pruning: every output cached since is at or after its
-    simulator's last step, so nothing older than it is left to drop (the stock function
-    would rebuild the same dicts)."""
+    """`scheduler.prune_dataflow_cache` (called after every simulator step): the stock
+    function, which drops cached outputs older than the earliest last step of all
+    simulators, run only when that time has moved since the world's last pruning: every
+    output cached since is at or after its simulator's last step, so nothing older than it
+    is left to drop (the stock function would rebuild the same dicts)."""
     if not world.use_cache:
         return
-    sims = world._get_sim_runners().values()
-    min_cache_time = min(s.last_step.time for s in sims)
+    min_cache_time = min(s.last_step.time for s in world._get_sim_runners().values())
     if _PRUNED.get(world) == min_cache_time:
         return
-    for sim in sims:
-        if sim.outputs:
-            sim.outputs = {time: cache for time, cache in sim.outputs.items()
-                           if time >= min_cache_time}
+    ORIGINAL["prune_dataflow_cache"][1](world)
     _PRUNED[world] = min_cache_time
 
 
